@@ -16,3 +16,10 @@
 
 pub mod codec;
 pub mod primitives;
+
+/// Length of every end-to-end message the relay carries (a ratchet message or a
+/// handshake accept message): the body of one `SEND`. Every message is exactly this
+/// long, so the relay and the network learn nothing from sizes. Chosen so that a
+/// `SEND` carrying it, and the re-encrypted `MSG` delivering it, each fit one
+/// 4096-byte wire block with the relay protocol's overhead (at most 192 bytes).
+pub const ENVELOPE_LEN: usize = 3904;

@@ -498,16 +498,37 @@ pub fn xchacha_open(
 // ---------------------------------------------------------------------------
 // Hashes and KDFs
 
-/// HKDF-SHA256 (RFC 5869): extract with `salt` (empty means the RFC's all-zero salt),
-/// expand with the concatenation of `info` parts into `out`. `out` must be at most
-/// 255 × 32 bytes; every caller uses a fixed, much shorter length.
-pub fn hkdf_sha256(salt: &[u8], ikm: &[u8], info: &[&[u8]], out: &mut [u8]) {
+/// Largest HKDF-SHA256 output, 255 × 32 bytes (RFC 5869 §2.3).
+pub const HKDF_SHA256_MAX_LEN: usize = 255 * SHA256_LEN;
+
+/// HKDF-SHA256 (RFC 5869) into a fixed-size, zeroize-on-drop array: extract with
+/// `salt` (empty means the RFC's all-zero salt), expand with the concatenation of
+/// the `info` parts. `N` is checked against [`HKDF_SHA256_MAX_LEN`] at compile time.
+pub fn hkdf_sha256<const N: usize>(salt: &[u8], ikm: &[u8], info: &[&[u8]]) -> Zeroizing<[u8; N]> {
+    const { assert!(N <= HKDF_SHA256_MAX_LEN) };
+    let mut out = Zeroizing::new([0u8; N]);
+    // Cannot fail: the length was checked above.
+    let _ = hkdf_sha256_into(salt, ikm, info, out.as_mut());
+    out
+}
+
+/// HKDF-SHA256 (RFC 5869) into a caller-sized buffer; refuses more than
+/// [`HKDF_SHA256_MAX_LEN`] bytes (the buffer is then zeroed).
+pub fn hkdf_sha256_into(
+    salt: &[u8],
+    ikm: &[u8],
+    info: &[&[u8]],
+    out: &mut [u8],
+) -> Result<(), PrimitiveError> {
     let salt = if salt.is_empty() { None } else { Some(salt) };
     let hk = hkdf::Hkdf::<Sha256>::new(salt, ikm);
-    // Fails only for an output longer than 8160 bytes, which no caller asks for.
-    if hk.expand_multi_info(info, out).is_err() {
+    hk.expand_multi_info(info, out).map_err(|_| {
         out.zeroize();
-    }
+        PrimitiveError::Length {
+            expected: HKDF_SHA256_MAX_LEN,
+            actual: out.len(),
+        }
+    })
 }
 
 /// HMAC-SHA256 over the concatenation of `parts`.
