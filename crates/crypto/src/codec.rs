@@ -264,7 +264,10 @@ mod tests {
         let mut r = Reader::new(&[1, 0, 2, 3]);
         assert_eq!(r.u8().unwrap(), 1);
         assert_eq!(r.u16().unwrap(), 2);
-        assert_eq!(r.clone().finish(), Err(DecodeError::TrailingBytes { count: 1 }));
+        assert_eq!(
+            r.clone().finish(),
+            Err(DecodeError::TrailingBytes { count: 1 })
+        );
         assert_eq!(r.u32(), Err(DecodeError::Truncated { needed: 3 }));
     }
 

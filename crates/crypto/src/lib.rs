@@ -23,3 +23,16 @@ pub mod primitives;
 /// `SEND` carrying it, and the re-encrypted `MSG` delivering it, each fit one
 /// 4096-byte wire block with the relay protocol's overhead (at most 192 bytes).
 pub const ENVELOPE_LEN: usize = 3904;
+
+pub mod handshake;
+pub mod identity;
+pub mod invitation;
+pub mod padding;
+pub mod ratchet;
+pub mod safety_number;
+
+pub use handshake::{Accepted, Completed, Rejected, accept};
+pub use identity::{Identity, IdentityPublic};
+pub use invitation::{Invitation, PendingInvitation};
+pub use ratchet::RatchetState;
+pub use safety_number::SafetyNumber;

@@ -15,8 +15,8 @@
 use chacha20poly1305::aead::{Aead, KeyInit as _, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
 use hmac::{Hmac, Mac};
-use ml_kem::kem::{Decapsulate, KeyExport};
 use ml_kem::MlKem768;
+use ml_kem::kem::{Decapsulate, KeyExport};
 use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -364,7 +364,8 @@ impl KemPublic {
     pub fn from_slice(bytes: &[u8]) -> Result<Self, PrimitiveError> {
         let array: [u8; MLKEM768_PUBLIC_LEN] = array_from_slice(bytes)?;
         let key = ml_kem::Key::<ml_kem::EncapsulationKey<MlKem768>>::from(array);
-        ml_kem::EncapsulationKey::<MlKem768>::new(&key).map_err(|_| PrimitiveError::InvalidKemKey)?;
+        ml_kem::EncapsulationKey::<MlKem768>::new(&key)
+            .map_err(|_| PrimitiveError::InvalidKemKey)?;
         Ok(Self(Box::new(array)))
     }
 
@@ -449,7 +450,13 @@ pub fn chacha_seal(
     let cipher = ChaCha20Poly1305::new(&(*key.as_bytes()).into());
     // Encryption only fails for inputs beyond 256 GiB, which no caller can build.
     cipher
-        .encrypt(&(*nonce).into(), Payload { msg: plaintext, aad })
+        .encrypt(
+            &(*nonce).into(),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .unwrap_or_default()
 }
 
@@ -462,7 +469,13 @@ pub fn chacha_open(
 ) -> Result<Zeroizing<Vec<u8>>, PrimitiveError> {
     let cipher = ChaCha20Poly1305::new(&(*key.as_bytes()).into());
     cipher
-        .decrypt(&(*nonce).into(), Payload { msg: ciphertext, aad })
+        .decrypt(
+            &(*nonce).into(),
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
         .map(Zeroizing::new)
         .map_err(|_| PrimitiveError::Aead)
 }
@@ -477,7 +490,13 @@ pub fn xchacha_seal(
 ) -> Vec<u8> {
     let cipher = XChaCha20Poly1305::new(&(*key.as_bytes()).into());
     cipher
-        .encrypt(&(*nonce).into(), Payload { msg: plaintext, aad })
+        .encrypt(
+            &(*nonce).into(),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .unwrap_or_default()
 }
 
@@ -490,7 +509,13 @@ pub fn xchacha_open(
 ) -> Result<Zeroizing<Vec<u8>>, PrimitiveError> {
     let cipher = XChaCha20Poly1305::new(&(*key.as_bytes()).into());
     cipher
-        .decrypt(&(*nonce).into(), Payload { msg: ciphertext, aad })
+        .decrypt(
+            &(*nonce).into(),
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
         .map(Zeroizing::new)
         .map_err(|_| PrimitiveError::Aead)
 }
