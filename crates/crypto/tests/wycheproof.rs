@@ -26,10 +26,10 @@
 use std::collections::BTreeMap;
 
 use passage_crypto::primitives::{
-    DhPublic, DhSecret, KemCiphertext, KemPublic, KemSecret, PrimitiveError, Secret32, Signature,
-    VerifyingKey, chacha_open, chacha_seal, hkdf_sha256, hkdf_sha256_into, hmac_sha256,
-    hmac_sha256_verify, xchacha_open, xchacha_seal, HKDF_SHA256_MAX_LEN, MLKEM768_CIPHERTEXT_LEN,
-    MLKEM768_PUBLIC_LEN, MLKEM768_SEED_LEN,
+    DhPublic, DhSecret, HKDF_SHA256_MAX_LEN, KemCiphertext, KemPublic, KemSecret,
+    MLKEM768_CIPHERTEXT_LEN, MLKEM768_PUBLIC_LEN, MLKEM768_SEED_LEN, PrimitiveError, Secret32,
+    Signature, VerifyingKey, chacha_open, chacha_seal, hkdf_sha256, hkdf_sha256_into, hmac_sha256,
+    hmac_sha256_verify, xchacha_open, xchacha_seal,
 };
 use serde::Deserialize;
 
@@ -172,7 +172,9 @@ fn wycheproof_x25519() {
                     tally.pass("valid: exact shared secret");
                 }
                 (Verdict::Valid, true) => {
-                    panic!("tcId {id}: a valid vector with an all-zero secret contradicts our policy")
+                    panic!(
+                        "tcId {id}: a valid vector with an all-zero secret contradicts our policy"
+                    )
                 }
                 (Verdict::Acceptable, true) => {
                     assert!(
@@ -188,8 +190,7 @@ fn wycheproof_x25519() {
                     tally.pass("acceptable, all-zero secret: refused as NonContributory (policy)");
                 }
                 (Verdict::Acceptable, false) => {
-                    let got =
-                        got.unwrap_or_else(|e| panic!("tcId {id}: acceptable refused: {e}"));
+                    let got = got.unwrap_or_else(|e| panic!("tcId {id}: acceptable refused: {e}"));
                     assert_eq!(got.as_bytes().as_slice(), expected, "tcId {id}");
                     tally.pass("acceptable, contributory: exact shared secret");
                 }
@@ -229,7 +230,8 @@ struct AeadTest {
 }
 
 type Seal<const N: usize> = fn(&Secret32, &[u8; N], &[u8], &[u8]) -> Vec<u8>;
-type Open<const N: usize> = fn(&Secret32, &[u8; N], &[u8], &[u8]) -> Result<Vec<u8>, PrimitiveError>;
+type Open<const N: usize> =
+    fn(&Secret32, &[u8; N], &[u8], &[u8]) -> Result<Vec<u8>, PrimitiveError>;
 
 fn run_aead<const N: usize>(
     file_name: &'static str,
@@ -251,7 +253,12 @@ fn run_aead<const N: usize>(
             assert_eq!(iv.len() * 8, group.iv_size, "tcId {id}");
             let Ok(nonce) = <[u8; N]>::try_from(iv.as_slice()) else {
                 // Our API takes `&[u8; N]`: a caller cannot hand it another length.
-                assert_eq!(t.result, Verdict::Invalid, "tcId {id}: valid nonce of {} bytes", iv.len());
+                assert_eq!(
+                    t.result,
+                    Verdict::Invalid,
+                    "tcId {id}: valid nonce of {} bytes",
+                    iv.len()
+                );
                 tally.pass("invalid: wrong nonce size, rejected by construction ([u8; N] nonce)");
                 continue;
             };
@@ -359,7 +366,10 @@ fn wycheproof_hkdf_sha256() {
                     tally.pass("valid: exact OKM via hkdf_sha256_into and hkdf_sha256::<N>");
                 }
                 Verdict::Invalid => {
-                    assert!(t.size > HKDF_SHA256_MAX_LEN, "tcId {id}: unexpected invalid case");
+                    assert!(
+                        t.size > HKDF_SHA256_MAX_LEN,
+                        "tcId {id}: unexpected invalid case"
+                    );
                     assert_eq!(
                         got,
                         Err(PrimitiveError::Length {
@@ -407,7 +417,11 @@ fn wycheproof_hmac_sha256() {
     let mut tally = Tally::new(FILE);
     for group in &file.test_groups {
         let tag_len = group.tag_size / 8;
-        assert!(tag_len == 32 || tag_len == 16, "tag size {}", group.tag_size);
+        assert!(
+            tag_len == 32 || tag_len == 16,
+            "tag size {}",
+            group.tag_size
+        );
         for t in &group.tests {
             tally.read();
             let id = t.tc_id;
@@ -435,7 +449,9 @@ fn wycheproof_hmac_sha256() {
                     assert_eq!(verified, Err(PrimitiveError::Aead), "tcId {id}: accepted");
                     tally.pass("invalid: modified tag refused by verify");
                 }
-                (Verdict::Acceptable, _) => panic!("tcId {id}: no acceptable HMAC vectors expected"),
+                (Verdict::Acceptable, _) => {
+                    panic!("tcId {id}: no acceptable HMAC vectors expected")
+                }
             }
         }
     }
@@ -481,7 +497,12 @@ fn wycheproof_ed25519() {
             let id = t.tc_id;
             let (msg, sig) = (h(&t.msg), h(&t.sig));
             let Ok(sig) = Signature::from_slice(&sig) else {
-                assert_eq!(t.result, Verdict::Invalid, "tcId {id}: valid signature of {} bytes", sig.len());
+                assert_eq!(
+                    t.result,
+                    Verdict::Invalid,
+                    "tcId {id}: valid signature of {} bytes",
+                    sig.len()
+                );
                 assert_eq!(
                     Signature::from_slice(&sig),
                     Err(PrimitiveError::Length {
@@ -495,11 +516,17 @@ fn wycheproof_ed25519() {
             let verified = key.verify(&msg, &sig);
             match t.result {
                 Verdict::Valid => {
-                    verified.unwrap_or_else(|e| panic!("tcId {id}: valid refused by verify_strict: {e}"));
+                    verified.unwrap_or_else(|e| {
+                        panic!("tcId {id}: valid refused by verify_strict: {e}")
+                    });
                     tally.pass("valid: verify (strict) accepts");
                 }
                 Verdict::Invalid => {
-                    assert_eq!(verified, Err(PrimitiveError::Signature), "tcId {id}: accepted");
+                    assert_eq!(
+                        verified,
+                        Err(PrimitiveError::Signature),
+                        "tcId {id}: accepted"
+                    );
                     tally.pass("invalid: verify (strict) refuses");
                 }
                 Verdict::Acceptable => panic!("tcId {id}: no acceptable Ed25519 vectors expected"),
@@ -547,7 +574,11 @@ fn wycheproof_mlkem768_keygen_seed() {
         for t in &group.tests {
             tally.read();
             let id = t.tc_id;
-            assert_eq!(t.result, Verdict::Valid, "tcId {id}: only valid keygen vectors expected");
+            assert_eq!(
+                t.result,
+                Verdict::Valid,
+                "tcId {id}: only valid keygen vectors expected"
+            );
             let seed: [u8; MLKEM768_SEED_LEN] = h(&t.seed).try_into().expect("64-byte seed");
             let (ek, dk) = (h(&t.ek), h(&t.dk));
             assert_eq!(dk.len(), MLKEM768_EXPANDED_DK_LEN, "tcId {id}");
@@ -556,7 +587,11 @@ fn wycheproof_mlkem768_keygen_seed() {
             // ek: byte for byte, and it parses as a valid encapsulation key.
             let public = ours.public_key();
             assert_eq!(public.as_bytes().as_slice(), ek, "tcId {id}: ek");
-            assert_eq!(KemPublic::from_slice(&ek).as_ref(), Ok(&public), "tcId {id}");
+            assert_eq!(
+                KemPublic::from_slice(&ek).as_ref(),
+                Ok(&public),
+                "tcId {id}"
+            );
             assert_eq!(*ours.to_seed(), seed, "tcId {id}: seed round trip");
 
             // dk: our API deliberately keeps only the seed and exposes no expanded key.
@@ -564,11 +599,19 @@ fn wycheproof_mlkem768_keygen_seed() {
             // seed we hold expands to exactly dk, and that dk taken from the file
             // decapsulates exactly like our KemSecret (a real and a forged ciphertext).
             let z_at = MLKEM768_DK_PKE_LEN + MLKEM768_PUBLIC_LEN + 32;
-            assert_eq!(&dk[MLKEM768_DK_PKE_LEN..MLKEM768_DK_PKE_LEN + MLKEM768_PUBLIC_LEN], ek);
+            assert_eq!(
+                &dk[MLKEM768_DK_PKE_LEN..MLKEM768_DK_PKE_LEN + MLKEM768_PUBLIC_LEN],
+                ek
+            );
             assert_eq!(&dk[z_at..], &seed[32..], "tcId {id}: z");
-            let expanded = ml_kem::DecapsulationKey::<MlKem768>::from_seed((*ours.to_seed()).into())
-                .to_expanded_bytes();
-            assert_eq!(expanded.as_slice(), dk, "tcId {id}: the seed we hold expands to dk");
+            let expanded =
+                ml_kem::DecapsulationKey::<MlKem768>::from_seed((*ours.to_seed()).into())
+                    .to_expanded_bytes();
+            assert_eq!(
+                expanded.as_slice(),
+                dk,
+                "tcId {id}: the seed we hold expands to dk"
+            );
             let reference = ml_kem::DecapsulationKey::<MlKem768>::from_expanded(
                 &dk.as_slice().try_into().expect("2400 bytes"),
             )
@@ -583,7 +626,8 @@ fn wycheproof_mlkem768_keygen_seed() {
                 assert_eq!(mine.as_bytes().as_slice(), theirs.as_slice(), "tcId {id}");
             }
             assert_eq!(ours.decapsulate(&ct), k, "tcId {id}: round trip");
-            tally.pass("valid: ek exact; dk equal (seed expands to dk; file dk decapsulates alike)");
+            tally
+                .pass("valid: ek exact; dk equal (seed expands to dk; file dk decapsulates alike)");
         }
     }
     tally.finish(file.number_of_tests);
@@ -617,7 +661,8 @@ fn wycheproof_mlkem768_encaps() {
             let parsed = KemPublic::from_slice(&ek);
             match t.result {
                 Verdict::Valid => {
-                    let public = parsed.unwrap_or_else(|e| panic!("tcId {id}: valid ek refused: {e}"));
+                    let public =
+                        parsed.unwrap_or_else(|e| panic!("tcId {id}: valid ek refused: {e}"));
                     let (c, k) = public.encapsulate_with_randomness(&m).unwrap();
                     assert_eq!(c.as_bytes().as_slice(), h(&t.c), "tcId {id}: c");
                     assert_eq!(k.as_bytes().as_slice(), h(&t.k), "tcId {id}: K");
@@ -632,11 +677,15 @@ fn wycheproof_mlkem768_encaps() {
                         }),
                         "tcId {id}"
                     );
-                    tally.pass("invalid: wrong ek length, refused by KemPublic::from_slice (Length)");
+                    tally.pass(
+                        "invalid: wrong ek length, refused by KemPublic::from_slice (Length)",
+                    );
                 }
                 Verdict::Invalid => {
                     assert_eq!(parsed, Err(PrimitiveError::InvalidKemKey), "tcId {id}");
-                    tally.pass("invalid: unreduced ek coefficient, refused by KemPublic::from_slice");
+                    tally.pass(
+                        "invalid: unreduced ek coefficient, refused by KemPublic::from_slice",
+                    );
                 }
                 Verdict::Acceptable => panic!("tcId {id}: no acceptable encaps vectors expected"),
             }
@@ -677,13 +726,22 @@ fn wycheproof_mlkem768_decaps() {
             let (seed, c) = (h(&t.seed), h(&t.c));
             let Ok(seed) = <[u8; MLKEM768_SEED_LEN]>::try_from(seed.as_slice()) else {
                 // KemSecret::from_seed takes [u8; 64]: no other length can be expressed.
-                assert_eq!(t.result, Verdict::Invalid, "tcId {id}: valid seed of {} bytes", seed.len());
+                assert_eq!(
+                    t.result,
+                    Verdict::Invalid,
+                    "tcId {id}: valid seed of {} bytes",
+                    seed.len()
+                );
                 tally.pass("invalid: wrong seed length, rejected by construction ([u8; 64] seed)");
                 continue;
             };
             let secret = KemSecret::from_seed(seed);
             if let Some(ek) = &t.ek {
-                assert_eq!(secret.public_key().as_bytes().as_slice(), h(ek), "tcId {id}: ek");
+                assert_eq!(
+                    secret.public_key().as_bytes().as_slice(),
+                    h(ek),
+                    "tcId {id}: ek"
+                );
             }
             let ct = KemCiphertext::from_slice(&c);
             match t.result {
@@ -708,7 +766,9 @@ fn wycheproof_mlkem768_decaps() {
                         "tcId {id}: {}",
                         t.comment
                     );
-                    tally.pass("invalid: wrong ciphertext length, refused by KemCiphertext::from_slice");
+                    tally.pass(
+                        "invalid: wrong ciphertext length, refused by KemCiphertext::from_slice",
+                    );
                 }
                 Verdict::Acceptable => panic!("tcId {id}: no acceptable decaps vectors expected"),
             }
