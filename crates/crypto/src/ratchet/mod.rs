@@ -90,8 +90,9 @@ pub enum DecryptError {
     /// corrupted, from a chain long gone, or a replay of a message already consumed.
     #[error("message cannot be decrypted in this session")]
     Undecryptable,
-    /// The header is authentic but the message number was already received.
-    #[error("message was already received (replay or duplicate)")]
+    /// The header is authentic but the message number was already received (or it
+    /// was skipped over so long ago that its key expired).
+    #[error("message was already received, or is too old (replay, duplicate or expired)")]
     AlreadyReceived,
     /// The message is more than [`MAX_SKIP`] messages ahead of the last one received.
     #[error("message is too far ahead ({skip} skipped messages, at most {max})")]
