@@ -252,7 +252,7 @@ fn skipped_keys_expire() {
     let past = NOW + MAX_SKIPPED_KEY_AGE + 1;
     assert_eq!(
         acceptor.decrypt(&late, past, &mut rng).unwrap_err(),
-        DecryptError::Undecryptable
+        DecryptError::AlreadyReceived
     );
     let m = send(&mut inviter, "next", &mut rng);
     assert_eq!(
