@@ -398,3 +398,30 @@ pub(crate) const ALL_LABELS: &[&[u8]] = &[
     crate::invitation::ID_LABEL,
     crate::safety_number::LABEL,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_distinct_and_prefix_free() {
+        for (i, a) in ALL_LABELS.iter().enumerate() {
+            for (j, b) in ALL_LABELS.iter().enumerate() {
+                if i != j {
+                    assert!(
+                        !b.starts_with(a),
+                        "{:?} / {:?}",
+                        String::from_utf8_lossy(a),
+                        String::from_utf8_lossy(b)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn accept_layout_fills_one_envelope() {
+        assert_eq!(ACCEPT_HEADER_LEN + FIRST_MESSAGE_LEN, ENVELOPE_LEN);
+        assert!(MAX_FIRST_PLAINTEXT_LEN >= 2048);
+    }
+}

@@ -11,7 +11,7 @@
 //! body = version u16 ‖ expires_at u64 ‖ queue (u16 length ‖ bytes)
 //!        ‖ identity dh (32) ‖ identity signing (32)
 //!        ‖ one-time dh (32) ‖ one-time ML-KEM-768 key (1184)
-//! signature = Ed25519(identity signing, "passage/1 invitation" ‖ body)
+//! signature = Ed25519(identity signing, "passage/1 invitation signature" ‖ body)
 //! ```
 //!
 //! Relay addresses are `passage://…`; an invitation is `passage:i1.…`, so one can
@@ -49,7 +49,7 @@ pub const MAX_LINK_LEN: usize = 4096;
 /// Length of an invitation id (a hash prefix used to match an accept to its invitation).
 pub const INVITATION_ID_LEN: usize = 16;
 
-pub(crate) const SIGNATURE_LABEL: &[u8] = b"passage/1 invitation";
+pub(crate) const SIGNATURE_LABEL: &[u8] = b"passage/1 invitation signature";
 pub(crate) const ID_LABEL: &[u8] = b"passage/1 invitation id";
 
 /// Why an invitation could not be made, read or used.
