@@ -1,0 +1,252 @@
+//! The relay's TLS identity and the pin clients check it against.
+//!
+//! A relay has one long-lived Ed25519 key and a self-signed certificate for
+//! it. Clients trust no CA: the relay address carries the [`Pin`], the
+//! SHA-256 of the certificate's DER SubjectPublicKeyInfo, and the client
+//! accepts exactly the certificate whose key hashes to it.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::ParsedCertificate;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+use zeroize::Zeroizing;
+
+use crate::error::{IdentityError, ParseError};
+
+/// Length of a pin in bytes (SHA-256).
+pub const PIN_LEN: usize = 32;
+
+/// Length of a pin written as unpadded base64url, as in relay addresses.
+pub const PIN_BASE64_LEN: usize = 43;
+
+/// SHA-256 of a relay certificate's DER SubjectPublicKeyInfo.
+///
+/// Hashing the key rather than the certificate lets the relay re-issue its
+/// certificate (new validity, new encoding) without changing its address.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Pin([u8; PIN_LEN]);
+
+impl Pin {
+    /// Wraps 32 bytes.
+    pub fn from_bytes(bytes: [u8; PIN_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// The 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; PIN_LEN] {
+        &self.0
+    }
+
+    /// The pin of a DER SubjectPublicKeyInfo.
+    pub fn of_spki(spki_der: &[u8]) -> Self {
+        Self(Sha256::digest(spki_der).into())
+    }
+
+    /// The pin of a DER X.509 certificate (hash of its SubjectPublicKeyInfo).
+    pub fn of_certificate(cert_der: &[u8]) -> Result<Self, IdentityError> {
+        let cert = CertificateDer::from(cert_der);
+        let parsed =
+            ParsedCertificate::try_from(&cert).map_err(|_| IdentityError::BadCertificate)?;
+        Ok(Self::of_spki(parsed.subject_public_key_info().as_ref()))
+    }
+
+    /// Parses 43 characters of unpadded base64url.
+    pub fn from_base64url(text: &str) -> Result<Self, ParseError> {
+        if text.len() != PIN_BASE64_LEN {
+            return Err(ParseError::BadPin);
+        }
+        let mut out = [0u8; PIN_LEN];
+        match URL_SAFE_NO_PAD.decode_slice(text, &mut out) {
+            Ok(PIN_LEN) => Ok(Self(out)),
+            _ => Err(ParseError::BadPin),
+        }
+    }
+
+    /// The pin as 43 characters of unpadded base64url.
+    pub fn to_base64url(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    /// Constant-time comparison.
+    pub fn ct_eq(&self, other: &Pin) -> bool {
+        self.0[..].ct_eq(&other.0[..]).into()
+    }
+}
+
+impl std::fmt::Debug for Pin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A pin is public (it is in the relay address) but identifies a relay:
+        // keep it out of debug logs.
+        f.write_str("Pin(..)")
+    }
+}
+
+/// The relay's long-lived TLS identity: an Ed25519 key pair and a
+/// self-signed certificate for it.
+///
+/// Created once with [`generate`](Self::generate); persisted by the caller
+/// with [`to_pkcs8_der`](Self::to_pkcs8_der) (and, optionally,
+/// [`certificate_der`](Self::certificate_der)); loaded with
+/// [`from_pkcs8_der`](Self::from_pkcs8_der) or [`from_parts`](Self::from_parts).
+pub struct RelayIdentity {
+    key_pkcs8: Zeroizing<Vec<u8>>,
+    cert_der: CertificateDer<'static>,
+    pin: Pin,
+}
+
+impl RelayIdentity {
+    /// Generates a new key and its certificate.
+    pub fn generate() -> Result<Self, IdentityError> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)
+            .map_err(|_| IdentityError::Generate)?;
+        Self::with_key(&key)
+    }
+
+    /// Loads a key saved by [`to_pkcs8_der`](Self::to_pkcs8_der) and issues
+    /// the certificate again. The pin depends on the key only, so the
+    /// relay's address does not change (for Ed25519 the certificate comes out
+    /// byte for byte the same).
+    pub fn from_pkcs8_der(key_pkcs8: &[u8]) -> Result<Self, IdentityError> {
+        let key = load_key(key_pkcs8)?;
+        Self::with_key(&key)
+    }
+
+    /// Loads a key and a certificate saved together; fails with
+    /// [`IdentityError::KeyMismatch`] if the certificate is for another key.
+    pub fn from_parts(key_pkcs8: &[u8], cert_der: &[u8]) -> Result<Self, IdentityError> {
+        let key = load_key(key_pkcs8)?;
+        let pin = Pin::of_certificate(cert_der)?;
+        if !pin.ct_eq(&Pin::of_spki(
+            &rcgen::PublicKeyData::subject_public_key_info(&key),
+        )) {
+            return Err(IdentityError::KeyMismatch);
+        }
+        Ok(Self {
+            key_pkcs8: Zeroizing::new(key.serialize_der()),
+            cert_der: CertificateDer::from(cert_der.to_vec()),
+            pin,
+        })
+    }
+
+    /// The private key as PKCS#8 DER, to persist. Secret: store it encrypted
+    /// or with owner-only permissions.
+    pub fn to_pkcs8_der(&self) -> Zeroizing<Vec<u8>> {
+        self.key_pkcs8.clone()
+    }
+
+    /// The self-signed certificate, DER.
+    pub fn certificate_der(&self) -> &[u8] {
+        self.cert_der.as_ref()
+    }
+
+    /// The pin clients check: SHA-256 of the certificate's SubjectPublicKeyInfo.
+    pub fn pin(&self) -> Pin {
+        self.pin
+    }
+
+    /// The certificate chain for rustls.
+    pub(crate) fn cert_chain(&self) -> Vec<CertificateDer<'static>> {
+        vec![self.cert_der.clone()]
+    }
+
+    /// The private key for rustls.
+    pub(crate) fn private_key(&self) -> PrivateKeyDer<'static> {
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_pkcs8.to_vec()))
+    }
+
+    fn with_key(key: &rcgen::KeyPair) -> Result<Self, IdentityError> {
+        let mut params = rcgen::CertificateParams::default();
+        // No names: clients never check them and any SNI is accepted. An
+        // empty subject also avoids a recognisable fixed string in the
+        // certificate an active prober would receive.
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        let cert = params
+            .self_signed(key)
+            .map_err(|_| IdentityError::Generate)?;
+        let cert_der = cert.der().clone();
+        let pin = Pin::of_certificate(cert_der.as_ref())?;
+        Ok(Self {
+            key_pkcs8: Zeroizing::new(key.serialize_der()),
+            cert_der,
+            pin,
+        })
+    }
+}
+
+impl std::fmt::Debug for RelayIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RelayIdentity(..)")
+    }
+}
+
+fn load_key(key_pkcs8: &[u8]) -> Result<rcgen::KeyPair, IdentityError> {
+    let der = PrivatePkcs8KeyDer::from(key_pkcs8);
+    rcgen::KeyPair::try_from(&der).map_err(|_| IdentityError::BadKey)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pin_is_stable_across_save_and_load() {
+        let id = RelayIdentity::generate().unwrap();
+        let key = id.to_pkcs8_der();
+        let again = RelayIdentity::from_pkcs8_der(&key).unwrap();
+        assert_eq!(again.pin(), id.pin());
+        assert_eq!(again.certificate_der(), id.certificate_der());
+        let parts = RelayIdentity::from_parts(&key, id.certificate_der()).unwrap();
+        assert_eq!(parts.pin(), id.pin());
+    }
+
+    #[test]
+    fn from_parts_rejects_a_foreign_certificate() {
+        let a = RelayIdentity::generate().unwrap();
+        let b = RelayIdentity::generate().unwrap();
+        assert_ne!(a.pin(), b.pin());
+        let err = RelayIdentity::from_parts(&a.to_pkcs8_der(), b.certificate_der());
+        assert!(matches!(err, Err(IdentityError::KeyMismatch)));
+    }
+
+    #[test]
+    fn bad_key_and_certificate_are_typed_errors() {
+        assert!(matches!(
+            RelayIdentity::from_pkcs8_der(&[0u8; 48]),
+            Err(IdentityError::BadKey)
+        ));
+        assert!(matches!(
+            Pin::of_certificate(&[0x30, 0x03, 0x02, 0x01, 0x01]),
+            Err(IdentityError::BadCertificate)
+        ));
+    }
+
+    #[test]
+    fn pin_is_sha256_of_the_spki() {
+        let id = RelayIdentity::generate().unwrap();
+        let key = load_key(&id.to_pkcs8_der()).unwrap();
+        let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
+        assert_eq!(id.pin(), Pin::of_spki(&spki));
+        let digest: [u8; 32] = Sha256::digest(&spki).into();
+        assert_eq!(id.pin().as_bytes(), &digest);
+    }
+
+    #[test]
+    fn pin_base64url_round_trip_and_bounds() {
+        let pin = Pin::from_bytes([0xfb; PIN_LEN]);
+        let text = pin.to_base64url();
+        assert_eq!(text.len(), PIN_BASE64_LEN);
+        assert!(!text.contains('=') && !text.contains('+') && !text.contains('/'));
+        assert_eq!(Pin::from_base64url(&text), Ok(pin));
+        assert_eq!(Pin::from_base64url(&text[1..]), Err(ParseError::BadPin));
+        assert_eq!(
+            Pin::from_base64url(&format!("{text}A")),
+            Err(ParseError::BadPin)
+        );
+        let mut bad = text.clone();
+        bad.replace_range(0..1, "+");
+        assert_eq!(Pin::from_base64url(&bad), Err(ParseError::BadPin));
+        assert_eq!(format!("{pin:?}"), "Pin(..)");
+    }
+}

@@ -1,0 +1,358 @@
+//! [`BlockStream`]: the same block API over QUIC and over TLS/TCP.
+//!
+//! A stream carries a sequence of whole [`Block`]s in each direction. Over
+//! TCP it is the TLS byte stream; over QUIC it is the one bidirectional
+//! stream of the connection. Either way the bytes are exactly the blocks,
+//! back to back (QUIC adds a one-byte preamble when the client opens the
+//! stream, see [`crate::quic`]).
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsStream;
+
+use crate::block::{self, BLOCK_LEN, Block};
+use crate::error::TransportError;
+use crate::tls::CHANNEL_BINDING_LEN;
+
+/// How long [`BlockSender::finish`] waits, at most, for the peer to
+/// acknowledge the last QUIC stream data before giving up. Bounded so that a
+/// vanished peer cannot hold a closing task.
+pub const QUIC_FINISH_LINGER: Duration = Duration::from_secs(3);
+
+/// Which transport carries a [`BlockStream`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransportKind {
+    /// QUIC over UDP.
+    Quic,
+    /// TLS 1.3 over TCP (directly or through a SOCKS5 proxy).
+    Tcp,
+}
+
+/// An established, authenticated connection that moves whole blocks.
+///
+/// Use [`send_block`](Self::send_block) and [`recv_block`](Self::recv_block)
+/// directly, or [`split`](Self::split) it to send and receive from two tasks.
+/// Close it with [`close`](Self::close) so the last blocks are delivered;
+/// dropping it aborts the connection.
+#[derive(Debug)]
+pub struct BlockStream {
+    sender: BlockSender,
+    receiver: BlockReceiver,
+}
+
+/// The sending half of a [`BlockStream`].
+pub struct BlockSender {
+    half: SendHalf,
+    channel_binding: [u8; CHANNEL_BINDING_LEN],
+}
+
+/// The receiving half of a [`BlockStream`].
+pub struct BlockReceiver {
+    half: RecvHalf,
+    /// Partial block read so far; kept across calls so that
+    /// [`recv_block`](Self::recv_block) is cancel-safe.
+    buf: Box<[u8; BLOCK_LEN]>,
+    filled: usize,
+    /// TCP only: the most time allowed between two reads that bring bytes.
+    tcp_idle_timeout: Option<Duration>,
+    channel_binding: [u8; CHANNEL_BINDING_LEN],
+}
+
+type Tls = TlsStream<TcpStream>;
+
+enum SendHalf {
+    Tcp(WriteHalf<Tls>),
+    Quic(QuicSend),
+}
+
+enum RecvHalf {
+    Tcp(ReadHalf<Tls>),
+    Quic(QuicRecv),
+}
+
+struct QuicSend {
+    stream: quinn::SendStream,
+    conn: quinn::Connection,
+    /// The client's own endpoint, kept alive as long as the stream.
+    _endpoint: Option<quinn::Endpoint>,
+}
+
+struct QuicRecv {
+    stream: quinn::RecvStream,
+    _conn: quinn::Connection,
+    _endpoint: Option<quinn::Endpoint>,
+}
+
+impl BlockStream {
+    /// Sends one block. Not cancel-safe: if the future is dropped half way,
+    /// part of a block may have been written and the stream must be dropped.
+    pub async fn send_block(&mut self, block: &Block) -> Result<(), TransportError> {
+        self.sender.send_block(block).await
+    }
+
+    /// Receives the next block; `Ok(None)` when the peer closed cleanly at a
+    /// block boundary. Cancel-safe: a partly received block is kept for the
+    /// next call, so this can sit in a `tokio::select!`.
+    pub async fn recv_block(&mut self) -> Result<Option<Block>, TransportError> {
+        self.receiver.recv_block().await
+    }
+
+    /// RFC 9266 `tls-exporter` channel binding of this connection: equal on
+    /// both ends, different for every connection. Authenticators that cover
+    /// it cannot be replayed on another connection.
+    pub fn channel_binding(&self) -> [u8; CHANNEL_BINDING_LEN] {
+        self.sender.channel_binding
+    }
+
+    /// Which transport carries this stream.
+    pub fn transport(&self) -> TransportKind {
+        self.sender.transport()
+    }
+
+    /// Splits into halves that can be used from different tasks.
+    pub fn split(self) -> (BlockSender, BlockReceiver) {
+        (self.sender, self.receiver)
+    }
+
+    /// Closes gracefully: ends the sending direction (the peer reads
+    /// `Ok(None)` after the last block) and waits, bounded, for delivery.
+    pub async fn close(self) -> Result<(), TransportError> {
+        let Self {
+            mut sender,
+            receiver,
+        } = self;
+        let result = sender.finish().await;
+        if let SendHalf::Quic(quic) = &sender.half {
+            quic.conn.close(0u32.into(), b"");
+        }
+        drop(receiver);
+        result
+    }
+
+    pub(crate) fn new_tcp(
+        tls: Tls,
+        channel_binding: [u8; CHANNEL_BINDING_LEN],
+        tcp_idle_timeout: Option<Duration>,
+    ) -> Self {
+        let (read, write) = tokio::io::split(tls);
+        Self {
+            sender: BlockSender {
+                half: SendHalf::Tcp(write),
+                channel_binding,
+            },
+            receiver: BlockReceiver::new(RecvHalf::Tcp(read), channel_binding, tcp_idle_timeout),
+        }
+    }
+
+    pub(crate) fn new_quic(
+        conn: quinn::Connection,
+        send: quinn::SendStream,
+        recv: quinn::RecvStream,
+        endpoint: Option<quinn::Endpoint>,
+        channel_binding: [u8; CHANNEL_BINDING_LEN],
+    ) -> Self {
+        Self {
+            sender: BlockSender {
+                half: SendHalf::Quic(QuicSend {
+                    stream: send,
+                    conn: conn.clone(),
+                    _endpoint: endpoint.clone(),
+                }),
+                channel_binding,
+            },
+            receiver: BlockReceiver::new(
+                RecvHalf::Quic(QuicRecv {
+                    stream: recv,
+                    _conn: conn,
+                    _endpoint: endpoint,
+                }),
+                channel_binding,
+                None,
+            ),
+        }
+    }
+}
+
+impl BlockSender {
+    /// Sends one block. Not cancel-safe (see [`BlockStream::send_block`]).
+    pub async fn send_block(&mut self, block: &Block) -> Result<(), TransportError> {
+        let bytes = block::as_bytes(block);
+        match &mut self.half {
+            SendHalf::Tcp(w) => {
+                w.write_all(bytes).await.map_err(tcp_error)?;
+                w.flush().await.map_err(tcp_error)
+            }
+            SendHalf::Quic(q) => q.stream.write_all(bytes).await.map_err(quic_write_error),
+        }
+    }
+
+    /// Ends the sending direction: TLS close_notify and TCP FIN, or the QUIC
+    /// stream's FIN. Over QUIC, waits up to [`QUIC_FINISH_LINGER`] for the
+    /// peer to acknowledge everything sent.
+    pub async fn finish(&mut self) -> Result<(), TransportError> {
+        match &mut self.half {
+            SendHalf::Tcp(w) => w.shutdown().await.map_err(tcp_error),
+            SendHalf::Quic(q) => {
+                q.stream.finish().map_err(|_| TransportError::Closed)?;
+                match tokio::time::timeout(QUIC_FINISH_LINGER, q.stream.stopped()).await {
+                    Ok(Ok(None)) => Ok(()),
+                    // The peer stopped reading: what we sent may be lost.
+                    Ok(Ok(Some(_))) => Err(TransportError::ClosedByPeer),
+                    Ok(Err(_)) => Err(TransportError::ConnectionLost),
+                    // No acknowledgement in time: the peer is probably gone.
+                    Err(_) => Err(TransportError::ConnectionLost),
+                }
+            }
+        }
+    }
+
+    /// See [`BlockStream::channel_binding`].
+    pub fn channel_binding(&self) -> [u8; CHANNEL_BINDING_LEN] {
+        self.channel_binding
+    }
+
+    /// Which transport carries this stream.
+    pub fn transport(&self) -> TransportKind {
+        match self.half {
+            SendHalf::Tcp(_) => TransportKind::Tcp,
+            SendHalf::Quic(_) => TransportKind::Quic,
+        }
+    }
+}
+
+impl BlockReceiver {
+    fn new(
+        half: RecvHalf,
+        channel_binding: [u8; CHANNEL_BINDING_LEN],
+        tcp_idle_timeout: Option<Duration>,
+    ) -> Self {
+        Self {
+            half,
+            buf: Box::new([0u8; BLOCK_LEN]),
+            filled: 0,
+            tcp_idle_timeout,
+            channel_binding,
+        }
+    }
+
+    /// Receives the next block; `Ok(None)` on a clean close at a block
+    /// boundary. Cancel-safe (see [`BlockStream::recv_block`]).
+    pub async fn recv_block(&mut self) -> Result<Option<Block>, TransportError> {
+        while self.filled < BLOCK_LEN {
+            let Some(rest) = self.buf.get_mut(self.filled..) else {
+                return Err(TransportError::Truncated);
+            };
+            let read = match &mut self.half {
+                RecvHalf::Tcp(r) => read_tcp(r, rest, self.tcp_idle_timeout).await?,
+                RecvHalf::Quic(q) => read_quic(&mut q.stream, rest).await?,
+            };
+            match read {
+                Some(n) if n > 0 => self.filled = self.filled.saturating_add(n).min(BLOCK_LEN),
+                // End of stream.
+                _ if self.filled == 0 => return Ok(None),
+                _ => return Err(TransportError::Truncated),
+            }
+        }
+        self.filled = 0;
+        Ok(Some(block::from_bytes(*self.buf)))
+    }
+
+    /// See [`BlockStream::channel_binding`].
+    pub fn channel_binding(&self) -> [u8; CHANNEL_BINDING_LEN] {
+        self.channel_binding
+    }
+}
+
+/// One TCP read: `Some(n)` bytes, or `None` at end of stream.
+async fn read_tcp(
+    r: &mut ReadHalf<Tls>,
+    buf: &mut [u8],
+    idle: Option<Duration>,
+) -> Result<Option<usize>, TransportError> {
+    let n = match idle {
+        Some(limit) => tokio::time::timeout(limit, r.read(buf))
+            .await
+            .map_err(|_| TransportError::IdleTimeout)?,
+        None => r.read(buf).await,
+    }
+    .map_err(tcp_error)?;
+    Ok((n > 0).then_some(n))
+}
+
+/// One QUIC read: `Some(n)` bytes, or `None` at end of stream (FIN, or the
+/// peer closing the connection with code 0).
+async fn read_quic(
+    stream: &mut quinn::RecvStream,
+    buf: &mut [u8],
+) -> Result<Option<usize>, TransportError> {
+    match stream.read(buf).await {
+        Ok(read) => Ok(read),
+        Err(quinn::ReadError::ConnectionLost(e)) => match conn_error(e) {
+            None => Ok(None),
+            Some(e) => Err(e),
+        },
+        Err(quinn::ReadError::ClosedStream) => Err(TransportError::Closed),
+        Err(_) => Err(TransportError::ConnectionLost),
+    }
+}
+
+fn quic_write_error(e: quinn::WriteError) -> TransportError {
+    match e {
+        quinn::WriteError::Stopped(_) => TransportError::ClosedByPeer,
+        quinn::WriteError::ConnectionLost(e) => {
+            conn_error(e).unwrap_or(TransportError::ClosedByPeer)
+        }
+        quinn::WriteError::ClosedStream => TransportError::Closed,
+        _ => TransportError::ConnectionLost,
+    }
+}
+
+/// Maps a QUIC connection error on an established connection; `None` means
+/// the peer closed deliberately and cleanly (application code 0).
+pub(crate) fn conn_error(e: quinn::ConnectionError) -> Option<TransportError> {
+    match e {
+        quinn::ConnectionError::ApplicationClosed(c) if c.error_code == 0u32.into() => None,
+        quinn::ConnectionError::ApplicationClosed(_)
+        | quinn::ConnectionError::ConnectionClosed(_) => Some(TransportError::ClosedByPeer),
+        quinn::ConnectionError::TimedOut => Some(TransportError::IdleTimeout),
+        quinn::ConnectionError::LocallyClosed => Some(TransportError::Closed),
+        _ => Some(TransportError::ConnectionLost),
+    }
+}
+
+/// Maps an I/O error on an established TLS/TCP connection. A TCP end
+/// without TLS close_notify is a loss, not a clean close: it can be forged
+/// by anyone on the path.
+fn tcp_error(e: std::io::Error) -> TransportError {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof
+        | std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::ConnectionAborted
+        | std::io::ErrorKind::BrokenPipe => TransportError::ConnectionLost,
+        _ => TransportError::Io(e),
+    }
+}
+
+impl std::fmt::Debug for BlockSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockSender")
+            .field("transport", &self.transport())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for BlockReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let transport = match self.half {
+            RecvHalf::Tcp(_) => TransportKind::Tcp,
+            RecvHalf::Quic(_) => TransportKind::Quic,
+        };
+        f.debug_struct("BlockReceiver")
+            .field("transport", &transport)
+            .field("buffered", &self.filled)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,104 @@
+//! TLS 1.3 over TCP: the fallback when UDP is blocked, and the only
+//! transport through a SOCKS5 proxy.
+//!
+//! Callers bound every function here with the handshake timeout.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use crate::error::TransportError;
+use crate::identity::Pin;
+use crate::stream::BlockStream;
+use crate::tls::{self, ALPN, CHANNEL_BINDING_LABEL, CHANNEL_BINDING_LEN};
+
+/// Connects to the first of `addrs` that accepts, in order.
+pub(crate) async fn connect_direct(addrs: &[SocketAddr]) -> Result<TcpStream, TransportError> {
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.map_or(TransportError::NoAddress, TransportError::Connect))
+}
+
+/// Runs the client side of the TLS handshake on a connected TCP stream.
+pub(crate) async fn client_handshake(
+    tcp: TcpStream,
+    pin: Pin,
+    keep_alive: Option<Duration>,
+    idle_timeout: Option<Duration>,
+) -> Result<BlockStream, TransportError> {
+    configure_socket(&tcp, keep_alive);
+    let (config, mismatch) = tls::client_config(pin)?;
+    let connector = TlsConnector::from(Arc::new(config));
+    let name = ServerName::try_from(tls::PLACEHOLDER_SERVER_NAME).map_err(|_| {
+        TransportError::Config(rustls::Error::General(
+            "invalid placeholder server name".into(),
+        ))
+    })?;
+    let tls = match connector.connect(name, tcp).await {
+        Ok(tls) => tls,
+        Err(_) if mismatch.is_set() => return Err(TransportError::PinMismatch),
+        Err(e) => return Err(handshake_error(e)),
+    };
+    let (_, conn) = tls.get_ref();
+    if conn.alpn_protocol() != Some(ALPN) {
+        return Err(TransportError::AlpnMismatch);
+    }
+    let binding = conn
+        .export_keying_material([0u8; CHANNEL_BINDING_LEN], CHANNEL_BINDING_LABEL, Some(&[]))
+        .map_err(TransportError::Tls)?;
+    Ok(BlockStream::new_tcp(tls.into(), binding, idle_timeout))
+}
+
+/// Runs the server side of the TLS handshake on an accepted TCP stream.
+pub(crate) async fn server_handshake(
+    tcp: TcpStream,
+    acceptor: TlsAcceptor,
+    keep_alive: Option<Duration>,
+    idle_timeout: Option<Duration>,
+) -> Result<BlockStream, TransportError> {
+    configure_socket(&tcp, keep_alive);
+    let tls = acceptor.accept(tcp).await.map_err(handshake_error)?;
+    let (_, conn) = tls.get_ref();
+    // A client that offers no ALPN at all would otherwise get through.
+    if conn.alpn_protocol() != Some(ALPN) {
+        return Err(TransportError::AlpnMismatch);
+    }
+    let binding = conn
+        .export_keying_material([0u8; CHANNEL_BINDING_LEN], CHANNEL_BINDING_LABEL, Some(&[]))
+        .map_err(TransportError::Tls)?;
+    Ok(BlockStream::new_tcp(tls.into(), binding, idle_timeout))
+}
+
+/// No Nagle delay (blocks are written whole), and TCP keep-alive probes so
+/// that NAT mappings survive and a vanished peer is noticed by the kernel.
+/// Both are best effort: failure to set them is not fatal.
+fn configure_socket(tcp: &TcpStream, keep_alive: Option<Duration>) {
+    let _ = tcp.set_nodelay(true);
+    if let Some(interval) = keep_alive {
+        let params = socket2::TcpKeepalive::new()
+            .with_time(interval)
+            .with_interval(interval);
+        let _ = socket2::SockRef::from(tcp).set_tcp_keepalive(&params);
+    }
+}
+
+/// tokio-rustls reports TLS failures as `io::Error`s wrapping a
+/// `rustls::Error`; unwrap them so the caller gets a typed TLS error.
+fn handshake_error(e: std::io::Error) -> TransportError {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(tls) => TransportError::Tls(tls.clone()),
+        None => TransportError::Io(e),
+    }
+}

@@ -1,0 +1,160 @@
+//! TLS 1.3 configuration shared by both transports, and the pin verifier.
+//!
+//! Both sides use rustls with the *ring* provider, chosen explicitly (never a
+//! process-wide default). TLS 1.3 only, ALPN `passage/1`, no session
+//! resumption, no tickets and no 0-RTT: nothing a relay acts on may arrive
+//! in replayable early data.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rustls::client::Resumption;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::{NoServerSessionStorage, ParsedCertificate};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, Error, PeerIncompatible, ServerConfig,
+    SignatureScheme,
+};
+
+use crate::error::TransportError;
+use crate::identity::{Pin, RelayIdentity};
+
+/// The ALPN protocol id both transports negotiate.
+pub const ALPN: &[u8] = b"passage/1";
+
+/// Length of the channel binding, in bytes.
+pub const CHANNEL_BINDING_LEN: usize = 32;
+
+/// RFC 9266 exporter label for `tls-exporter` channel binding.
+pub(crate) const CHANNEL_BINDING_LABEL: &[u8] = b"EXPORTER-Channel-Binding";
+
+/// Server name handed to rustls and quinn on the client. SNI is disabled,
+/// so it never goes on the wire, and the pin verifier ignores names; it only
+/// has to parse.
+pub(crate) const PLACEHOLDER_SERVER_NAME: &str = "relay.invalid";
+
+/// The crypto provider: *ring*, never aws-lc-rs, never a process default.
+pub(crate) fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Server TLS config for both transports.
+pub(crate) fn server_config(identity: &RelayIdentity) -> Result<ServerConfig, TransportError> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(TransportError::Config)?
+        .with_no_client_auth()
+        // A single certificate whatever the SNI (or none).
+        .with_single_cert(identity.cert_chain(), identity.private_key())
+        .map_err(TransportError::Config)?;
+    config.alpn_protocols = vec![ALPN.to_vec()];
+    // No resumption of any kind: no session cache, no tickets, no early data.
+    config.session_storage = Arc::new(NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
+    config.max_early_data_size = 0;
+    config.send_half_rtt_data = false;
+    Ok(config)
+}
+
+/// Client TLS config for one connection attempt, plus the flag its verifier
+/// raises on a pin mismatch (quinn reduces handshake failures to a QUIC
+/// error code, so the flag is how [`TransportError::PinMismatch`] survives).
+pub(crate) fn client_config(pin: Pin) -> Result<(ClientConfig, PinMismatchFlag), TransportError> {
+    let provider = provider();
+    let flag = PinMismatchFlag::default();
+    let verifier = PinVerifier {
+        pin,
+        algorithms: provider.signature_verification_algorithms,
+        mismatch: flag.clone(),
+    };
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(TransportError::Config)?
+        .dangerous() // pin instead of CA: see PinVerifier
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![ALPN.to_vec()];
+    config.resumption = Resumption::disabled();
+    config.enable_early_data = false;
+    // No SNI: the relay accepts any, and a host name in the clear only helps
+    // a censor. (ALPN is still visible.)
+    config.enable_sni = false;
+    Ok((config, flag))
+}
+
+/// Set by the pin verifier of one connection attempt when the relay's key
+/// does not match the pin.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PinMismatchFlag(Arc<AtomicBool>);
+
+impl PinMismatchFlag {
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn set(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Accepts exactly the certificate whose SubjectPublicKeyInfo hashes to the
+/// pin, and still checks the TLS 1.3 handshake signature made with that key.
+/// Names, validity dates and CAs are deliberately ignored: the pin is the
+/// whole trust decision.
+#[derive(Debug)]
+struct PinVerifier {
+    pin: Pin,
+    algorithms: WebPkiSupportedAlgorithms,
+    mismatch: PinMismatchFlag,
+}
+
+impl ServerCertVerifier for PinVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        let parsed = ParsedCertificate::try_from(end_entity)?;
+        let actual = Pin::of_spki(parsed.subject_public_key_info().as_ref());
+        if actual.ct_eq(&self.pin) {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            self.mismatch.set();
+            Err(Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        // Only TLS 1.3 is offered; a TLS 1.2 handshake never gets here.
+        Err(Error::PeerIncompatible(
+            PeerIncompatible::Tls13RequiredForQuic,
+        ))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        // rustls calls this with the end-entity certificate that
+        // `verify_server_cert` accepted, so the signature is by the pinned key.
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
