@@ -1,0 +1,472 @@
+//! Loopback tests of both transports: round trips, many blocks, pin
+//! mismatch, channel binding, fallback, SOCKS5, idle timeout, clean close.
+//! Every test is bounded by `LIMIT`; every loop by a count.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use passage_transport::{
+    BLOCK_LEN, Block, BlockStream, ConnectOptions, Listener, Pin, RelayIdentity, ServerOptions,
+    Socks5Proxy, TransportError, TransportKind, TransportMode, connect, listen,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Upper bound for any single test.
+const LIMIT: Duration = Duration::from_secs(20);
+
+const LOCALHOST: &str = "127.0.0.1";
+
+/// A block whose every 4-byte word is `seed` followed by its index, so
+/// reordered or mixed-up bytes are caught.
+fn block(seed: u32) -> Block {
+    let mut bytes = [0u8; BLOCK_LEN];
+    for (i, word) in bytes.chunks_exact_mut(8).enumerate() {
+        word[..4].copy_from_slice(&seed.to_be_bytes());
+        word[4..].copy_from_slice(&(i as u32).to_be_bytes());
+    }
+    Block::from_bytes(bytes)
+}
+
+fn options(mode: TransportMode) -> ConnectOptions {
+    let mut o = ConnectOptions::default();
+    o.mode = mode;
+    o.handshake_timeout = Duration::from_secs(5);
+    o
+}
+
+async fn start(options: ServerOptions) -> (Listener, RelayIdentity) {
+    let identity = RelayIdentity::generate().unwrap();
+    let listener = listen("127.0.0.1:0".parse().unwrap(), &identity, options)
+        .await
+        .unwrap();
+    (listener, identity)
+}
+
+/// Connects `mode` and returns the client and server ends.
+async fn pair(
+    listener: &mut Listener,
+    pin: &Pin,
+    opts: &ConnectOptions,
+) -> (BlockStream, BlockStream) {
+    let port = listener.local_addr().port();
+    let (client, accepted) = tokio::join!(connect(LOCALHOST, port, pin, opts), listener.accept());
+    (client.unwrap(), accepted.unwrap().stream)
+}
+
+async fn bounded<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(LIMIT, f)
+        .await
+        .expect("test took too long")
+}
+
+async fn round_trip(mode: TransportMode, expected: TransportKind) {
+    let (mut listener, id) = start(ServerOptions::default()).await;
+    let (mut client, mut server) = pair(&mut listener, &id.pin(), &options(mode)).await;
+    assert_eq!(client.transport(), expected);
+    assert_eq!(server.transport(), expected);
+
+    client.send_block(&block(1)).await.unwrap();
+    assert_eq!(server.recv_block().await.unwrap(), Some(block(1)));
+    server.send_block(&block(2)).await.unwrap();
+    assert_eq!(client.recv_block().await.unwrap(), Some(block(2)));
+
+    // Clean close at a block boundary reads as None on the other side.
+    client.close().await.unwrap();
+    assert_eq!(server.recv_block().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn tcp_round_trip_both_ways() {
+    bounded(round_trip(TransportMode::Tcp, TransportKind::Tcp)).await;
+}
+
+#[tokio::test]
+async fn quic_round_trip_both_ways() {
+    bounded(round_trip(TransportMode::Quic, TransportKind::Quic)).await;
+}
+
+#[tokio::test]
+async fn auto_prefers_quic_when_udp_works() {
+    bounded(round_trip(TransportMode::Auto, TransportKind::Quic)).await;
+}
+
+/// The relay may speak first: over QUIC the stream exists before the
+/// client sends any block.
+#[tokio::test]
+async fn server_can_send_first() {
+    bounded(async {
+        let (mut listener, id) = start(ServerOptions::default()).await;
+        for mode in [TransportMode::Quic, TransportMode::Tcp] {
+            let (mut client, mut server) = pair(&mut listener, &id.pin(), &options(mode)).await;
+            server.send_block(&block(9)).await.unwrap();
+            assert_eq!(client.recv_block().await.unwrap(), Some(block(9)));
+        }
+    })
+    .await;
+}
+
+/// 300 blocks (1.2 MiB) each way at the same time, from split halves.
+async fn many_blocks(mode: TransportMode) {
+    const COUNT: u32 = 300;
+    let (mut listener, id) = start(ServerOptions::default()).await;
+    let (client, server) = pair(&mut listener, &id.pin(), &options(mode)).await;
+    let (mut c_tx, mut c_rx) = client.split();
+    let (mut s_tx, mut s_rx) = server.split();
+
+    let up = tokio::spawn(async move {
+        for i in 0..COUNT {
+            c_tx.send_block(&block(i)).await.unwrap();
+        }
+        c_tx.finish().await.unwrap();
+    });
+    let down = tokio::spawn(async move {
+        for i in 0..COUNT {
+            s_tx.send_block(&block(1_000_000 + i)).await.unwrap();
+        }
+        s_tx.finish().await.unwrap();
+    });
+    for i in 0..COUNT {
+        assert_eq!(s_rx.recv_block().await.unwrap(), Some(block(i)), "up {i}");
+    }
+    assert_eq!(s_rx.recv_block().await.unwrap(), None);
+    for i in 0..COUNT {
+        let got = c_rx.recv_block().await.unwrap();
+        assert_eq!(got, Some(block(1_000_000 + i)), "down {i}");
+    }
+    assert_eq!(c_rx.recv_block().await.unwrap(), None);
+    up.await.unwrap();
+    down.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_many_blocks_in_a_row() {
+    bounded(many_blocks(TransportMode::Tcp)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_many_blocks_in_a_row() {
+    bounded(many_blocks(TransportMode::Quic)).await;
+}
+
+#[tokio::test]
+async fn wrong_pin_fails_with_pin_mismatch_on_every_mode() {
+    bounded(async {
+        let (listener, _id) = start(ServerOptions::default()).await;
+        let port = listener.local_addr().port();
+        let wrong = RelayIdentity::generate().unwrap().pin();
+        for mode in [TransportMode::Tcp, TransportMode::Quic, TransportMode::Auto] {
+            let err = connect(LOCALHOST, port, &wrong, &options(mode))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, TransportError::PinMismatch),
+                "{mode:?}: {err:?}"
+            );
+            // The message names neither host nor address.
+            let text = err.to_string();
+            assert!(!text.contains("127.0.0.1") && !text.contains(&port.to_string()));
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn channel_binding_matches_per_connection_and_differs_between_connections() {
+    bounded(async {
+        let (mut listener, id) = start(ServerOptions::default()).await;
+        let mut seen = Vec::new();
+        for mode in [
+            TransportMode::Tcp,
+            TransportMode::Tcp,
+            TransportMode::Quic,
+            TransportMode::Quic,
+        ] {
+            let (client, server) = pair(&mut listener, &id.pin(), &options(mode)).await;
+            assert_eq!(
+                client.channel_binding(),
+                server.channel_binding(),
+                "{mode:?}"
+            );
+            assert_ne!(client.channel_binding(), [0u8; 32]);
+            let (tx, rx) = client.split();
+            assert_eq!(tx.channel_binding(), rx.channel_binding());
+            seen.push(server.channel_binding());
+        }
+        for (i, a) in seen.iter().enumerate() {
+            for b in &seen[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    })
+    .await;
+}
+
+/// UDP is "blocked": a socket on the relay's UDP port swallows every
+/// datagram. Auto mode must settle on TCP soon after the head start.
+#[tokio::test]
+async fn auto_falls_back_to_tcp_when_udp_is_black_holed() {
+    bounded(async {
+        let black_hole = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = black_hole.local_addr().unwrap().port();
+        let mut server_opts = ServerOptions::default();
+        server_opts.serve_quic = false;
+        let identity = RelayIdentity::generate().unwrap();
+        let bind: SocketAddr = (std::net::Ipv4Addr::LOCALHOST, port).into();
+        let mut listener = listen(bind, &identity, server_opts).await.unwrap();
+        assert_eq!(listener.local_addr().port(), port);
+
+        let started = Instant::now();
+        let (mut client, mut server) = pair(
+            &mut listener,
+            &identity.pin(),
+            &options(TransportMode::Auto),
+        )
+        .await;
+        let elapsed = started.elapsed();
+        assert_eq!(client.transport(), TransportKind::Tcp);
+        assert!(elapsed >= Duration::from_millis(250), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+
+        client.send_block(&block(3)).await.unwrap();
+        assert_eq!(server.recv_block().await.unwrap(), Some(block(3)));
+        drop(black_hole);
+    })
+    .await;
+}
+
+/// A one-connection SOCKS5 server (no auth, CONNECT only) that records the
+/// address type and host it was asked for, then relays bytes.
+async fn socks5_server(listener: TcpListener) -> (u8, String) {
+    let (mut inbound, _) = listener.accept().await.unwrap();
+    let mut greeting = [0u8; 3];
+    inbound.read_exact(&mut greeting).await.unwrap();
+    assert_eq!(greeting, [5, 1, 0]);
+    inbound.write_all(&[5, 0]).await.unwrap();
+    let mut head = [0u8; 4];
+    inbound.read_exact(&mut head).await.unwrap();
+    assert_eq!(head[..3], [5, 1, 0]);
+    let atyp = head[3];
+    let host = match atyp {
+        3 => {
+            let len = inbound.read_u8().await.unwrap();
+            let mut name = vec![0u8; usize::from(len)];
+            inbound.read_exact(&mut name).await.unwrap();
+            String::from_utf8(name).unwrap()
+        }
+        1 => {
+            let mut ip = [0u8; 4];
+            inbound.read_exact(&mut ip).await.unwrap();
+            std::net::Ipv4Addr::from(ip).to_string()
+        }
+        other => panic!("unexpected address type {other}"),
+    };
+    let port = inbound.read_u16().await.unwrap();
+    // Resolve as a proxy would; tests only ever ask for loopback.
+    let target = if host == "localhost" {
+        LOCALHOST
+    } else {
+        &host
+    };
+    let mut outbound = TcpStream::connect((target, port)).await.unwrap();
+    inbound
+        .write_all(&[5, 0, 0, 1, 127, 0, 0, 1, 0, 0])
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+    });
+    (atyp, host)
+}
+
+#[tokio::test]
+async fn socks5_carries_tls_and_sends_the_host_name_to_the_proxy() {
+    bounded(async {
+        let (mut listener, id) = start(ServerOptions::default()).await;
+        let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy_url = format!("socks5://{}", proxy.local_addr().unwrap());
+        let proxy_task = tokio::spawn(socks5_server(proxy));
+
+        let mut opts = options(TransportMode::Auto);
+        opts.proxy = Some(Socks5Proxy::parse(&proxy_url).unwrap());
+        let port = listener.local_addr().port();
+        let pin = id.pin();
+        let (client, accepted) =
+            tokio::join!(connect("localhost", port, &pin, &opts), listener.accept());
+        let (mut client, mut server) = (client.unwrap(), accepted.unwrap().stream);
+        assert_eq!(proxy_task.await.unwrap(), (3, "localhost".to_string()));
+        assert_eq!(client.transport(), TransportKind::Tcp);
+        assert_eq!(client.channel_binding(), server.channel_binding());
+
+        client.send_block(&block(5)).await.unwrap();
+        assert_eq!(server.recv_block().await.unwrap(), Some(block(5)));
+        server.send_block(&block(6)).await.unwrap();
+        assert_eq!(client.recv_block().await.unwrap(), Some(block(6)));
+
+        // QUIC cannot go through SOCKS5: rejected before any work.
+        opts.mode = TransportMode::Quic;
+        let err = connect("localhost", port, &id.pin(), &opts)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TransportError::ProxyRequiresTcp), "{err:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn socks5_refusal_is_a_typed_error() {
+    bounded(async {
+        let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut opts = options(TransportMode::Tcp);
+        opts.proxy = Some(Socks5Proxy::new(
+            LOCALHOST,
+            proxy.local_addr().unwrap().port(),
+        ));
+        tokio::spawn(async move {
+            let (mut s, _) = proxy.accept().await.unwrap();
+            let mut buf = [0u8; 3];
+            s.read_exact(&mut buf).await.unwrap();
+            s.write_all(&[5, 0]).await.unwrap();
+            let mut req = [0u8; 4 + 1 + 9 + 2];
+            s.read_exact(&mut req).await.unwrap();
+            // Reply 5: connection refused.
+            s.write_all(&[5, 5, 0, 1, 0, 0, 0, 0, 0, 0]).await.unwrap();
+        });
+        let pin = Pin::from_bytes([1; 32]);
+        let err = connect("relay.tld", 443, &pin, &opts).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TransportError::Proxy(passage_transport::ProxyError::Refused { reply: 5 })
+            ),
+            "{err:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tcp_idle_timeout_closes_an_idle_connection() {
+    bounded(async {
+        let mut server_opts = ServerOptions::default();
+        server_opts.tcp_idle_timeout = Some(Duration::from_millis(300));
+        let (mut listener, id) = start(server_opts).await;
+        let (_client, mut server) =
+            pair(&mut listener, &id.pin(), &options(TransportMode::Tcp)).await;
+        let started = Instant::now();
+        let err = server.recv_block().await.unwrap_err();
+        assert!(matches!(err, TransportError::IdleTimeout), "{err:?}");
+        assert!(started.elapsed() >= Duration::from_millis(250));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn quic_idle_timeout_closes_an_idle_connection() {
+    bounded(async {
+        let mut server_opts = ServerOptions::default();
+        server_opts.quic_idle_timeout = Duration::from_millis(300);
+        let (mut listener, id) = start(server_opts).await;
+        let mut opts = options(TransportMode::Quic);
+        opts.keep_alive = None;
+        let (mut client, mut server) = pair(&mut listener, &id.pin(), &opts).await;
+        let started = Instant::now();
+        let err = server.recv_block().await.unwrap_err();
+        assert!(matches!(err, TransportError::IdleTimeout), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let err = client.recv_block().await.unwrap_err();
+        assert!(matches!(err, TransportError::IdleTimeout), "{err:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn quic_keep_alive_holds_an_idle_connection_open() {
+    bounded(async {
+        let mut server_opts = ServerOptions::default();
+        server_opts.quic_idle_timeout = Duration::from_millis(300);
+        let (mut listener, id) = start(server_opts).await;
+        let mut opts = options(TransportMode::Quic);
+        opts.keep_alive = Some(Duration::from_millis(50));
+        let (mut client, mut server) = pair(&mut listener, &id.pin(), &opts).await;
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        client.send_block(&block(8)).await.unwrap();
+        assert_eq!(server.recv_block().await.unwrap(), Some(block(8)));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn nothing_listening_fails_fast_and_cleanly() {
+    bounded(async {
+        // Bind and drop to get a port with (very likely) nothing on it.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pin = Pin::from_bytes([2; 32]);
+        let mut opts = options(TransportMode::Auto);
+        opts.handshake_timeout = Duration::from_secs(2);
+        let err = connect(LOCALHOST, port, &pin, &opts).await.unwrap_err();
+        assert!(matches!(err, TransportError::Connect(_)), "{err:?}");
+        assert!(!format!("{err} {err:?}").contains("127.0.0.1"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn identity_survives_a_restart() {
+    bounded(async {
+        let identity = RelayIdentity::generate().unwrap();
+        let saved = identity.to_pkcs8_der();
+        drop(identity);
+        let restored = RelayIdentity::from_pkcs8_der(&saved).unwrap();
+        let mut listener = listen(
+            "127.0.0.1:0".parse().unwrap(),
+            &restored,
+            ServerOptions::default(),
+        )
+        .await
+        .unwrap();
+        let pin = Pin::from_base64url(&restored.pin().to_base64url()).unwrap();
+        let (mut client, mut server) =
+            pair(&mut listener, &pin, &options(TransportMode::Auto)).await;
+        client.send_block(&block(4)).await.unwrap();
+        assert_eq!(server.recv_block().await.unwrap(), Some(block(4)));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ipv6_loopback_works_on_both_transports() {
+    bounded(async {
+        let identity = RelayIdentity::generate().unwrap();
+        let Ok(mut listener) = listen(
+            "[::1]:0".parse().unwrap(),
+            &identity,
+            ServerOptions::default(),
+        )
+        .await
+        else {
+            eprintln!("no IPv6 loopback here; skipping");
+            return;
+        };
+        let port = listener.local_addr().port();
+        let pin = identity.pin();
+        for mode in [TransportMode::Tcp, TransportMode::Quic] {
+            let opts = options(mode);
+            let (client, accepted) =
+                tokio::join!(connect("[::1]", port, &pin, &opts), listener.accept());
+            let accepted = accepted.unwrap();
+            assert!(accepted.peer.ip().is_ipv6());
+            assert_eq!(format!("{:?}", accepted.peer), "PeerAddr(..)");
+            let (mut client, mut server) = (client.unwrap(), accepted.stream);
+            client.send_block(&block(7)).await.unwrap();
+            assert_eq!(server.recv_block().await.unwrap(), Some(block(7)));
+        }
+    })
+    .await;
+}
