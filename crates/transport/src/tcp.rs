@@ -102,3 +102,63 @@ fn handshake_error(e: std::io::Error) -> TransportError {
         None => TransportError::Io(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{RelayIdentity, ServerOptions, listen};
+
+    /// A client that offers `alpn` instead of `passage/1`.
+    async fn handshake_with_alpn(
+        port: u16,
+        pin: Pin,
+        alpn: Vec<Vec<u8>>,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, TransportError> {
+        let (mut config, _) = tls::client_config(pin)?;
+        config.alpn_protocols = alpn;
+        let tcp = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(TransportError::Connect)?;
+        let name = ServerName::try_from(tls::PLACEHOLDER_SERVER_NAME).unwrap();
+        TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(handshake_error)
+    }
+
+    #[tokio::test]
+    async fn relay_rejects_clients_without_passage_alpn() {
+        let identity = RelayIdentity::generate().unwrap();
+        let mut options = ServerOptions::default();
+        options.serve_quic = false;
+        let listener = listen("127.0.0.1:0".parse().unwrap(), &identity, options)
+            .await
+            .unwrap();
+        let port = listener.local_addr().port();
+
+        // Another protocol: rustls refuses during the handshake.
+        let err = handshake_with_alpn(port, identity.pin(), vec![b"h2".to_vec()])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TransportError::Tls(rustls::Error::AlertReceived(
+                    rustls::AlertDescription::NoApplicationProtocol
+                ))
+            ),
+            "{err:?}"
+        );
+
+        // No ALPN at all: the handshake completes but the relay drops it.
+        let stream = handshake_with_alpn(port, identity.pin(), vec![]).await;
+        assert!(stream.is_ok());
+        for _ in 0..100 {
+            if listener.failed_handshakes() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(listener.failed_handshakes(), 2);
+    }
+}

@@ -158,3 +158,64 @@ impl ServerCertVerifier for PinVerifier {
         self.algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_is_resumable_or_replayable() {
+        let identity = RelayIdentity::generate().unwrap();
+        let server = server_config(&identity).unwrap();
+        assert_eq!(server.max_early_data_size, 0);
+        assert_eq!(server.send_tls13_tickets, 0);
+        assert!(!server.ticketer.enabled());
+        assert!(!server.session_storage.can_cache());
+        assert_eq!(server.alpn_protocols, vec![ALPN.to_vec()]);
+
+        let (client, flag) = client_config(identity.pin()).unwrap();
+        assert!(!client.enable_early_data);
+        assert!(!client.enable_sni);
+        assert_eq!(client.alpn_protocols, vec![ALPN.to_vec()]);
+        assert!(!flag.is_set());
+    }
+
+    #[test]
+    fn verifier_checks_the_pin() {
+        let identity = RelayIdentity::generate().unwrap();
+        let cert = CertificateDer::from(identity.certificate_der().to_vec());
+        let name = ServerName::try_from(PLACEHOLDER_SERVER_NAME).unwrap();
+        let provider = provider();
+        let verifier = |pin| PinVerifier {
+            pin,
+            algorithms: provider.signature_verification_algorithms,
+            mismatch: PinMismatchFlag::default(),
+        };
+
+        let good = verifier(identity.pin());
+        assert!(
+            good.verify_server_cert(&cert, &[], &name, &[], UnixTime::now())
+                .is_ok()
+        );
+        assert!(!good.mismatch.is_set());
+
+        let mut other = *identity.pin().as_bytes();
+        other[31] ^= 1;
+        let bad = verifier(Pin::from_bytes(other));
+        assert!(
+            bad.verify_server_cert(&cert, &[], &name, &[], UnixTime::now())
+                .is_err()
+        );
+        assert!(bad.mismatch.is_set());
+
+        let garbage = CertificateDer::from(vec![0x30, 0x00]);
+        let fresh = verifier(identity.pin());
+        assert!(
+            fresh
+                .verify_server_cert(&garbage, &[], &name, &[], UnixTime::now())
+                .is_err()
+        );
+        // Unparseable is not a mismatch: it is a broken peer.
+        assert!(!fresh.mismatch.is_set());
+    }
+}

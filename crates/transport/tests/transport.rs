@@ -470,3 +470,91 @@ async fn ipv6_loopback_works_on_both_transports() {
     })
     .await;
 }
+
+/// `recv_block` raced in `select!` against a future that is ready on its
+/// second poll: reads are cancelled mid-block again and again, and no block
+/// may be lost or torn.
+#[tokio::test]
+async fn recv_block_is_cancel_safe() {
+    const COUNT: u32 = 100;
+    bounded(async {
+        let (mut listener, id) = start(ServerOptions::default()).await;
+        for mode in [TransportMode::Tcp, TransportMode::Quic] {
+            let (client, mut server) = pair(&mut listener, &id.pin(), &options(mode)).await;
+            let (mut tx, _rx) = client.split();
+            let sender = tokio::spawn(async move {
+                for i in 0..COUNT {
+                    tx.send_block(&block(i)).await.unwrap();
+                }
+                tx
+            });
+            let mut got = 0;
+            let mut cancelled = 0u32;
+            for _ in 0..1_000_000 {
+                tokio::select! {
+                    r = server.recv_block() => {
+                        assert_eq!(r.unwrap(), Some(block(got)), "{mode:?} block {got}");
+                        got += 1;
+                        if got == COUNT {
+                            break;
+                        }
+                    }
+                    () = tokio::task::yield_now() => cancelled += 1,
+                }
+            }
+            assert_eq!(got, COUNT);
+            assert!(cancelled > 0);
+            drop(sender.await.unwrap());
+        }
+    })
+    .await;
+}
+
+/// With room for one pending handshake, a silent connection takes it, the
+/// next one is turned away, and after the silent one times out there is
+/// room again.
+#[tokio::test]
+async fn pending_handshake_limit_refuses_the_one_past_it() {
+    bounded(async {
+        let mut server_opts = ServerOptions::default();
+        server_opts.max_pending_handshakes = 1;
+        server_opts.handshake_timeout = Duration::from_millis(400);
+        server_opts.serve_quic = false;
+        let (mut listener, id) = start(server_opts).await;
+        let port = listener.local_addr().port();
+
+        let silent = TcpStream::connect((LOCALHOST, port)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let turned_away = connect(LOCALHOST, port, &id.pin(), &options(TransportMode::Tcp)).await;
+        assert!(turned_away.is_err());
+
+        for _ in 0..100 {
+            if listener.failed_handshakes() >= 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(listener.failed_handshakes(), 1);
+        let (mut client, mut server) =
+            pair(&mut listener, &id.pin(), &options(TransportMode::Tcp)).await;
+        client.send_block(&block(1)).await.unwrap();
+        assert_eq!(server.recv_block().await.unwrap(), Some(block(1)));
+        drop(silent);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dropped_listener_accepts_nothing() {
+    bounded(async {
+        let (listener, id) = start(ServerOptions::default()).await;
+        let port = listener.local_addr().port();
+        drop(listener);
+        for mode in [TransportMode::Tcp, TransportMode::Quic] {
+            let mut opts = options(mode);
+            opts.handshake_timeout = Duration::from_secs(1);
+            assert!(connect(LOCALHOST, port, &id.pin(), &opts).await.is_err());
+        }
+    })
+    .await;
+}
