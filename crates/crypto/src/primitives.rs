@@ -114,36 +114,46 @@ impl core::fmt::Debug for Secret32 {
 // ---------------------------------------------------------------------------
 // X25519
 
-/// An X25519 secret key (static or one-time), zeroized on drop.
+/// An X25519 secret key (static or one-time), zeroized on drop. Its public key is
+/// computed once, when the secret is made or restored, since a ratchet needs it for
+/// every message it sends.
 #[derive(Clone)]
-pub struct DhSecret(x25519_dalek::StaticSecret);
+pub struct DhSecret {
+    secret: x25519_dalek::StaticSecret,
+    public: DhPublic,
+}
 
 impl DhSecret {
     /// A fresh random secret.
     pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
-        Self(x25519_dalek::StaticSecret::random_from_rng(rng))
+        Self::from_secret(x25519_dalek::StaticSecret::random_from_rng(rng))
     }
 
     /// Restores a secret from its 32 bytes (clamping happens at use, per RFC 7748).
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(x25519_dalek::StaticSecret::from(bytes))
+        Self::from_secret(x25519_dalek::StaticSecret::from(bytes))
+    }
+
+    fn from_secret(secret: x25519_dalek::StaticSecret) -> Self {
+        let public = DhPublic(x25519_dalek::PublicKey::from(&secret).to_bytes());
+        Self { secret, public }
     }
 
     /// The secret bytes, for an encrypted snapshot.
     pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
-        Zeroizing::new(self.0.to_bytes())
+        Zeroizing::new(self.secret.to_bytes())
     }
 
     /// The matching public key.
     pub fn public_key(&self) -> DhPublic {
-        DhPublic(x25519_dalek::PublicKey::from(&self.0).to_bytes())
+        self.public
     }
 
     /// X25519(self, their). Refuses an all-zero (non-contributory) result, which a
     /// low-order peer key produces, so an attacker cannot force a known secret.
     pub fn diffie_hellman(&self, their: &DhPublic) -> Result<Secret32, PrimitiveError> {
         let shared = self
-            .0
+            .secret
             .diffie_hellman(&x25519_dalek::PublicKey::from(their.0));
         if !shared.was_contributory() {
             return Err(PrimitiveError::NonContributory);
