@@ -45,6 +45,7 @@ use crate::primitives::{
     AEAD_TAG_LEN, CHACHA_NONCE_LEN, DhPublic, DhSecret, ED25519_SIGNATURE_LEN, KemCiphertext,
     MLKEM768_CIPHERTEXT_LEN, Secret32, Signature, chacha_open, chacha_seal, hkdf_sha256, sha256,
 };
+use crate::ratchet::keys::split32;
 use crate::ratchet::{DecryptError, EncryptError, RatchetSeed, RatchetState, max_plaintext_for};
 
 const TRANSCRIPT_LABEL: &[u8] = b"passage/1 handshake transcript";
@@ -355,12 +356,9 @@ fn identity_box_key(
         &[dh3.as_bytes().as_slice(), kem_secret.as_bytes()].concat(),
         &[IDENTITY_BOX_LABEL],
     );
-    let mut key = [0u8; 32];
-    key.copy_from_slice(&okm[..32]);
     let mut nonce = [0u8; CHACHA_NONCE_LEN];
     nonce.copy_from_slice(&okm[32..]);
-    let key = Secret32::from_bytes(key);
-    (key, nonce)
+    (split32(&okm, 0), nonce)
 }
 
 fn ratchet_seed(transcript: [u8; 32], secrets: [&Secret32; 4]) -> RatchetSeed {
@@ -370,16 +368,11 @@ fn ratchet_seed(transcript: [u8; 32], secrets: [&Secret32; 4]) -> RatchetSeed {
         ikm.extend_from_slice(secret.as_bytes());
     }
     let okm: Zeroizing<[u8; 96]> = hkdf_sha256(&transcript, &ikm, &[ROOT_LABEL]);
-    let part = |i: usize| {
-        let mut b = [0u8; 32];
-        b.copy_from_slice(&okm[i * 32..(i + 1) * 32]);
-        Secret32::from_bytes(b)
-    };
     RatchetSeed {
         ad: transcript,
-        root: part(0),
-        header_key_acceptor: part(1),
-        next_header_key_inviter: part(2),
+        root: split32(&okm, 0),
+        header_key_acceptor: split32(&okm, 1),
+        next_header_key_inviter: split32(&okm, 2),
     }
 }
 
