@@ -12,11 +12,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::error::TransportError;
-use crate::identity::Pin;
 use crate::quic::{self, QuicTimers};
 use crate::socks::{self, Socks5Proxy};
 use crate::stream::BlockStream;
 use crate::tcp;
+use passage_wire::{Host, RelayAddress, RelayPin};
 
 /// Which transports [`connect`] may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,6 +74,21 @@ impl Default for ConnectOptions {
     }
 }
 
+/// Connects to the relay named by a `passage://` address (see [`connect`]).
+pub async fn connect_address(
+    address: &RelayAddress,
+    options: &ConnectOptions,
+) -> Result<BlockStream, TransportError> {
+    let host = match address.host() {
+        Host::Dns(name) => name.as_str().to_owned(),
+        Host::Ipv4(ip) => ip.to_string(),
+        Host::Ipv6(ip) => ip.to_string(),
+        // A host kind this version does not know how to reach.
+        _ => return Err(TransportError::NoAddress),
+    };
+    connect(&host, address.port(), address.pin(), options).await
+}
+
 /// Connects to the relay at `host:port` and authenticates it by `pin` alone.
 ///
 /// `host` is a DNS name or an IP literal (IPv6 with or without brackets).
@@ -81,7 +96,7 @@ impl Default for ConnectOptions {
 pub async fn connect(
     host: &str,
     port: u16,
-    pin: &Pin,
+    pin: &RelayPin,
     options: &ConnectOptions,
 ) -> Result<BlockStream, TransportError> {
     let pin = *pin;
@@ -111,7 +126,7 @@ pub async fn connect(
 /// QUIC first, TCP after the head start, first to finish wins.
 async fn race(
     addrs: &[SocketAddr],
-    pin: Pin,
+    pin: RelayPin,
     options: &ConnectOptions,
 ) -> Result<BlockStream, TransportError> {
     let quic = connect_quic(addrs, pin, options);
@@ -151,7 +166,7 @@ async fn race(
 
 async fn connect_quic(
     addrs: &[SocketAddr],
-    pin: Pin,
+    pin: RelayPin,
     options: &ConnectOptions,
 ) -> Result<BlockStream, TransportError> {
     let addr = *addrs.first().ok_or(TransportError::NoAddress)?;
@@ -164,7 +179,7 @@ async fn connect_quic(
 
 async fn connect_tcp(
     addrs: &[SocketAddr],
-    pin: Pin,
+    pin: RelayPin,
     options: &ConnectOptions,
 ) -> Result<BlockStream, TransportError> {
     bounded(options.handshake_timeout, async {

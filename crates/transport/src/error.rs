@@ -125,13 +125,10 @@ pub enum IdentityError {
     Generate,
 }
 
-/// Why a pin or proxy string could not be parsed.
+/// Why a proxy string could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ParseError {
-    /// A pin is 43 characters of unpadded base64url (32 bytes).
-    #[error("a relay pin is 43 characters of base64url (32 bytes)")]
-    BadPin,
     /// A proxy is written `socks5://host:port` (or `socks5h://`).
     #[error("a proxy is written socks5://host:port")]
     BadProxy,

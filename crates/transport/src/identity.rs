@@ -1,86 +1,32 @@
 //! The relay's TLS identity and the pin clients check it against.
 //!
 //! A relay has one long-lived Ed25519 key and a self-signed certificate for
-//! it. Clients trust no CA: the relay address carries the [`Pin`], the
+//! it. Clients trust no CA: the relay address carries the [`RelayPin`], the
 //! SHA-256 of the certificate's DER SubjectPublicKeyInfo, and the client
-//! accepts exactly the certificate whose key hashes to it.
+//! accepts exactly the certificate whose key hashes to it. Hashing the key
+//! rather than the certificate lets the relay re-issue its certificate
+//! without changing its address.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use passage_wire::RelayPin;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::ParsedCertificate;
-use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
-use crate::error::{IdentityError, ParseError};
+use crate::error::IdentityError;
 
-/// Length of a pin in bytes (SHA-256).
-pub const PIN_LEN: usize = 32;
-
-/// Length of a pin written as unpadded base64url, as in relay addresses.
-pub const PIN_BASE64_LEN: usize = 43;
-
-/// SHA-256 of a relay certificate's DER SubjectPublicKeyInfo.
-///
-/// Hashing the key rather than the certificate lets the relay re-issue its
-/// certificate (new validity, new encoding) without changing its address.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Pin([u8; PIN_LEN]);
-
-impl Pin {
-    /// Wraps 32 bytes.
-    pub fn from_bytes(bytes: [u8; PIN_LEN]) -> Self {
-        Self(bytes)
-    }
-
-    /// The 32 bytes.
-    pub fn as_bytes(&self) -> &[u8; PIN_LEN] {
-        &self.0
-    }
-
-    /// The pin of a DER SubjectPublicKeyInfo.
-    pub fn of_spki(spki_der: &[u8]) -> Self {
-        Self(Sha256::digest(spki_der).into())
-    }
-
-    /// The pin of a DER X.509 certificate (hash of its SubjectPublicKeyInfo).
-    pub fn of_certificate(cert_der: &[u8]) -> Result<Self, IdentityError> {
-        let cert = CertificateDer::from(cert_der);
-        let parsed =
-            ParsedCertificate::try_from(&cert).map_err(|_| IdentityError::BadCertificate)?;
-        Ok(Self::of_spki(parsed.subject_public_key_info().as_ref()))
-    }
-
-    /// Parses 43 characters of unpadded base64url.
-    pub fn from_base64url(text: &str) -> Result<Self, ParseError> {
-        if text.len() != PIN_BASE64_LEN {
-            return Err(ParseError::BadPin);
-        }
-        let mut out = [0u8; PIN_LEN];
-        match URL_SAFE_NO_PAD.decode_slice(text, &mut out) {
-            Ok(PIN_LEN) => Ok(Self(out)),
-            _ => Err(ParseError::BadPin),
-        }
-    }
-
-    /// The pin as 43 characters of unpadded base64url.
-    pub fn to_base64url(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.0)
-    }
-
-    /// Constant-time comparison.
-    pub fn ct_eq(&self, other: &Pin) -> bool {
-        self.0[..].ct_eq(&other.0[..]).into()
-    }
+/// The pin of a DER X.509 certificate: SHA-256 of its SubjectPublicKeyInfo.
+pub fn pin_of_certificate(cert_der: &[u8]) -> Result<RelayPin, IdentityError> {
+    let cert = CertificateDer::from(cert_der);
+    let parsed = ParsedCertificate::try_from(&cert).map_err(|_| IdentityError::BadCertificate)?;
+    Ok(RelayPin::from_spki_der(
+        parsed.subject_public_key_info().as_ref(),
+    ))
 }
 
-impl std::fmt::Debug for Pin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // A pin is public (it is in the relay address) but identifies a relay:
-        // keep it out of debug logs.
-        f.write_str("Pin(..)")
-    }
+/// Constant-time pin comparison.
+pub(crate) fn pins_equal(a: &RelayPin, b: &RelayPin) -> bool {
+    a.as_bytes()[..].ct_eq(&b.as_bytes()[..]).into()
 }
 
 /// The relay's long-lived TLS identity: an Ed25519 key pair and a
@@ -93,7 +39,7 @@ impl std::fmt::Debug for Pin {
 pub struct RelayIdentity {
     key_pkcs8: Zeroizing<Vec<u8>>,
     cert_der: CertificateDer<'static>,
-    pin: Pin,
+    pin: RelayPin,
 }
 
 impl RelayIdentity {
@@ -117,10 +63,9 @@ impl RelayIdentity {
     /// [`IdentityError::KeyMismatch`] if the certificate is for another key.
     pub fn from_parts(key_pkcs8: &[u8], cert_der: &[u8]) -> Result<Self, IdentityError> {
         let key = load_key(key_pkcs8)?;
-        let pin = Pin::of_certificate(cert_der)?;
-        if !pin.ct_eq(&Pin::of_spki(
-            &rcgen::PublicKeyData::subject_public_key_info(&key),
-        )) {
+        let pin = pin_of_certificate(cert_der)?;
+        let key_pin = RelayPin::from_spki_der(&rcgen::PublicKeyData::subject_public_key_info(&key));
+        if !pins_equal(&pin, &key_pin) {
             return Err(IdentityError::KeyMismatch);
         }
         Ok(Self {
@@ -142,7 +87,7 @@ impl RelayIdentity {
     }
 
     /// The pin clients check: SHA-256 of the certificate's SubjectPublicKeyInfo.
-    pub fn pin(&self) -> Pin {
+    pub fn pin(&self) -> RelayPin {
         self.pin
     }
 
@@ -166,7 +111,7 @@ impl RelayIdentity {
             .self_signed(key)
             .map_err(|_| IdentityError::Generate)?;
         let cert_der = cert.der().clone();
-        let pin = Pin::of_certificate(cert_der.as_ref())?;
+        let pin = pin_of_certificate(cert_der.as_ref())?;
         Ok(Self {
             key_pkcs8: Zeroizing::new(key.serialize_der()),
             cert_der,
@@ -217,7 +162,7 @@ mod tests {
             Err(IdentityError::BadKey)
         ));
         assert!(matches!(
-            Pin::of_certificate(&[0x30, 0x03, 0x02, 0x01, 0x01]),
+            pin_of_certificate(&[0x30, 0x03, 0x02, 0x01, 0x01]),
             Err(IdentityError::BadCertificate)
         ));
     }
@@ -227,26 +172,10 @@ mod tests {
         let id = RelayIdentity::generate().unwrap();
         let key = load_key(&id.to_pkcs8_der()).unwrap();
         let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
-        assert_eq!(id.pin(), Pin::of_spki(&spki));
-        let digest: [u8; 32] = Sha256::digest(&spki).into();
-        assert_eq!(id.pin().as_bytes(), &digest);
-    }
-
-    #[test]
-    fn pin_base64url_round_trip_and_bounds() {
-        let pin = Pin::from_bytes([0xfb; PIN_LEN]);
-        let text = pin.to_base64url();
-        assert_eq!(text.len(), PIN_BASE64_LEN);
-        assert!(!text.contains('=') && !text.contains('+') && !text.contains('/'));
-        assert_eq!(Pin::from_base64url(&text), Ok(pin));
-        assert_eq!(Pin::from_base64url(&text[1..]), Err(ParseError::BadPin));
-        assert_eq!(
-            Pin::from_base64url(&format!("{text}A")),
-            Err(ParseError::BadPin)
-        );
-        let mut bad = text.clone();
-        bad.replace_range(0..1, "+");
-        assert_eq!(Pin::from_base64url(&bad), Err(ParseError::BadPin));
-        assert_eq!(format!("{pin:?}"), "Pin(..)");
+        assert_eq!(id.pin(), RelayPin::from_spki_der(&spki));
+        assert!(pins_equal(&id.pin(), &RelayPin::from_spki_der(&spki)));
+        let mut other = *id.pin().as_bytes();
+        other[0] ^= 0x80;
+        assert!(!pins_equal(&id.pin(), &RelayPin::from_bytes(other)));
     }
 }

@@ -16,7 +16,7 @@
 //!                     channel_binding(): RFC 9266 tls-exporter, same on both ends
 //! ```
 //!
-//! Trust comes from the [`Pin`] in the relay address (SHA-256 of the relay
+//! Trust comes from the [`RelayPin`] in the relay address (SHA-256 of the relay
 //! certificate's SubjectPublicKeyInfo), never from a CA. TLS 1.3 only, no
 //! session resumption, no tickets, no 0-RTT. rustls runs on the *ring*
 //! provider, chosen explicitly. Nothing here logs; errors carry no host,
@@ -25,17 +25,14 @@
 //! ## Quick start
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), passage_transport::TransportError> {
-//! use passage_transport::{
-//!     Block, BLOCK_LEN, ConnectOptions, RelayIdentity, ServerOptions, connect, listen,
-//! };
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use passage_transport::{Block, ConnectOptions, RelayIdentity, ServerOptions, connect, listen};
 //!
-//! // Relay: create the identity once, persist `to_pkcs8_der()`, print the pin.
-//! let identity = RelayIdentity::generate().map_err(|_| {
-//!     passage_transport::TransportError::HandshakeTimeout // (your error here)
-//! })?;
+//! // Relay: create the identity once and persist `to_pkcs8_der()`; the pin
+//! // goes into the relay address (`passage_wire::RelayAddress`).
+//! let identity = RelayIdentity::generate()?;
 //! let pin = identity.pin();
-//! let mut listener = listen("127.0.0.1:0".parse().unwrap(), &identity, ServerOptions::default()).await?;
+//! let mut listener = listen("127.0.0.1:0".parse()?, &identity, ServerOptions::default()).await?;
 //! let port = listener.local_addr().port();
 //! tokio::spawn(async move {
 //!     while let Some(accepted) = listener.accept().await {
@@ -46,9 +43,10 @@
 //!     }
 //! });
 //!
-//! // Client: the address gives host, port and pin.
+//! // Client: host, port and pin come from the relay address
+//! // (or use `connect_address`).
 //! let mut stream = connect("127.0.0.1", port, &pin, &ConnectOptions::default()).await?;
-//! stream.send_block(&Block::from_bytes([7; BLOCK_LEN])).await?;
+//! stream.send_block(&Block::zeroed()).await?;
 //! let echoed = stream.recv_block().await?;
 //! stream.close().await?;
 //! # let _ = echoed; Ok(()) }
@@ -73,9 +71,10 @@ mod tcp;
 mod tls;
 
 pub use block::{BLOCK_LEN, Block};
-pub use client::{ConnectOptions, TransportMode, connect};
+pub use client::{ConnectOptions, TransportMode, connect, connect_address};
 pub use error::{IdentityError, ParseError, ProxyError, TransportError};
-pub use identity::{PIN_BASE64_LEN, PIN_LEN, Pin, RelayIdentity};
+pub use identity::{RelayIdentity, pin_of_certificate};
+pub use passage_wire::{RelayAddress, RelayPin};
 pub use quic::{QUIC_PREAMBLE, UDP_SOCKET_BUFFER};
 pub use server::{Accepted, Listener, PeerAddr, ServerOptions, listen};
 pub use socks::{MAX_SOCKS_HOST_LEN, Socks5Proxy};

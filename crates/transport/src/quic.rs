@@ -20,9 +20,10 @@ use quinn::crypto::rustls::{HandshakeData, QuicClientConfig, QuicServerConfig};
 use quinn::{IdleTimeout, TransportConfig, VarInt};
 
 use crate::error::TransportError;
-use crate::identity::{Pin, RelayIdentity};
+use crate::identity::RelayIdentity;
 use crate::stream::BlockStream;
 use crate::tls::{self, ALPN, CHANNEL_BINDING_LABEL, CHANNEL_BINDING_LEN, PinMismatchFlag};
+use passage_wire::RelayPin;
 
 /// The first byte the client sends on the QUIC stream ("P"). It exists only
 /// to announce the stream; it is not part of any block.
@@ -114,7 +115,7 @@ pub(crate) async fn server_handshake(
 /// stream.
 pub(crate) async fn connect(
     addr: SocketAddr,
-    pin: Pin,
+    pin: RelayPin,
     timers: QuicTimers,
 ) -> Result<BlockStream, TransportError> {
     let (tls, mismatch) = tls::client_config(pin)?;

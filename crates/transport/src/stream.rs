@@ -257,7 +257,8 @@ impl BlockReceiver {
             }
         }
         self.filled = 0;
-        Ok(Some(block::from_bytes(*self.buf)))
+        let full = std::mem::replace(&mut self.buf, Box::new([0u8; BLOCK_LEN]));
+        Ok(Some(block::from_bytes(full)))
     }
 
     /// See [`BlockStream::channel_binding`].

@@ -12,9 +12,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::error::TransportError;
-use crate::identity::Pin;
 use crate::stream::BlockStream;
 use crate::tls::{self, ALPN, CHANNEL_BINDING_LABEL, CHANNEL_BINDING_LEN};
+use passage_wire::RelayPin;
 
 /// Connects to the first of `addrs` that accepts, in order.
 pub(crate) async fn connect_direct(addrs: &[SocketAddr]) -> Result<TcpStream, TransportError> {
@@ -31,7 +31,7 @@ pub(crate) async fn connect_direct(addrs: &[SocketAddr]) -> Result<TcpStream, Tr
 /// Runs the client side of the TLS handshake on a connected TCP stream.
 pub(crate) async fn client_handshake(
     tcp: TcpStream,
-    pin: Pin,
+    pin: RelayPin,
     keep_alive: Option<Duration>,
     idle_timeout: Option<Duration>,
 ) -> Result<BlockStream, TransportError> {
@@ -111,7 +111,7 @@ mod tests {
     /// A client that offers `alpn` instead of `passage/1`.
     async fn handshake_with_alpn(
         port: u16,
-        pin: Pin,
+        pin: RelayPin,
         alpn: Vec<Vec<u8>>,
     ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, TransportError> {
         let (mut config, _) = tls::client_config(pin)?;
@@ -129,8 +129,10 @@ mod tests {
     #[tokio::test]
     async fn relay_rejects_clients_without_passage_alpn() {
         let identity = RelayIdentity::generate().unwrap();
-        let mut options = ServerOptions::default();
-        options.serve_quic = false;
+        let options = ServerOptions {
+            serve_quic: false,
+            ..ServerOptions::default()
+        };
         let listener = listen("127.0.0.1:0".parse().unwrap(), &identity, options)
             .await
             .unwrap();

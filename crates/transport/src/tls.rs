@@ -19,7 +19,8 @@ use rustls::{
 };
 
 use crate::error::TransportError;
-use crate::identity::{Pin, RelayIdentity};
+use crate::identity::{RelayIdentity, pins_equal};
+use passage_wire::RelayPin;
 
 /// The ALPN protocol id both transports negotiate.
 pub const ALPN: &[u8] = b"passage/1";
@@ -61,7 +62,9 @@ pub(crate) fn server_config(identity: &RelayIdentity) -> Result<ServerConfig, Tr
 /// Client TLS config for one connection attempt, plus the flag its verifier
 /// raises on a pin mismatch (quinn reduces handshake failures to a QUIC
 /// error code, so the flag is how [`TransportError::PinMismatch`] survives).
-pub(crate) fn client_config(pin: Pin) -> Result<(ClientConfig, PinMismatchFlag), TransportError> {
+pub(crate) fn client_config(
+    pin: RelayPin,
+) -> Result<(ClientConfig, PinMismatchFlag), TransportError> {
     let provider = provider();
     let flag = PinMismatchFlag::default();
     let verifier = PinVerifier {
@@ -105,7 +108,7 @@ impl PinMismatchFlag {
 /// whole trust decision.
 #[derive(Debug)]
 struct PinVerifier {
-    pin: Pin,
+    pin: RelayPin,
     algorithms: WebPkiSupportedAlgorithms,
     mismatch: PinMismatchFlag,
 }
@@ -120,8 +123,8 @@ impl ServerCertVerifier for PinVerifier {
         _now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
         let parsed = ParsedCertificate::try_from(end_entity)?;
-        let actual = Pin::of_spki(parsed.subject_public_key_info().as_ref());
-        if actual.ct_eq(&self.pin) {
+        let actual = RelayPin::from_spki_der(parsed.subject_public_key_info().as_ref());
+        if pins_equal(&actual, &self.pin) {
             Ok(ServerCertVerified::assertion())
         } else {
             self.mismatch.set();
@@ -201,7 +204,7 @@ mod tests {
 
         let mut other = *identity.pin().as_bytes();
         other[31] ^= 1;
-        let bad = verifier(Pin::from_bytes(other));
+        let bad = verifier(RelayPin::from_bytes(other));
         assert!(
             bad.verify_server_cert(&cert, &[], &name, &[], UnixTime::now())
                 .is_err()

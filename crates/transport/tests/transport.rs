@@ -7,8 +7,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use passage_transport::{
-    BLOCK_LEN, Block, BlockStream, ConnectOptions, Listener, Pin, RelayIdentity, ServerOptions,
-    Socks5Proxy, TransportError, TransportKind, TransportMode, connect, listen,
+    BLOCK_LEN, Block, BlockStream, ConnectOptions, Listener, RelayAddress, RelayIdentity, RelayPin,
+    ServerOptions, Socks5Proxy, TransportError, TransportKind, TransportMode, connect,
+    connect_address, listen,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -21,7 +22,7 @@ const LOCALHOST: &str = "127.0.0.1";
 /// A block whose every 4-byte word is `seed` followed by its index, so
 /// reordered or mixed-up bytes are caught.
 fn block(seed: u32) -> Block {
-    let mut bytes = [0u8; BLOCK_LEN];
+    let mut bytes = Box::new([0u8; BLOCK_LEN]);
     for (i, word) in bytes.chunks_exact_mut(8).enumerate() {
         word[..4].copy_from_slice(&seed.to_be_bytes());
         word[4..].copy_from_slice(&(i as u32).to_be_bytes());
@@ -47,7 +48,7 @@ async fn start(options: ServerOptions) -> (Listener, RelayIdentity) {
 /// Connects `mode` and returns the client and server ends.
 async fn pair(
     listener: &mut Listener,
-    pin: &Pin,
+    pin: &RelayPin,
     opts: &ConnectOptions,
 ) -> (BlockStream, BlockStream) {
     let port = listener.local_addr().port();
@@ -236,6 +237,24 @@ async fn auto_falls_back_to_tcp_when_udp_is_black_holed() {
     .await;
 }
 
+/// The pin as it appears in a relay address: unpadded base64url.
+fn address_pin_text(identity: &RelayIdentity) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = identity.pin().as_bytes().to_vec();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+        }
+    }
+    assert_eq!(out.len(), 43);
+    out
+}
+
 /// A one-connection SOCKS5 server (no auth, CONNECT only) that records the
 /// address type and host it was asked for, then relays bytes.
 async fn socks5_server(listener: TcpListener) -> (u8, String) {
@@ -333,7 +352,7 @@ async fn socks5_refusal_is_a_typed_error() {
             // Reply 5: connection refused.
             s.write_all(&[5, 5, 0, 1, 0, 0, 0, 0, 0, 0]).await.unwrap();
         });
-        let pin = Pin::from_bytes([1; 32]);
+        let pin = RelayPin::from_bytes([1; 32]);
         let err = connect("relay.tld", 443, &pin, &opts).await.unwrap_err();
         assert!(
             matches!(
@@ -407,7 +426,7 @@ async fn nothing_listening_fails_fast_and_cleanly() {
             .local_addr()
             .unwrap()
             .port();
-        let pin = Pin::from_bytes([2; 32]);
+        let pin = RelayPin::from_bytes([2; 32]);
         let mut opts = options(TransportMode::Auto);
         opts.handshake_timeout = Duration::from_secs(2);
         let err = connect(LOCALHOST, port, &pin, &opts).await.unwrap_err();
@@ -431,9 +450,16 @@ async fn identity_survives_a_restart() {
         )
         .await
         .unwrap();
-        let pin = Pin::from_base64url(&restored.pin().to_base64url()).unwrap();
-        let (mut client, mut server) =
-            pair(&mut listener, &pin, &options(TransportMode::Auto)).await;
+        // The client knows the relay only from its printed address.
+        let text = format!(
+            "passage://{}@127.0.0.1:{}",
+            &address_pin_text(&restored),
+            listener.local_addr().port()
+        );
+        let address: RelayAddress = text.parse().unwrap();
+        let opts = options(TransportMode::Auto);
+        let (client, accepted) = tokio::join!(connect_address(&address, &opts), listener.accept());
+        let (mut client, mut server) = (client.unwrap(), accepted.unwrap().stream);
         client.send_block(&block(4)).await.unwrap();
         assert_eq!(server.recv_block().await.unwrap(), Some(block(4)));
     })
