@@ -283,18 +283,16 @@ async fn read_tcp(
     Ok((n > 0).then_some(n))
 }
 
-/// One QUIC read: `Some(n)` bytes, or `None` at end of stream (FIN, or the
-/// peer closing the connection with code 0).
+/// One QUIC read: `Some(n)` bytes, or `None` at the end of the stream (the
+/// peer's FIN). Data and FIN already received are read before any
+/// connection error is reported.
 async fn read_quic(
     stream: &mut quinn::RecvStream,
     buf: &mut [u8],
 ) -> Result<Option<usize>, TransportError> {
     match stream.read(buf).await {
         Ok(read) => Ok(read),
-        Err(quinn::ReadError::ConnectionLost(e)) => match conn_error(e) {
-            None => Ok(None),
-            Some(e) => Err(e),
-        },
+        Err(quinn::ReadError::ConnectionLost(e)) => Err(conn_error(e)),
         Err(quinn::ReadError::ClosedStream) => Err(TransportError::Closed),
         Err(_) => Err(TransportError::ConnectionLost),
     }
@@ -303,24 +301,26 @@ async fn read_quic(
 fn quic_write_error(e: quinn::WriteError) -> TransportError {
     match e {
         quinn::WriteError::Stopped(_) => TransportError::ClosedByPeer,
-        quinn::WriteError::ConnectionLost(e) => {
-            conn_error(e).unwrap_or(TransportError::ClosedByPeer)
-        }
+        quinn::WriteError::ConnectionLost(e) => conn_error(e),
         quinn::WriteError::ClosedStream => TransportError::Closed,
         _ => TransportError::ConnectionLost,
     }
 }
 
-/// Maps a QUIC connection error on an established connection; `None` means
-/// the peer closed deliberately and cleanly (application code 0).
-pub(crate) fn conn_error(e: quinn::ConnectionError) -> Option<TransportError> {
+/// Maps a QUIC connection error on an established connection. A clean
+/// close is the stream's FIN, seen before this; code 0 without it is what
+/// quinn sends when the peer dropped its connection, like a TCP end without
+/// close_notify.
+fn conn_error(e: quinn::ConnectionError) -> TransportError {
     match e {
-        quinn::ConnectionError::ApplicationClosed(c) if c.error_code == 0u32.into() => None,
+        quinn::ConnectionError::ApplicationClosed(c) if c.error_code == 0u32.into() => {
+            TransportError::ConnectionLost
+        }
         quinn::ConnectionError::ApplicationClosed(_)
-        | quinn::ConnectionError::ConnectionClosed(_) => Some(TransportError::ClosedByPeer),
-        quinn::ConnectionError::TimedOut => Some(TransportError::IdleTimeout),
-        quinn::ConnectionError::LocallyClosed => Some(TransportError::Closed),
-        _ => Some(TransportError::ConnectionLost),
+        | quinn::ConnectionError::ConnectionClosed(_) => TransportError::ClosedByPeer,
+        quinn::ConnectionError::TimedOut => TransportError::IdleTimeout,
+        quinn::ConnectionError::LocallyClosed => TransportError::Closed,
+        _ => TransportError::ConnectionLost,
     }
 }
 

@@ -584,3 +584,24 @@ async fn dropped_listener_accepts_nothing() {
     })
     .await;
 }
+
+/// Dropping a stream without `close` is not a clean close: the peer gets an
+/// error, not `None` (over TCP there is no close_notify; over QUIC no FIN).
+#[tokio::test]
+async fn drop_without_close_is_a_loss_not_a_clean_end() {
+    bounded(async {
+        let (mut listener, id) = start(ServerOptions::default()).await;
+        for mode in [TransportMode::Tcp, TransportMode::Quic] {
+            let (mut client, mut server) = pair(&mut listener, &id.pin(), &options(mode)).await;
+            client.send_block(&block(1)).await.unwrap();
+            assert_eq!(server.recv_block().await.unwrap(), Some(block(1)));
+            drop(client);
+            let err = server.recv_block().await.unwrap_err();
+            assert!(
+                matches!(err, TransportError::ConnectionLost),
+                "{mode:?}: {err:?}"
+            );
+        }
+    })
+    .await;
+}
