@@ -167,6 +167,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn channel_binding_agrees_with_the_wire_crate_and_rfc_9266() {
+        assert_eq!(CHANNEL_BINDING_LABEL, b"EXPORTER-Channel-Binding");
+        assert_eq!(
+            CHANNEL_BINDING_LABEL,
+            passage_wire::auth::CHANNEL_BINDING_EXPORTER_LABEL.as_bytes()
+        );
+        assert_eq!(CHANNEL_BINDING_LEN, passage_wire::auth::CHANNEL_BINDING_LEN);
+    }
+
+    #[test]
     fn nothing_is_resumable_or_replayable() {
         let identity = RelayIdentity::generate().unwrap();
         let server = server_config(&identity).unwrap();
