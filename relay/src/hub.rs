@@ -1,0 +1,128 @@
+//! Who subscribes to which queue, across connections.
+//!
+//! One connection at most subscribes to a queue; a new `SUB` elsewhere ends the old
+//! one with `END`. A stored message wakes the subscriber. Events land in the
+//! subscriber's [`Mailbox`]: sets of queue ids (so a flood of sends to one queue is
+//! one pending wake-up, not a growing queue) and one wake signal.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use passage_wire::RecipientId;
+use tokio::sync::Notify;
+
+/// A connection's identity inside the relay (a counter; never sent anywhere).
+pub type ConnId = u64;
+
+/// Events waiting for one connection.
+#[derive(Debug, Default)]
+pub struct Mailbox {
+    events: Mutex<Events>,
+    wake: Notify,
+}
+
+/// What a connection must handle: queues that may have a message, queues it lost.
+#[derive(Debug, Default)]
+pub struct Events {
+    /// Queues with a newly stored message.
+    pub notify: HashSet<RecipientId>,
+    /// Queues whose subscription moved to another connection.
+    pub end: HashSet<RecipientId>,
+}
+
+impl Mailbox {
+    /// Waits until an event arrives (returns at once if one arrived since the last take).
+    pub async fn wait(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Takes every pending event.
+    pub fn take(&self) -> Events {
+        std::mem::take(&mut *self.events.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn post(&self, f: impl FnOnce(&mut Events)) {
+        f(&mut self.events.lock().unwrap_or_else(PoisonError::into_inner));
+        self.wake.notify_one();
+    }
+}
+
+/// The subscription registry.
+#[derive(Debug, Default)]
+pub struct Hub {
+    subscribers: Mutex<HashMap<RecipientId, (ConnId, Arc<Mailbox>)>>,
+}
+
+impl Hub {
+    /// Makes `conn` the subscriber of `queue`; the previous subscriber gets `END`.
+    pub fn subscribe(&self, queue: RecipientId, conn: ConnId, mailbox: &Arc<Mailbox>) {
+        let previous = self
+            .lock()
+            .insert(queue, (conn, Arc::clone(mailbox)));
+        if let Some((old, old_mailbox)) = previous
+            && old != conn
+        {
+            old_mailbox.post(|e| {
+                e.notify.remove(&queue);
+                e.end.insert(queue);
+            });
+        }
+    }
+
+    /// Removes `conn`'s subscription to `queue` (if it still holds it).
+    pub fn unsubscribe(&self, queue: &RecipientId, conn: ConnId) {
+        let mut subscribers = self.lock();
+        if subscribers.get(queue).is_some_and(|(c, _)| *c == conn) {
+            subscribers.remove(queue);
+        }
+    }
+
+    /// Wakes the subscriber of `queue`, if any.
+    pub fn notify(&self, queue: RecipientId) {
+        let mailbox = self.lock().get(&queue).map(|(_, m)| Arc::clone(m));
+        if let Some(mailbox) = mailbox {
+            mailbox.post(|e| {
+                e.notify.insert(queue);
+            });
+        }
+    }
+
+    /// Number of subscribed queues.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no queue is subscribed.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RecipientId, (ConnId, Arc<Mailbox>)>> {
+        self.subscribers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn takeover_ends_the_old_subscriber_and_notifications_follow() {
+        let hub = Hub::default();
+        let q = RecipientId::from_bytes([1; 24]);
+        let (a, b) = (Arc::new(Mailbox::default()), Arc::new(Mailbox::default()));
+        hub.subscribe(q, 1, &a);
+        hub.notify(q);
+        assert!(a.take().notify.contains(&q));
+        hub.subscribe(q, 2, &b);
+        assert!(a.take().end.contains(&q));
+        hub.notify(q);
+        hub.notify(q);
+        let events = b.take();
+        assert_eq!(events.notify.len(), 1);
+        hub.unsubscribe(&q, 1); // not the holder: no effect
+        assert_eq!(hub.len(), 1);
+        hub.unsubscribe(&q, 2);
+        assert!(hub.is_empty());
+    }
+}

@@ -1,0 +1,112 @@
+//! The relay's limits: every value a hostile or broken client could otherwise push
+//! without bound, with a safe default, its unit and what it costs.
+
+use std::time::Duration;
+
+/// Limits for the queue service and each connection. `Default` is what a relay runs
+/// with unless its configuration says otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// How long an undelivered message is kept (seconds). Default 21 days: long enough
+    /// for someone whose phone was off for weeks, short enough that a seized relay
+    /// holds little.
+    pub retention_secs: u64,
+    /// Messages a queue holds before `SEND` is answered `ERR QUOTA` (never dropped
+    /// silently). Default 256. Each costs about one 4 KiB body on disk.
+    pub queue_quota: usize,
+    /// Open connections at most; further ones are refused until one closes. Default
+    /// 10,000; each idle connection costs some tens of KiB.
+    pub max_connections: usize,
+    /// Sustained commands per second per connection. Default 200.
+    pub commands_per_second: u32,
+    /// Commands a connection may send in a burst above the sustained rate. Default 400.
+    pub command_burst: u32,
+    /// Rate-limited commands in a row after which the connection is closed. Default 1,000.
+    pub max_rate_violations: u32,
+    /// Queues one connection may create. Default 100.
+    pub max_queues_per_connection: u32,
+    /// Queues one connection may subscribe to. Default 1,000 (a client with many
+    /// contacts, each with one receiving queue on this relay).
+    pub max_subscriptions_per_connection: usize,
+    /// Reply blocks waiting to be written before the relay stops reading a
+    /// connection's commands (a client that does not read its replies cannot make the
+    /// relay buffer without bound). Default 64 blocks = 256 KiB.
+    pub max_backlog_blocks: usize,
+    /// A connection with no frame in either direction for this long is closed. Default
+    /// 10 minutes; clients send `PING` to stay connected.
+    pub idle_timeout: Duration,
+    /// The TLS/QUIC handshake and the hello exchange must finish within this. Default 10 s.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            retention_secs: 21 * 24 * 3600,
+            queue_quota: 256,
+            max_connections: 10_000,
+            commands_per_second: 200,
+            command_burst: 400,
+            max_rate_violations: 1_000,
+            max_queues_per_connection: 100,
+            max_subscriptions_per_connection: 1_000,
+            max_backlog_blocks: 64,
+            idle_timeout: Duration::from_secs(600),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A token bucket: `rate` tokens per second, at most `burst` saved up. Time comes in
+/// as milliseconds of a monotonic clock.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenBucket {
+    rate_per_sec: u64,
+    burst_milli: u64,
+    /// Tokens × 1000, so that fractional refills add up exactly.
+    tokens_milli: u64,
+    last_ms: u64,
+}
+
+impl TokenBucket {
+    pub(crate) fn new(rate_per_sec: u32, burst: u32, now_ms: u64) -> Self {
+        let burst_milli = u64::from(burst.max(1)) * 1000;
+        Self {
+            rate_per_sec: u64::from(rate_per_sec),
+            burst_milli,
+            tokens_milli: burst_milli,
+            last_ms: now_ms,
+        }
+    }
+
+    /// Takes one token if there is one.
+    pub(crate) fn take(&mut self, now_ms: u64) -> bool {
+        let elapsed = now_ms.saturating_sub(self.last_ms);
+        self.last_ms = self.last_ms.max(now_ms);
+        self.tokens_milli = self
+            .tokens_milli
+            .saturating_add(elapsed.saturating_mul(self.rate_per_sec))
+            .min(self.burst_milli);
+        if self.tokens_milli >= 1000 {
+            self.tokens_milli -= 1000;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_allows_burst_then_rate() {
+        let mut b = TokenBucket::new(10, 5, 0);
+        assert_eq!((0..5).filter(|_| b.take(0)).count(), 5);
+        assert!(!b.take(0));
+        assert!(!b.take(99));
+        assert!(b.take(100));
+        assert_eq!((0..20).filter(|_| b.take(10_000)).count(), 5);
+    }
+}

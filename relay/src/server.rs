@@ -1,0 +1,284 @@
+//! The tokio driver: accepts connections from the transport, runs one task per
+//! connection around its [`Session`], carries writes to the group committer, routes
+//! subscription events through the [`Hub`], sweeps expired messages, and shuts down
+//! without losing an accepted message.
+//!
+//! Each connection task moves bytes and time only; every protocol decision is the
+//! session's.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use getrandom::SysRng;
+use passage_transport::{Accepted, Listener};
+use passage_wire::ChannelBinding;
+use rand_core::UnwrapErr;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::{Instant as TokioInstant, sleep_until};
+
+use crate::hub::{ConnId, Hub, Mailbox};
+use crate::metrics::Metrics;
+use crate::session::{Action, Now, ServiceConfig, Session};
+use crate::store::{GroupCommitter, Store, WriteOp, WriteOutcome};
+
+/// How long shutdown waits for connections to finish their in-flight writes.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Interval at which store statistics are refreshed into the metrics.
+pub const STATS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The relay service: queues over the transport's block streams.
+pub struct Relay {
+    config: Arc<ServiceConfig>,
+    store: Arc<dyn Store>,
+    committer: Arc<GroupCommitter>,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    slots: Arc<Semaphore>,
+    started: Instant,
+    next_conn: AtomicU64,
+}
+
+impl core::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Relay").finish_non_exhaustive()
+    }
+}
+
+/// Everything a connection task shares with the relay.
+struct Shared {
+    config: Arc<ServiceConfig>,
+    store: Arc<dyn Store>,
+    committer: Arc<GroupCommitter>,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    started: Instant,
+}
+
+impl Shared {
+    fn now(&self) -> Now {
+        Now {
+            unix_secs: unix_now(),
+            mono_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+/// The wall clock in unix seconds (0 if the clock is before 1970).
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Relay {
+    /// A relay over `store`, with its limits and password in `config`.
+    pub fn new(config: ServiceConfig, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
+        let slots = Arc::new(Semaphore::new(config.limits.max_connections));
+        let committer = Arc::new(GroupCommitter::new(Arc::clone(&store)));
+        Self {
+            config: Arc::new(config),
+            store,
+            committer,
+            hub: Arc::new(Hub::default()),
+            metrics,
+            slots,
+            started: Instant::now(),
+            next_conn: AtomicU64::new(0),
+        }
+    }
+
+    /// Serves connections from `listener` until `shutdown` completes; then stops
+    /// accepting, lets every connection finish the writes it started (each `SEND`
+    /// answered `OK` is durable before the answer), and drains the committer.
+    pub async fn serve(self, mut listener: Listener, shutdown: impl Future<Output = ()>) {
+        let shared = Arc::new(Shared {
+            config: Arc::clone(&self.config),
+            store: Arc::clone(&self.store),
+            committer: Arc::clone(&self.committer),
+            hub: Arc::clone(&self.hub),
+            metrics: Arc::clone(&self.metrics),
+            started: self.started,
+        });
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(housekeeping(Arc::clone(&shared), stop_rx.clone()));
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Some(accepted) = accepted else { break };
+                    let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else {
+                        Metrics::inc(&self.metrics.connections_refused);
+                        drop(accepted);
+                        continue;
+                    };
+                    let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+                    let shared = Arc::clone(&shared);
+                    let stop = stop_rx.clone();
+                    tasks.spawn(async move {
+                        run_connection(accepted, conn, shared, stop).await;
+                        drop(permit);
+                    });
+                }
+                () = &mut shutdown => break,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        drop(listener);
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        tasks.abort_all();
+        self.committer.close().await;
+    }
+}
+
+/// Retention sweeps and store statistics, until shutdown.
+async fn housekeeping(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let retention = shared.config.limits.retention_secs;
+    let sweep = Duration::from_secs((retention / 4).clamp(1, 60));
+    let mut next_sweep = TokioInstant::now();
+    let mut next_stats = TokioInstant::now();
+    loop {
+        tokio::select! {
+            () = sleep_until(next_sweep.min(next_stats)) => {}
+            _ = stop.changed() => return,
+        }
+        let now = TokioInstant::now();
+        if now >= next_sweep {
+            next_sweep = now + sweep;
+            let op = WriteOp::Expire { received_before: unix_now().saturating_sub(retention) };
+            if let Ok(WriteOutcome::Expired { count }) = shared.committer.write(op).await {
+                shared.metrics.messages_expired.fetch_add(count, Ordering::Relaxed);
+            }
+        }
+        if now >= next_stats {
+            next_stats = now + STATS_INTERVAL;
+            let store = Arc::clone(&shared.store);
+            if let Ok(Ok(stats)) = tokio::task::spawn_blocking(move || store.stats()).await {
+                shared.metrics.stored_queues.store(stats.queues, Ordering::Relaxed);
+                shared.metrics.stored_messages.store(stats.messages, Ordering::Relaxed);
+                shared.metrics.store_bytes.store(stats.bytes_on_disk, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+async fn run_connection(
+    accepted: Accepted,
+    conn: ConnId,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    Metrics::inc(&shared.metrics.connections_total);
+    shared.metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+    let stream = accepted.stream;
+    let binding = ChannelBinding::from_bytes(stream.channel_binding());
+    let (mut tx, mut rx) = stream.split();
+    let mailbox = Arc::new(Mailbox::default());
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let mut rng = UnwrapErr(SysRng);
+    let limits = &shared.config.limits;
+    let mut session = Session::new(
+        Arc::clone(&shared.config),
+        Arc::clone(&shared.metrics),
+        binding,
+        shared.now(),
+        &mut rng,
+    );
+    let hello_deadline = TokioInstant::now() + limits.handshake_timeout;
+    let mut idle_deadline = TokioInstant::now() + limits.idle_timeout;
+    let mut in_flight = 0usize;
+    let mut stopping = false;
+    'conn: loop {
+        // Carry out what the session asked for, then send what it wrote.
+        while let Some(action) = session.poll_action() {
+            match action {
+                Action::Write { token, op } => {
+                    in_flight += 1;
+                    let committer = Arc::clone(&shared.committer);
+                    let done = done_tx.clone();
+                    let hub = Arc::clone(&shared.hub);
+                    let appended_to = match &op {
+                        WriteOp::Append { recipient_id, .. } => Some(*recipient_id),
+                        _ => None,
+                    };
+                    // The write runs on its own: it completes (and the subscriber is
+                    // woken) even if this connection ends meanwhile.
+                    tokio::spawn(async move {
+                        let result = committer.write(op).await;
+                        if let (Some(queue), Ok(WriteOutcome::Appended)) = (appended_to, &result) {
+                            hub.notify(queue);
+                        }
+                        let _ = done.send((token, result));
+                    });
+                }
+                Action::Subscribe(queue) => shared.hub.subscribe(queue, conn, &mailbox),
+                Action::Unsubscribe(queue) => shared.hub.unsubscribe(&queue, conn),
+                Action::Close(_) => {
+                    flush(&mut session, &mut tx).await;
+                    break 'conn;
+                }
+            }
+        }
+        if !flush(&mut session, &mut tx).await {
+            break;
+        }
+        if stopping && in_flight == 0 {
+            break;
+        }
+        let reading = session.wants_read() && !stopping;
+        let deadline = if session.is_ready() { idle_deadline } else { hello_deadline.min(idle_deadline) };
+        tokio::select! {
+            block = rx.recv_block(), if reading => match block {
+                Ok(Some(block)) => {
+                    idle_deadline = TokioInstant::now() + limits.idle_timeout;
+                    session.handle_block(&block, shared.store.as_ref(), shared.now(), &mut rng);
+                }
+                _ => {
+                    // The peer left; writes it started still complete and stay durable.
+                    stopping = true;
+                }
+            },
+            Some((token, result)) = done_rx.recv(), if in_flight > 0 => {
+                in_flight -= 1;
+                session.handle_write(token, result, shared.store.as_ref(), shared.now());
+            }
+            () = mailbox.wait() => {
+                let events = mailbox.take();
+                for queue in events.end {
+                    session.handle_end(queue);
+                }
+                for queue in events.notify {
+                    session.handle_notify(queue, shared.store.as_ref(), shared.now());
+                }
+            }
+            () = sleep_until(deadline), if !stopping => {
+                Metrics::inc(&shared.metrics.connections_cut);
+                stopping = true;
+            }
+            _ = stop.changed(), if !stopping => stopping = true,
+        }
+    }
+    for queue in session.subscriptions() {
+        shared.hub.unsubscribe(queue, conn);
+    }
+    let _ = tx.finish().await;
+    shared.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Sends every block the session has ready; false if the connection is gone.
+async fn flush(session: &mut Session, tx: &mut passage_transport::BlockSender) -> bool {
+    while let Some(block) = session.poll_block() {
+        if tx.send_block(&block).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
