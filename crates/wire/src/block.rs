@@ -47,7 +47,8 @@ impl Block {
         &self.0
     }
 
-    /// The block bytes, mutable (for tests that alter blocks in flight).
+    /// The block bytes, mutable: to read a block from a transport in place, or to
+    /// alter one in flight in a test.
     pub fn as_bytes_mut(&mut self) -> &mut [u8; BLOCK_LEN] {
         &mut self.0
     }

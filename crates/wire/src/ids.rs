@@ -18,6 +18,16 @@ pub const MSG_ID_LEN: usize = 24;
 /// 8 bytes is plenty for the commands one connection has in flight.
 pub const CORR_ID_LEN: usize = 8;
 
+/// A byte string handed to an id's `from_slice` had the wrong length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("wrong id length: expected {expected} bytes, got {actual}")]
+pub struct IdLengthError {
+    /// The id's length.
+    pub expected: usize,
+    /// The length handed in.
+    pub actual: usize,
+}
+
 macro_rules! random_id {
     ($(#[$doc:meta])* $name:ident, $len:expr) => {
         $(#[$doc])*
@@ -35,6 +45,14 @@ macro_rules! random_id {
             /// Wraps id bytes (from storage or from a decoded message).
             pub fn from_bytes(bytes: [u8; $len]) -> Self {
                 Self(bytes)
+            }
+
+            /// Copies id bytes from a slice (from storage), reporting a length mismatch.
+            pub fn from_slice(bytes: &[u8]) -> Result<Self, IdLengthError> {
+                bytes.try_into().map(Self).map_err(|_| IdLengthError {
+                    expected: $len,
+                    actual: bytes.len(),
+                })
             }
 
             /// The id bytes.
@@ -150,6 +168,14 @@ mod tests {
         assert_eq!(
             format!("{:?}", CorrId::from_bytes([1; CORR_ID_LEN])),
             "CorrId(..)"
+        );
+        assert_eq!(RecipientId::from_slice(a.as_bytes()), Ok(a));
+        assert_eq!(
+            RecipientId::from_slice(&[0; QUEUE_ID_LEN + 1]),
+            Err(IdLengthError {
+                expected: QUEUE_ID_LEN,
+                actual: QUEUE_ID_LEN + 1
+            })
         );
     }
 }

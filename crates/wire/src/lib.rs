@@ -104,7 +104,7 @@ pub use delivery::{
     Delivery, DeliveryError, DeliveryKey, SealedBody, open_delivery, seal_delivery,
 };
 pub use framing::{FrameDecoder, FrameEncodeError, FrameEncoder, FrameError, MAX_FRAME_LEN};
-pub use ids::{CorrId, Entity, MsgId, QUEUE_ID_LEN, RecipientId, SenderId};
+pub use ids::{CorrId, Entity, IdLengthError, MsgId, QUEUE_ID_LEN, RecipientId, SenderId};
 pub use reply::{ErrorCode, QueueIds, Reply, ReplyDecodeError};
 pub use version::{
     ClientHello, PROTOCOL_VERSION, ProtocolVersion, RelayHello, SUPPORTED_VERSIONS, VersionRange,

@@ -100,7 +100,7 @@ impl ErrorCode {
 }
 
 /// The ids and key of a new queue, the answer to `NEW`.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct QueueIds {
     /// The id the recipient reads with.
     pub recipient_id: RecipientId,
@@ -108,6 +108,15 @@ pub struct QueueIds {
     pub sender_id: SenderId,
     /// The relay's X25519 public key for this queue's deliveries.
     pub relay_dh_key: DhPublic,
+}
+
+impl core::fmt::Debug for QueueIds {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("QueueIds")
+            .field("recipient_id", &self.recipient_id)
+            .field("sender_id", &self.sender_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl QueueIds {

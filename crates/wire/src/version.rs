@@ -138,12 +138,20 @@ pub fn negotiate(
 }
 
 /// The relay's first frame: the versions it speaks and its session key for this connection.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct RelayHello {
     /// Versions the relay supports.
     pub versions: VersionRange,
     /// The relay's fresh X25519 public key for this connection.
     pub session_key: DhPublic,
+}
+
+impl core::fmt::Debug for RelayHello {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("RelayHello")
+            .field("versions", &self.versions)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RelayHello {

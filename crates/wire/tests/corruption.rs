@@ -222,3 +222,69 @@ fn exhaustive_msg_block_changes() {
         every_position(name, &block, &all, |b| world.client_opens(b));
     }
 }
+
+/// Writes valid blocks (one per file) as a seed corpus for the `block_decode` fuzz
+/// target: `PASSAGE_FUZZ_SEEDS=fuzz/corpus/block_decode cargo test -p passage-wire
+/// --test corruption -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore = "writes files; run by hand to seed the fuzz corpus"]
+fn write_fuzz_seeds() {
+    let Some(dir) = std::env::var_os("PASSAGE_FUZZ_SEEDS") else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let world = World::new(30);
+    let mut seeds: Vec<(String, Vec<u8>)> = Vec::new();
+    for (name, block) in command_blocks(&world).into_iter().chain(msg_blocks(&world)) {
+        seeds.push((name.replace(' ', "_"), block.as_bytes().to_vec()));
+    }
+    let hello = RelayHello {
+        versions: SUPPORTED_VERSIONS,
+        session_key: world.session.public_key(),
+    };
+    let mut rng = rng(31);
+    let queue = QueueAddress {
+        relay: "passage://AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8@relay.example.org:443"
+            .parse()
+            .unwrap(),
+        sender_id: world.ids.sender_id,
+    };
+    let small = vec![
+        hello.encode(),
+        ClientHello::new(hello.negotiate(SUPPORTED_VERSIONS).unwrap()).encode(),
+        Command::Ping
+            .encode(CorrId::generate(&mut rng), None)
+            .unwrap(),
+        Reply::Pong {
+            corr_id: CorrId::generate(&mut rng),
+        }
+        .encode(),
+        Reply::Ids {
+            corr_id: CorrId::generate(&mut rng),
+            ids: world.ids,
+        }
+        .encode(),
+        Reply::End(world.ids.recipient_id).encode(),
+        Reply::Err {
+            corr_id: None,
+            entity: Entity::None,
+            code: ErrorCode::Syntax,
+        }
+        .encode(),
+        queue.encode(),
+    ];
+    let stream: Vec<u8> = to_blocks(&small)
+        .iter()
+        .flat_map(|b| b.as_bytes().to_vec())
+        .collect();
+    seeds.push(("hello_ping_pong_ids_end_err".into(), stream));
+    let spanning: Vec<u8> = to_blocks(&[vec![0x33; 9000], b"tail".to_vec()])
+        .iter()
+        .flat_map(|b| b.as_bytes().to_vec())
+        .collect();
+    seeds.push(("spanning".into(), spanning));
+    for (name, bytes) in seeds {
+        std::fs::write(dir.join(format!("seed_{name}")), bytes).unwrap();
+    }
+}

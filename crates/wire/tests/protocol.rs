@@ -517,7 +517,7 @@ fn debug_and_errors_never_show_ids_keys_or_bodies() {
     let id = RecipientId::from_bytes([0xab; 24]);
     let password = QueuePassword::new(b"hunter2-hunter2").unwrap();
     let shown = format!(
-        "{:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+        "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
         Command::Ack {
             recipient_id: id,
             msg_id: MsgId::from_bytes([0xab; 24])
@@ -533,6 +533,18 @@ fn debug_and_errors_never_show_ids_keys_or_bodies() {
             password: Some(password),
         }),
         all_replies(&world),
+        Reply::Ids {
+            corr_id: CorrId::from_bytes([0xab; 8]),
+            ids: QueueIds {
+                recipient_id: id,
+                sender_id: SenderId::from_bytes([0xab; 24]),
+                relay_dh_key: DhPublic::from_bytes([0xab; 32]),
+            },
+        },
+        RelayHello {
+            versions: SUPPORTED_VERSIONS,
+            session_key: DhPublic::from_bytes([0xab; 32]),
+        },
         world.client_key(AuthRole::Sender),
         ChannelBinding::from_bytes([0xab; 32]),
         Authenticator::from_bytes([0xab; 32]),
