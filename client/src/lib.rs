@@ -1,5 +1,9 @@
 //! # passage-client
 //!
-//! The client core (vault, contacts, conversations). Not built yet: this crate holds
-//! its place in the workspace so the layering is fixed from the start.
+//! The client core (vault, contacts, conversations). Built so far: [`relay`], the
+//! client's link to a relay. The rest follows; the crate holds its place in the
+//! workspace so the layering is fixed from the start.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod relay;
