@@ -12,7 +12,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    for candidate in [text.to_owned(), format!("passage://AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8@{text}")] {
+    for candidate in [
+        text.to_owned(),
+        format!("passage://AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8@{text}"),
+    ] {
         if let Ok(address) = candidate.parse::<RelayAddress>() {
             let printed = address.to_string();
             assert_eq!(printed.parse::<RelayAddress>().unwrap(), address);

@@ -14,7 +14,9 @@ fuzz_target!(|data: &[u8]| {
     while rest.len() >= 2 {
         let header = u16::from_be_bytes([rest[0], rest[1]]);
         rest = &rest[2..];
-        let len = usize::from(header & 0x7fff).min(rest.len()).min(MAX_FRAME_LEN);
+        let len = usize::from(header & 0x7fff)
+            .min(rest.len())
+            .min(MAX_FRAME_LEN);
         let (frame, tail) = rest.split_at(len);
         rest = tail;
         if frame.is_empty() {

@@ -66,7 +66,9 @@ fn check_command(frame: &[u8], unverified: UnverifiedCommand) {
         None => assert!(unverified.accept_unauthenticated().is_ok()),
     }
     // Canonical: re-encoding gives the same bytes, except the authenticator itself.
-    let again = command.encode(corr_id, key).expect("a decoded command re-encodes");
+    let again = command
+        .encode(corr_id, key)
+        .expect("a decoded command re-encodes");
     assert_eq!(again.len(), frame.len());
     let entity_len = match command.entity() {
         Entity::None => 1,
