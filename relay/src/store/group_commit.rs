@@ -1,0 +1,154 @@
+//! [`GroupCommitter`]: many async writers, one commit (one fsync) per batch.
+//!
+//! ```text
+//!  task ─write(op)─┐                         ┌─ oneshot ─▶ task
+//!  task ─write(op)─┼─▶ bounded queue ─▶ commit thread: take all queued (≤ MAX_BATCH),
+//!  task ─write(op)─┘   (backpressure)        store.commit(batch), answer each ─▶ task
+//! ```
+//!
+//! The commit thread never waits for a batch to fill: when the queue is empty it commits
+//! the one op that arrives at once. Batches form by themselves under load, from the writes
+//! that arrive while the previous commit is waiting for its fsync — so one writer alone pays
+//! one fsync, and a burst of N writers pays about two.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{StorageFault, Store, WriteError, WriteOp, WriteOutcome};
+
+/// The most ops in one commit. A batch of appends holds about 4 KiB per op, so 1,024 ops
+/// is a 4 MiB transaction: large enough that the fsync, not the batch limit, sets the pace
+/// (measured: batches of 1,000 reach ~20× the throughput of single commits), small enough
+/// that the first writer of a batch is not kept waiting for long.
+pub const MAX_BATCH: usize = 1024;
+
+/// How many writes may wait for the commit thread; a writer beyond that waits in
+/// [`GroupCommitter::write`] until there is room (backpressure on the connections, rather
+/// than unbounded memory: at about 4 KiB per queued message this is at most 8 MiB). Two
+/// batches' worth, so the next batch can fill while one commits.
+pub const WRITE_QUEUE_CAPACITY: usize = 2 * MAX_BATCH;
+
+/// The async front of a [`Store`]: `write(op).await` returns once the op's batch is durable.
+///
+/// Share it between tasks behind an `Arc`. Call [`close`](Self::close) on shutdown, so that
+/// every write already submitted is committed and answered; dropping it without `close`
+/// also commits them, but nobody waits for it.
+pub struct GroupCommitter {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl core::fmt::Debug for GroupCommitter {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("GroupCommitter").finish_non_exhaustive()
+    }
+}
+
+/// One entry of the queue to the commit thread.
+enum Job {
+    Write {
+        // Boxed: a `Close` should not take a queue slot as large as a `CreateQueue`.
+        op: Box<WriteOp>,
+        reply: oneshot::Sender<Result<WriteOutcome, WriteError>>,
+    },
+    Close {
+        done: oneshot::Sender<()>,
+    },
+}
+
+impl GroupCommitter {
+    /// Starts the commit thread over `store`. Needs no runtime: the thread is a plain OS
+    /// thread, since a commit blocks on the disk.
+    ///
+    /// If the OS refuses to start a thread, the committer is closed from the start: every
+    /// [`write`](Self::write) fails with [`StorageFault::Closed`].
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        let (jobs, queue) = mpsc::channel(WRITE_QUEUE_CAPACITY);
+        // On failure the closure (and with it `queue`) is dropped, which closes the channel.
+        let _detached = std::thread::Builder::new()
+            .name("passage-store-commit".into())
+            .spawn(move || {
+                let closers = run(store.as_ref(), queue);
+                // Let go of the store before saying we are done, so that a caller of `close`
+                // may reopen its file at once.
+                drop(store);
+                for done in closers {
+                    let _ = done.send(());
+                }
+            });
+        Self { jobs }
+    }
+
+    /// Submits one op and waits until its batch is committed and durable.
+    ///
+    /// Waits for room first if [`WRITE_QUEUE_CAPACITY`] writes are already queued. Fails with
+    /// [`StorageFault::Closed`] after [`close`](Self::close). If this future is dropped once
+    /// the op is queued, the op may still be applied.
+    pub async fn write(&self, op: WriteOp) -> Result<WriteOutcome, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job::Write {
+                op: Box::new(op),
+                reply,
+            })
+            .await
+            .map_err(|_| closed())?;
+        answer.await.unwrap_or_else(|_| Err(closed()))
+    }
+
+    /// Stops taking writes, commits every write already queued, and returns when they are
+    /// answered and the commit thread has finished. Later writes fail with
+    /// [`StorageFault::Closed`]. Returns at once if the committer is already closed.
+    pub async fn close(&self) {
+        let (done, finished) = oneshot::channel();
+        if self.jobs.send(Job::Close { done }).await.is_ok() {
+            // An error only means the thread is gone already.
+            let _ = finished.await;
+        }
+    }
+}
+
+fn closed() -> WriteError {
+    WriteError::Storage(StorageFault::Closed)
+}
+
+/// The commit thread: take what is queued, commit it, answer, repeat; after a `Close`, drain.
+/// Returns the `Close` requests to answer.
+fn run(store: &dyn Store, mut queue: mpsc::Receiver<Job>) -> Vec<oneshot::Sender<()>> {
+    let mut closers = Vec::new();
+    let mut ops = Vec::with_capacity(MAX_BATCH);
+    let mut replies = Vec::with_capacity(MAX_BATCH);
+    // Blocks only while the queue is empty; `None` once it is closed and drained.
+    while let Some(first) = queue.blocking_recv() {
+        let mut next = Some(first);
+        while let Some(job) = next {
+            match job {
+                Job::Write { op, reply } => {
+                    ops.push(*op);
+                    replies.push(reply);
+                }
+                Job::Close { done } => {
+                    // No new writes from here on; those already queued are still received.
+                    queue.close();
+                    closers.push(done);
+                }
+            }
+            next = if ops.len() < MAX_BATCH {
+                queue.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if ops.is_empty() {
+            continue;
+        }
+        let results = store.commit(std::mem::take(&mut ops));
+        // A store that returned too few results leaves some writers unanswered: their
+        // oneshot is dropped and they see `Closed` rather than hang.
+        for (reply, result) in replies.drain(..).zip(results) {
+            // The writer may have given up waiting; the op is committed all the same.
+            let _ = reply.send(result);
+        }
+    }
+    closers
+}

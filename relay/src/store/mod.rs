@@ -1,0 +1,305 @@
+//! The relay's durable state: queues, their sender index, and the messages waiting in them.
+//!
+//! ```text
+//!  service tasks ──write(op).await──▶ GroupCommitter ──commit(batch)──▶ dyn Store ──▶ disk
+//!        │                           (one thread, one fsync             RedbStore (default)
+//!        └──── queue / first_message / message_count / stats ─────────▶ MemoryStore (tests)
+//! ```
+//!
+//! Reads go straight to the [`Store`]; every change goes through [`Store::commit`] as a
+//! list of [`WriteOp`]s applied in one durable transaction. The service does not call
+//! `commit` itself but [`GroupCommitter::write`], which gathers the writes of many
+//! connections into one commit, so that a burst of `SEND`s costs one fsync, and answers each
+//! writer only once its batch is on disk (DESIGN.md, "Storage and scale").
+//!
+//! Both stores apply an operation with the same code (the private `ops` module) over their
+//! own tables, so they cannot drift apart in what a quota, a sender key or an expiry means;
+//! one test suite runs against both.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! # async fn demo(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use passage_relay::store::{GroupCommitter, RedbStore, Store, WriteOp};
+//! let store = Arc::new(RedbStore::open(dir.join("relay.redb"))?);
+//! let committer = GroupCommitter::new(store.clone());
+//! # let rid = passage_wire::RecipientId::from_bytes([1; 24]);
+//! let outcome = committer.write(WriteOp::DeleteQueue { recipient_id: rid }).await;
+//! committer.close().await;
+//! # let _ = outcome;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What the relay's disk holds
+//!
+//! Queue ids, the queue keys, **the relay's per-queue DH secret in the clear**, and the
+//! end-to-end encrypted message bodies with their ids and arrival times. Whoever images the
+//! disk can therefore re-encrypt (or undo the delivery encryption of) traffic they also
+//! recorded for queues that still exist; the end-to-end encryption of the bodies is not
+//! affected. Deleted queues and messages leave the file's live data at the next commit, but
+//! freed pages are not overwritten until reused: full-disk encryption of the relay's data
+//! directory is the operator's defence against seizure (SECURITY.md).
+
+mod codec;
+mod group_commit;
+mod memory;
+mod ops;
+mod redb_store;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use passage_crypto::ENVELOPE_LEN;
+use passage_crypto::primitives::{DhPublic, DhSecret};
+use passage_wire::{MsgId, RecipientId, SenderId};
+
+pub use group_commit::{GroupCommitter, MAX_BATCH, WRITE_QUEUE_CAPACITY};
+pub use memory::MemoryStore;
+pub use redb_store::{OpenError, RedbStore};
+
+/// One queue as the relay keeps it. Every field but `sender_auth_key` is fixed at `NEW`.
+///
+/// `Debug` shows none of the ids, keys or times: they link a person's traffic.
+#[derive(Clone)]
+pub struct QueueRecord {
+    /// The id the recipient reads with.
+    pub recipient_id: RecipientId,
+    /// The id senders write with.
+    pub sender_id: SenderId,
+    /// The X25519 key that authenticates the recipient's commands.
+    pub recipient_auth_key: DhPublic,
+    /// The recipient's X25519 key for the delivery re-encryption.
+    pub recipient_dh_key: DhPublic,
+    /// The relay's X25519 secret for this queue (delivery re-encryption and the sender MAC).
+    /// Zeroized in memory on drop, but **stored unencrypted on disk** (see the module doc).
+    pub relay_dh_secret: DhSecret,
+    /// The key that authenticates `SEND`s, fixed by the first one ([`WriteOp::Append`]).
+    pub sender_auth_key: Option<DhPublic>,
+    /// When the queue was created, in unix seconds.
+    pub created_at: u64,
+}
+
+impl core::fmt::Debug for QueueRecord {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("QueueRecord")
+            .field("sender_key_fixed", &self.sender_auth_key.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One message waiting in a queue: exactly one end-to-end envelope.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// The relay's id for it (acknowledged with `ACK`, nonce of the delivery encryption).
+    pub msg_id: MsgId,
+    /// When the relay accepted it, in unix seconds; retention counts from here.
+    pub received_at: u64,
+    /// The envelope, as the sender sent it.
+    pub body: Box<[u8; ENVELOPE_LEN]>,
+}
+
+impl core::fmt::Debug for StoredMessage {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("StoredMessage { .. }")
+    }
+}
+
+/// One change to the store. A batch of them goes to [`Store::commit`].
+#[non_exhaustive]
+pub enum WriteOp {
+    /// Creates a queue. Fails with [`WriteError::DuplicateId`] if its recipient id or its
+    /// sender id is already in use (by any queue). A `sender_auth_key` already set in the
+    /// record is kept.
+    CreateQueue(QueueRecord),
+    /// Appends one message. If the queue has no sender key yet and `sender_key` is Some, fixes
+    /// it atomically with the append; if the queue already has a sender key, `sender_key` must
+    /// be None or equal to it, else the op fails with [`WriteError::SenderKeyMismatch`]. Fails
+    /// with [`WriteError::Quota`] when the queue already holds `quota` messages,
+    /// [`WriteError::NoQueue`] if it doesn't exist, [`WriteError::DuplicateId`] if the queue
+    /// already holds a message with this id. Checked in that order; a failed append changes
+    /// nothing (not even the sender key).
+    Append {
+        /// The queue.
+        recipient_id: RecipientId,
+        /// The key that authenticated this `SEND`, to fix or to check.
+        sender_key: Option<DhPublic>,
+        /// The message.
+        message: StoredMessage,
+        /// The most messages the queue may hold, this one included.
+        quota: usize,
+    },
+    /// Deletes one message (returns [`WriteOutcome::Acked`]; `found` is false if the queue
+    /// holds no message with this id). Fails with [`WriteError::NoQueue`] if the queue is gone.
+    Ack {
+        /// The queue.
+        recipient_id: RecipientId,
+        /// The message to delete.
+        msg_id: MsgId,
+    },
+    /// Deletes a queue, its sender index entry and all its messages (returns
+    /// [`WriteOutcome::Deleted`]; `found` is false if there was no such queue).
+    DeleteQueue {
+        /// The queue.
+        recipient_id: RecipientId,
+    },
+    /// Deletes every message with `received_at < received_before`, in every queue
+    /// (retention); returns [`WriteOutcome::Expired`]. Its cost is proportional to the number
+    /// of messages it deletes, not to the number stored.
+    Expire {
+        /// The cut-off, in unix seconds (exclusive).
+        received_before: u64,
+    },
+}
+
+impl core::fmt::Debug for WriteOp {
+    // Only the kind of operation: ids, keys and bodies stay out of logs.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            WriteOp::CreateQueue(_) => "WriteOp::CreateQueue(..)",
+            WriteOp::Append { .. } => "WriteOp::Append { .. }",
+            WriteOp::Ack { .. } => "WriteOp::Ack { .. }",
+            WriteOp::DeleteQueue { .. } => "WriteOp::DeleteQueue { .. }",
+            WriteOp::Expire { .. } => "WriteOp::Expire { .. }",
+        })
+    }
+}
+
+/// What a successful [`WriteOp`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WriteOutcome {
+    /// The queue was created.
+    Created,
+    /// The message was appended (and the sender key fixed, if it was not yet).
+    Appended,
+    /// The ack was applied; `found` says whether the message was there.
+    Acked {
+        /// Whether the queue held the message.
+        found: bool,
+    },
+    /// The delete was applied; `found` says whether the queue existed.
+    Deleted {
+        /// Whether the queue existed.
+        found: bool,
+    },
+    /// Retention ran; `count` messages were deleted.
+    Expired {
+        /// How many messages were deleted.
+        count: u64,
+    },
+}
+
+/// Why one [`WriteOp`] was not applied. Every variant but `Storage` is the op's own failure
+/// and leaves the rest of its batch untouched.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// The queue does not exist (or was deleted earlier in the same batch).
+    #[error("no such queue")]
+    NoQueue,
+    /// The queue already holds as many messages as its quota allows.
+    #[error("the queue is full")]
+    Quota,
+    /// The queue's sender key is fixed and the op named another one.
+    #[error("the queue's sender key is fixed to another key")]
+    SenderKeyMismatch,
+    /// A queue id (create) or message id (append) is already in use.
+    #[error("the id is already in use")]
+    DuplicateId,
+    /// The store failed; nothing of the batch was applied.
+    #[error("storage failure")]
+    Storage(#[source] StorageFault),
+}
+
+/// Why a read failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store failed.
+    #[error("storage failure")]
+    Storage(#[from] StorageFault),
+}
+
+/// A failure of the storage itself (not of an operation's preconditions). Carries no ids,
+/// keys or message bytes.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageFault {
+    /// The database engine failed (I/O error, full disk, …); the source says how. The relay
+    /// should answer `ERR` and may retry; if it persists, the disk needs attention.
+    #[error("the database engine failed")]
+    Engine(#[source] Arc<dyn std::error::Error + Send + Sync + 'static>),
+    /// A stored record failed to decode: the file was damaged or altered.
+    #[error("a stored {what} record is damaged")]
+    Corrupt {
+        /// Which kind of record.
+        what: &'static str,
+    },
+    /// The store or its committer has shut down (or its commit thread died).
+    #[error("the store is closed")]
+    Closed,
+    /// [`MemoryStore::set_failing`] is on: a failure made on purpose, for tests.
+    #[error("storage failure injected by a test")]
+    Injected,
+}
+
+impl StorageFault {
+    pub(crate) fn engine(error: impl Into<redb::Error>) -> Self {
+        StorageFault::Engine(Arc::new(error.into()))
+    }
+}
+
+/// How much the store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreStats {
+    /// Number of queues.
+    pub queues: u64,
+    /// Number of messages waiting, over all queues.
+    pub messages: u64,
+    /// Size of the store's file (0 for [`MemoryStore`]). Freed space is reused, not returned
+    /// to the file system, so this is a high-water mark.
+    pub bytes_on_disk: u64,
+}
+
+/// The relay's storage: reads, and batches of writes applied in one durable transaction.
+///
+/// Reads see every batch whose `commit` has returned. Implementations are shared between
+/// tasks (`Arc<dyn Store>`); `commit` may block for an fsync, so async code calls it only
+/// through [`GroupCommitter`] (or `spawn_blocking`).
+pub trait Store: Send + Sync + 'static {
+    /// A queue, by its recipient id.
+    fn queue(&self, recipient_id: &RecipientId) -> Result<Option<QueueRecord>, StoreError>;
+
+    /// A queue, by its sender id.
+    fn queue_by_sender(&self, sender_id: &SenderId) -> Result<Option<QueueRecord>, StoreError>;
+
+    /// The oldest message of a queue (delivery is one at a time, in order; ACK releases the
+    /// next). `None` if the queue is empty or does not exist.
+    fn first_message(
+        &self,
+        recipient_id: &RecipientId,
+    ) -> Result<Option<StoredMessage>, StoreError>;
+
+    /// How many messages a queue holds (0 if it does not exist). Reads a counter, no scan.
+    fn message_count(&self, recipient_id: &RecipientId) -> Result<u64, StoreError>;
+
+    /// Totals over the whole store.
+    fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// Applies the ops in order in ONE durable transaction (one fsync for the batch) and
+    /// returns one result per op. An op's own failure (Quota, NoQueue, …) does not affect the
+    /// others; a storage failure fails the whole batch (every result is Err(Storage)) and
+    /// nothing of it is applied. Returns only after the batch is durable. Each op sees the
+    /// effects of the ops before it in the batch.
+    fn commit(&self, ops: Vec<WriteOp>) -> Vec<Result<WriteOutcome, WriteError>>;
+}
+
+/// The answer to a batch that failed as a whole: the same fault for every op.
+pub(crate) fn fail_all(len: usize, fault: &StorageFault) -> Vec<Result<WriteOutcome, WriteError>> {
+    (0..len)
+        .map(|_| Err(WriteError::Storage(fault.clone())))
+        .collect()
+}

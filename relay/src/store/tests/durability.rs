@@ -1,0 +1,231 @@
+//! The redb store keeps what it acknowledged: across a clean reopen, and across SIGKILL.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+use super::super::redb_store::OpenError;
+use super::super::{RedbStore, StorageFault, Store, StoreError, WriteError, WriteOp, WriteOutcome};
+use super::{append, assert_same_record, key, message, msg_id, one, record, rid, sid};
+
+/// Set in the child of the crash test to the store's path.
+const CRASH_CHILD_ENV: &str = "PASSAGE_STORE_CRASH_CHILD";
+/// The child's batches and their size: bounds the child's run (about 4,000 messages) if the
+/// parent never kills it.
+const CHILD_BATCHES: u64 = 400;
+const CHILD_BATCH_LEN: u64 = 10;
+/// The parent kills the child once it has reported this many committed messages.
+const KILL_AFTER: usize = 100;
+
+#[test]
+fn reopen_keeps_everything_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    {
+        let store = RedbStore::open(&path).unwrap();
+        assert!(one(&store, WriteOp::CreateQueue(record(1))).is_ok());
+        assert!(one(&store, WriteOp::CreateQueue(record(2))).is_ok());
+        let results = store.commit(vec![
+            WriteOp::Append {
+                recipient_id: rid(1),
+                sender_key: Some(key(4)),
+                message: message(1, 10),
+                quota: 10,
+            },
+            append(1, 2, 11),
+            append(1, 3, 12),
+            WriteOp::Ack {
+                recipient_id: rid(1),
+                msg_id: msg_id(1),
+            },
+            WriteOp::DeleteQueue {
+                recipient_id: rid(2),
+            },
+        ]);
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+    }
+    let store = RedbStore::open(&path).unwrap();
+    let mut expected = record(1);
+    expected.sender_auth_key = Some(key(4));
+    assert_same_record(&store.queue(&rid(1)).unwrap().unwrap(), &expected);
+    assert_same_record(&store.queue_by_sender(&sid(1)).unwrap().unwrap(), &expected);
+    assert!(store.queue(&rid(2)).unwrap().is_none());
+    assert_eq!(store.first_message(&rid(1)).unwrap(), Some(message(2, 11)));
+    assert_eq!(store.message_count(&rid(1)).unwrap(), 2);
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.queues, stats.messages), (1, 2));
+    assert!(stats.bytes_on_disk > 0);
+    // Sequence numbers go on after a reopen: a new message comes after the old ones.
+    assert!(one(&store, append(1, 4, 1)).is_ok());
+    assert!(
+        one(
+            &store,
+            WriteOp::Ack {
+                recipient_id: rid(1),
+                msg_id: msg_id(2)
+            }
+        )
+        .is_ok()
+    );
+    assert_eq!(store.first_message(&rid(1)).unwrap(), Some(message(3, 12)));
+}
+
+#[cfg(unix)]
+#[test]
+fn the_file_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    drop(RedbStore::open(&path).unwrap());
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "{mode:o}");
+}
+
+#[test]
+fn a_second_open_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let _first = RedbStore::open(&path).unwrap();
+    assert!(matches!(RedbStore::open(&path), Err(OpenError::InUse)));
+}
+
+#[test]
+fn unknown_layout_and_damaged_records_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    {
+        let store = RedbStore::open(&path).unwrap();
+        assert!(one(&store, WriteOp::CreateQueue(record(1))).is_ok());
+    }
+    // Damage the queue's state record behind the store's back.
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let definition = redb::TableDefinition::<&[u8; 24], &[u8]>::new("queue_state");
+            let mut t = txn.open_table(definition).unwrap();
+            t.insert(rid(1).as_bytes(), [1u8, 7].as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    {
+        let store = RedbStore::open(&path).unwrap();
+        assert!(matches!(
+            store.queue(&rid(1)),
+            Err(StoreError::Storage(StorageFault::Corrupt { .. }))
+        ));
+        // A fault fails the whole batch, including ops that were fine on their own.
+        let results = store.commit(vec![WriteOp::CreateQueue(record(2)), append(1, 1, 1)]);
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, Err(WriteError::Storage(StorageFault::Corrupt { .. }))))
+        );
+        assert!(store.queue(&rid(2)).unwrap().is_none());
+    }
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let definition = redb::TableDefinition::<&str, u64>::new("meta");
+            let mut t = txn.open_table(definition).unwrap();
+            t.insert("schema", 99).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    assert!(matches!(
+        RedbStore::open(&path),
+        Err(OpenError::UnknownSchema { found: 99 })
+    ));
+}
+
+/// The child half of [`sigkill_loses_no_acknowledged_message`]: does nothing unless started
+/// by it.
+#[test]
+fn crash_child() {
+    let Some(path) = std::env::var_os(CRASH_CHILD_ENV) else {
+        return;
+    };
+    let store = RedbStore::open(&path).unwrap();
+    assert!(one(&store, WriteOp::CreateQueue(record(1))).is_ok());
+    let mut out = std::io::stdout().lock();
+    for batch in 0..CHILD_BATCHES {
+        let first = batch * CHILD_BATCH_LEN;
+        let ops = (first..first + CHILD_BATCH_LEN)
+            .map(|n| append(1, n, 5))
+            .collect();
+        for result in store.commit(ops) {
+            assert!(matches!(result, Ok(WriteOutcome::Appended)), "{result:?}");
+        }
+        // Printed only once `commit` has returned: each of these must survive.
+        for n in first..first + CHILD_BATCH_LEN {
+            writeln!(out, "committed {n}").unwrap();
+        }
+        out.flush().unwrap();
+    }
+}
+
+#[test]
+fn sigkill_loses_no_acknowledged_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "store::tests::durability::crash_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CRASH_CHILD_ENV, &path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut committed = Vec::new();
+    let mut killed = false;
+    // Lines the child wrote before the kill are still read: they were committed too.
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(n) = line.strip_prefix("committed ") {
+            committed.push(n.parse::<u64>().unwrap());
+        }
+        if !killed && committed.len() >= KILL_AFTER {
+            child.kill().unwrap(); // SIGKILL on unix
+            killed = true;
+        }
+    }
+    let status = child.wait().unwrap();
+    assert!(
+        killed,
+        "the child ended on its own ({status}) after {}",
+        committed.len()
+    );
+    assert!(!status.success());
+
+    let store = RedbStore::open(&path).unwrap();
+    let count = store.message_count(&rid(1)).unwrap();
+    eprintln!(
+        "child reported {} commits, store holds {count}",
+        committed.len()
+    );
+    assert!(
+        count >= committed.len() as u64,
+        "{count} < {}",
+        committed.len()
+    );
+    // Present means an ack finds it.
+    let acks = committed
+        .iter()
+        .map(|&n| WriteOp::Ack {
+            recipient_id: rid(1),
+            msg_id: msg_id(n),
+        })
+        .collect();
+    for (n, result) in committed.iter().zip(store.commit(acks)) {
+        assert!(
+            matches!(result, Ok(WriteOutcome::Acked { found: true })),
+            "message {n}: {result:?}"
+        );
+    }
+}

@@ -1,0 +1,191 @@
+//! The group committer: concurrent writers share commits, each gets its own answer, and
+//! `close` drains.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use passage_wire::{RecipientId, SenderId};
+
+use super::super::{
+    GroupCommitter, MemoryStore, QueueRecord, RedbStore, StorageFault, Store, StoreError,
+    StoreStats, StoredMessage, WriteError, WriteOp, WriteOutcome,
+};
+use super::{append, one, record, rid};
+
+/// A store that counts commits and ops, and can pretend each commit waits for a disk.
+struct Counting<S> {
+    inner: S,
+    commits: AtomicUsize,
+    ops: AtomicUsize,
+    largest_batch: AtomicUsize,
+    fsync: Duration,
+}
+
+impl<S: Store> Counting<S> {
+    fn new(inner: S, fsync: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            commits: AtomicUsize::new(0),
+            ops: AtomicUsize::new(0),
+            largest_batch: AtomicUsize::new(0),
+            fsync,
+        })
+    }
+}
+
+impl<S: Store> Store for Counting<S> {
+    fn queue(&self, id: &RecipientId) -> Result<Option<QueueRecord>, StoreError> {
+        self.inner.queue(id)
+    }
+    fn queue_by_sender(&self, id: &SenderId) -> Result<Option<QueueRecord>, StoreError> {
+        self.inner.queue_by_sender(id)
+    }
+    fn first_message(&self, id: &RecipientId) -> Result<Option<StoredMessage>, StoreError> {
+        self.inner.first_message(id)
+    }
+    fn message_count(&self, id: &RecipientId) -> Result<u64, StoreError> {
+        self.inner.message_count(id)
+    }
+    fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.inner.stats()
+    }
+    fn commit(&self, ops: Vec<WriteOp>) -> Vec<Result<WriteOutcome, WriteError>> {
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        self.ops.fetch_add(ops.len(), Ordering::SeqCst);
+        self.largest_batch.fetch_max(ops.len(), Ordering::SeqCst);
+        std::thread::sleep(self.fsync);
+        self.inner.commit(ops)
+    }
+}
+
+const WRITERS: u64 = 200;
+const QUEUES: u8 = 10;
+const QUOTA: usize = 15;
+
+/// `WRITERS` tasks append at once to `QUEUES` queues of quota `QUOTA`: 20 writers per queue,
+/// so 15 of each must succeed and 5 must hit the quota.
+async fn two_hundred_writers(store: Arc<dyn Store>) {
+    let committer = Arc::new(GroupCommitter::new(Arc::clone(&store)));
+    for q in 0..QUEUES {
+        assert!(matches!(
+            committer.write(WriteOp::CreateQueue(record(q))).await,
+            Ok(WriteOutcome::Created)
+        ));
+    }
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|n| {
+            let committer = Arc::clone(&committer);
+            tokio::spawn(async move {
+                let op = WriteOp::Append {
+                    recipient_id: rid((n % u64::from(QUEUES)) as u8),
+                    sender_key: None,
+                    message: super::message(n, 5),
+                    quota: QUOTA,
+                };
+                committer.write(op).await
+            })
+        })
+        .collect();
+    let (mut appended, mut full) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(WriteOutcome::Appended) => appended += 1,
+            Err(WriteError::Quota) => full += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((appended, full), (usize::from(QUEUES) * QUOTA, 50));
+    for q in 0..QUEUES {
+        assert_eq!(store.message_count(&rid(q)).unwrap(), QUOTA as u64);
+    }
+    committer.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_share_commits() {
+    let store = Counting::new(MemoryStore::new(), Duration::from_millis(5));
+    two_hundred_writers(store.clone()).await;
+    let commits = store.commits.load(Ordering::SeqCst);
+    let ops = store.ops.load(Ordering::SeqCst);
+    eprintln!("{ops} ops in {commits} commits");
+    assert_eq!(ops, WRITERS as usize + usize::from(QUEUES));
+    // The 10 creates are sequential (10 commits); the 200 appends share a handful.
+    assert!(commits <= usize::from(QUEUES) + 10, "{commits} commits");
+    assert!(store.largest_batch.load(Ordering::SeqCst) >= 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_share_redb_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let redb = RedbStore::open(dir.path().join("store.redb")).unwrap();
+    let store = Counting::new(redb, Duration::ZERO);
+    two_hundred_writers(store.clone()).await;
+    let commits = store.commits.load(Ordering::SeqCst);
+    eprintln!(
+        "{} ops in {commits} commits",
+        store.ops.load(Ordering::SeqCst)
+    );
+    assert!(commits <= usize::from(QUEUES) + 50, "{commits} commits");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_commits_everything_submitted_then_refuses() {
+    let store = Counting::new(MemoryStore::new(), Duration::from_millis(2));
+    let committer = Arc::new(GroupCommitter::new(store.clone()));
+    assert!(
+        committer
+            .write(WriteOp::CreateQueue(record(1)))
+            .await
+            .is_ok()
+    );
+    let tasks: Vec<_> = (0..100)
+        .map(|n| {
+            let committer = Arc::clone(&committer);
+            tokio::spawn(async move { committer.write(append(1, n, 5)).await })
+        })
+        .collect();
+    // Let every task queue its write (they are waiting for answers by then).
+    while store.ops.load(Ordering::SeqCst) < 2 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    committer.close().await;
+    // Every write that got into the queue was committed before close returned.
+    let mut appended = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(WriteOutcome::Appended) => appended += 1,
+            Err(WriteError::Storage(StorageFault::Closed)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(store.message_count(&rid(1)).unwrap(), appended);
+    assert_eq!(appended, 100);
+    assert!(matches!(
+        committer.write(append(1, 500, 5)).await,
+        Err(WriteError::Storage(StorageFault::Closed))
+    ));
+    committer.close().await; // a second close returns at once
+}
+
+#[tokio::test]
+async fn a_lone_writer_is_committed_at_once_and_close_releases_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let store = Arc::new(RedbStore::open(&path).unwrap());
+    let committer = GroupCommitter::new(store.clone());
+    // A single write on a single-threaded runtime: nothing else could ever fill a batch,
+    // so this only returns if the committer does not wait for one.
+    let created = tokio::time::timeout(
+        Duration::from_secs(10),
+        committer.write(WriteOp::CreateQueue(record(1))),
+    )
+    .await;
+    assert!(matches!(created, Ok(Ok(WriteOutcome::Created))));
+    committer.close().await;
+    drop(store);
+    let reopened = RedbStore::open(&path).unwrap();
+    assert!(reopened.queue(&rid(1)).unwrap().is_some());
+    assert!(one(&reopened, append(1, 1, 1)).is_ok());
+}
