@@ -1,7 +1,27 @@
 //! # passage-relay
 //!
-//! The store-and-forward queue service (see DESIGN.md). Not built yet: this crate
-//! holds its place in the workspace so the layering is fixed from the start.
+//! The store-and-forward queue service an NGO runs (see DESIGN.md).
+//!
+//! ```text
+//!  transport::Listener ─► server (a task per connection) ─► Session (sans-IO protocol core)
+//!                                        │  writes                   │ reads
+//!                                        ▼                           ▼
+//!                               store::GroupCommitter ──► store::Store (redb by default)
+//!  Hub: which connection subscribes to which queue; wakes it when a message is stored.
+//! ```
 #![forbid(unsafe_code)]
 
+pub mod config;
+pub mod datadir;
+pub mod hub;
+pub mod limits;
+pub mod metrics;
+pub mod metrics_http;
+pub mod server;
+pub mod session;
 pub mod store;
+
+pub use limits::Limits;
+pub use metrics::Metrics;
+pub use server::Relay;
+pub use session::{ServiceConfig, Session};
