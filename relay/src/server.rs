@@ -205,14 +205,14 @@ async fn run_connection(
                     let committer = Arc::clone(&shared.committer);
                     let done = done_tx.clone();
                     let hub = Arc::clone(&shared.hub);
-                    let appended_to = match &op {
+                    let appended_to = match op.as_ref() {
                         WriteOp::Append { recipient_id, .. } => Some(*recipient_id),
                         _ => None,
                     };
                     // The write runs on its own: it completes (and the subscriber is
                     // woken) even if this connection ends meanwhile.
                     tokio::spawn(async move {
-                        let result = committer.write(op).await;
+                        let result = committer.write(*op).await;
                         if let (Some(queue), Ok(WriteOutcome::Appended)) = (appended_to, &result) {
                             hub.notify(queue);
                         }

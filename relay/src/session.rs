@@ -93,8 +93,8 @@ pub enum Action {
     Write {
         /// Hand it back with the outcome.
         token: WriteToken,
-        /// The write.
-        op: WriteOp,
+        /// The write (boxed: a queue record is large next to the other actions).
+        op: Box<WriteOp>,
     },
     /// Make this connection the queue's subscriber (ending any other's subscription).
     Subscribe(RecipientId),
@@ -569,7 +569,7 @@ impl Session {
         let token = WriteToken(self.next_token);
         self.next_token = self.next_token.wrapping_add(1);
         self.pending.insert(token, pending);
-        self.actions.push_back(Action::Write { token, op });
+        self.actions.push_back(Action::Write { token, op: Box::new(op) });
     }
 
     fn reply_err(&mut self, corr_id: Option<CorrId>, entity: Entity, code: ErrorCode) {

@@ -102,7 +102,7 @@ impl Client {
         while let Some(action) = self.session.poll_action() {
             match action {
                 Action::Write { token, op } => {
-                    let result = store.commit(vec![op]).pop().unwrap();
+                    let result = store.commit(vec![*op]).pop().unwrap();
                     self.session.handle_write(token, result, store, now);
                 }
                 Action::Subscribe(q) => self.subscribed.push(q),
