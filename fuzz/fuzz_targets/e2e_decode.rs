@@ -42,11 +42,23 @@ fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| {
         let mut rng = Counter(0);
         let pending =
-            PendingInvitation::create(Identity::generate(&mut rng), b"queue", u64::MAX, &mut rng).unwrap();
+            PendingInvitation::create(Identity::generate(&mut rng), b"queue", u64::MAX, &mut rng)
+                .unwrap();
         let other =
-            PendingInvitation::create(Identity::generate(&mut rng), b"queue", u64::MAX, &mut rng).unwrap();
-        let accepted = accept(other.invitation(), &Identity::generate(&mut rng), b"hi", 0, &mut rng).unwrap();
-        let session = other.complete(&accepted.message, 0, 0, &mut rng).unwrap().state;
+            PendingInvitation::create(Identity::generate(&mut rng), b"queue", u64::MAX, &mut rng)
+                .unwrap();
+        let accepted = accept(
+            other.invitation(),
+            &Identity::generate(&mut rng),
+            b"hi",
+            0,
+            &mut rng,
+        )
+        .unwrap();
+        let session = other
+            .complete(&accepted.message, 0, 0, &mut rng)
+            .unwrap()
+            .state;
         Fixture { pending, session }
     })
 }
@@ -59,7 +71,10 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(invitation) = Invitation::from_bytes(data) {
         // Whatever decodes re-encodes to the same link.
-        assert_eq!(Invitation::from_link(&invitation.to_link()).unwrap(), invitation);
+        assert_eq!(
+            Invitation::from_link(&invitation.to_link()).unwrap(),
+            invitation
+        );
     }
     let mut message = data.to_vec();
     message.resize(ENVELOPE_LEN, 0);

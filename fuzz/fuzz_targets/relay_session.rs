@@ -11,8 +11,8 @@ use passage_relay::metrics::Metrics;
 use passage_relay::session::{Action, Now, ServiceConfig, Session};
 use passage_relay::store::{MemoryStore, Store};
 use passage_wire::{
-    Block, ChannelBinding, ClientHello, FrameDecoder, FrameEncoder, Reply, SUPPORTED_VERSIONS,
-    RelayHello,
+    Block, ChannelBinding, ClientHello, FrameDecoder, FrameEncoder, RelayHello, Reply,
+    SUPPORTED_VERSIONS,
 };
 
 struct Counter(u64);
@@ -28,7 +28,10 @@ impl rand_core::TryRng for Counter {
     }
     fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
         for b in dst {
-            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             *b = (self.0 >> 33) as u8;
         }
         Ok(())
@@ -36,7 +39,10 @@ impl rand_core::TryRng for Counter {
 }
 impl rand_core::TryCryptoRng for Counter {}
 
-const NOW: Now = Now { unix_secs: 1_800_000_000, mono_ms: 0 };
+const NOW: Now = Now {
+    unix_secs: 1_800_000_000,
+    mono_ms: 0,
+};
 
 fn config() -> Arc<ServiceConfig> {
     static CONFIG: OnceLock<Arc<ServiceConfig>> = OnceLock::new();
@@ -51,7 +57,8 @@ fn drive(session: &mut Session, store: &dyn Store, out: &mut FrameDecoder) {
         }
     }
     while let Some(block) = session.poll_block() {
-        out.handle_block(&block).expect("the relay writes valid blocks");
+        out.handle_block(&block)
+            .expect("the relay writes valid blocks");
     }
     while let Some(frame) = out.poll_frame() {
         if RelayHello::decode(&frame).is_err() {
@@ -65,7 +72,13 @@ fuzz_target!(|data: &[u8]| {
     let mut rng = Counter(7);
     let binding = || ChannelBinding::from_bytes([3; 32]);
     // 1. Raw blocks from the first byte on.
-    let mut session = Session::new(config(), Arc::new(Metrics::default()), binding(), NOW, &mut rng);
+    let mut session = Session::new(
+        config(),
+        Arc::new(Metrics::default()),
+        binding(),
+        NOW,
+        &mut rng,
+    );
     let mut out = FrameDecoder::new();
     for chunk in data.chunks(4096) {
         let mut bytes = [0u8; 4096];
@@ -74,12 +87,21 @@ fuzz_target!(|data: &[u8]| {
         drive(&mut session, &store, &mut out);
     }
     // 2. A valid hello, then the input cut into frames (two-byte length prefixes).
-    let mut session = Session::new(config(), Arc::new(Metrics::default()), binding(), NOW, &mut rng);
+    let mut session = Session::new(
+        config(),
+        Arc::new(Metrics::default()),
+        binding(),
+        NOW,
+        &mut rng,
+    );
     let mut out = FrameDecoder::new();
     let mut enc = FrameEncoder::new();
-    let version = RelayHello { versions: SUPPORTED_VERSIONS, session_key: passage_crypto::primitives::DhPublic::from_bytes([9; 32]) }
-        .negotiate(SUPPORTED_VERSIONS)
-        .unwrap();
+    let version = RelayHello {
+        versions: SUPPORTED_VERSIONS,
+        session_key: passage_crypto::primitives::DhPublic::from_bytes([9; 32]),
+    }
+    .negotiate(SUPPORTED_VERSIONS)
+    .unwrap();
     enc.push_frame(&ClientHello::new(version).encode()).unwrap();
     let mut rest = data;
     while rest.len() >= 2 {

@@ -56,9 +56,7 @@ pub struct Hub {
 impl Hub {
     /// Makes `conn` the subscriber of `queue`; the previous subscriber gets `END`.
     pub fn subscribe(&self, queue: RecipientId, conn: ConnId, mailbox: &Arc<Mailbox>) {
-        let previous = self
-            .lock()
-            .insert(queue, (conn, Arc::clone(mailbox)));
+        let previous = self.lock().insert(queue, (conn, Arc::clone(mailbox)));
         if let Some((old, old_mailbox)) = previous
             && old != conn
         {
@@ -98,7 +96,9 @@ impl Hub {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RecipientId, (ConnId, Arc<Mailbox>)>> {
-        self.subscribers.lock().unwrap_or_else(PoisonError::into_inner)
+        self.subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -79,28 +79,109 @@ impl Metrics {
     pub fn render_prometheus(&self) -> String {
         let mut out = String::with_capacity(2048);
         let gauges: [(&str, &str, &AtomicU64, &str); 15] = [
-            ("passage_connections_open", "Connections open now.", &self.connections_open, "gauge"),
-            ("passage_connections_total", "Connections accepted since start.", &self.connections_total, "counter"),
-            ("passage_connections_refused_total", "Connections refused at the connection limit.", &self.connections_refused, "counter"),
-            ("passage_connections_cut_total", "Connections closed by the relay for a violation or timeout.", &self.connections_cut, "counter"),
-            ("passage_queues_created_total", "Queues created since start.", &self.queues_created, "counter"),
-            ("passage_queues_deleted_total", "Queues deleted since start.", &self.queues_deleted, "counter"),
-            ("passage_messages_stored_total", "Messages stored since start.", &self.messages_stored, "counter"),
-            ("passage_messages_delivered_total", "Messages delivered since start.", &self.messages_delivered, "counter"),
-            ("passage_messages_acked_total", "Messages acknowledged and deleted since start.", &self.messages_acked, "counter"),
-            ("passage_messages_expired_total", "Messages deleted by retention since start.", &self.messages_expired, "counter"),
-            ("passage_commands_total", "Commands handled since start.", &self.commands, "counter"),
-            ("passage_queues", "Queues in the store.", &self.stored_queues, "gauge"),
-            ("passage_messages", "Undelivered messages in the store.", &self.stored_messages, "gauge"),
-            ("passage_store_bytes", "Bytes of the store on disk.", &self.store_bytes, "gauge"),
+            (
+                "passage_connections_open",
+                "Connections open now.",
+                &self.connections_open,
+                "gauge",
+            ),
+            (
+                "passage_connections_total",
+                "Connections accepted since start.",
+                &self.connections_total,
+                "counter",
+            ),
+            (
+                "passage_connections_refused_total",
+                "Connections refused at the connection limit.",
+                &self.connections_refused,
+                "counter",
+            ),
+            (
+                "passage_connections_cut_total",
+                "Connections closed by the relay for a violation or timeout.",
+                &self.connections_cut,
+                "counter",
+            ),
+            (
+                "passage_queues_created_total",
+                "Queues created since start.",
+                &self.queues_created,
+                "counter",
+            ),
+            (
+                "passage_queues_deleted_total",
+                "Queues deleted since start.",
+                &self.queues_deleted,
+                "counter",
+            ),
+            (
+                "passage_messages_stored_total",
+                "Messages stored since start.",
+                &self.messages_stored,
+                "counter",
+            ),
+            (
+                "passage_messages_delivered_total",
+                "Messages delivered since start.",
+                &self.messages_delivered,
+                "counter",
+            ),
+            (
+                "passage_messages_acked_total",
+                "Messages acknowledged and deleted since start.",
+                &self.messages_acked,
+                "counter",
+            ),
+            (
+                "passage_messages_expired_total",
+                "Messages deleted by retention since start.",
+                &self.messages_expired,
+                "counter",
+            ),
+            (
+                "passage_commands_total",
+                "Commands handled since start.",
+                &self.commands,
+                "counter",
+            ),
+            (
+                "passage_queues",
+                "Queues in the store.",
+                &self.stored_queues,
+                "gauge",
+            ),
+            (
+                "passage_messages",
+                "Undelivered messages in the store.",
+                &self.stored_messages,
+                "gauge",
+            ),
+            (
+                "passage_store_bytes",
+                "Bytes of the store on disk.",
+                &self.store_bytes,
+                "gauge",
+            ),
             ("passage_up", "1 while the relay runs.", &ONE, "gauge"),
         ];
         for (name, help, value, kind) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", value.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
         }
-        let _ = writeln!(out, "# HELP passage_errors_total ERR replies by code.\n# TYPE passage_errors_total counter");
+        let _ = writeln!(
+            out,
+            "# HELP passage_errors_total ERR replies by code.\n# TYPE passage_errors_total counter"
+        );
         for (i, (_, label)) in ERROR_CODES.iter().enumerate() {
-            let _ = writeln!(out, "passage_errors_total{{code=\"{label}\"}} {}", self.errors[i].load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "passage_errors_total{{code=\"{label}\"}} {}",
+                self.errors[i].load(Ordering::Relaxed)
+            );
         }
         out
     }

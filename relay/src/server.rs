@@ -153,18 +153,32 @@ async fn housekeeping(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         let now = TokioInstant::now();
         if now >= next_sweep {
             next_sweep = now + sweep;
-            let op = WriteOp::Expire { received_before: unix_now().saturating_sub(retention) };
+            let op = WriteOp::Expire {
+                received_before: unix_now().saturating_sub(retention),
+            };
             if let Ok(WriteOutcome::Expired { count }) = shared.committer.write(op).await {
-                shared.metrics.messages_expired.fetch_add(count, Ordering::Relaxed);
+                shared
+                    .metrics
+                    .messages_expired
+                    .fetch_add(count, Ordering::Relaxed);
             }
         }
         if now >= next_stats {
             next_stats = now + STATS_INTERVAL;
             let store = Arc::clone(&shared.store);
             if let Ok(Ok(stats)) = tokio::task::spawn_blocking(move || store.stats()).await {
-                shared.metrics.stored_queues.store(stats.queues, Ordering::Relaxed);
-                shared.metrics.stored_messages.store(stats.messages, Ordering::Relaxed);
-                shared.metrics.store_bytes.store(stats.bytes_on_disk, Ordering::Relaxed);
+                shared
+                    .metrics
+                    .stored_queues
+                    .store(stats.queues, Ordering::Relaxed);
+                shared
+                    .metrics
+                    .stored_messages
+                    .store(stats.messages, Ordering::Relaxed);
+                shared
+                    .metrics
+                    .store_bytes
+                    .store(stats.bytes_on_disk, Ordering::Relaxed);
             }
         }
     }
@@ -177,7 +191,10 @@ async fn run_connection(
     mut stop: watch::Receiver<bool>,
 ) {
     Metrics::inc(&shared.metrics.connections_total);
-    shared.metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+    shared
+        .metrics
+        .connections_open
+        .fetch_add(1, Ordering::Relaxed);
     let stream = accepted.stream;
     let binding = ChannelBinding::from_bytes(stream.channel_binding());
     let (mut tx, mut rx) = stream.split();
@@ -234,7 +251,11 @@ async fn run_connection(
             break;
         }
         let reading = session.wants_read() && !stopping;
-        let deadline = if session.is_ready() { idle_deadline } else { hello_deadline.min(idle_deadline) };
+        let deadline = if session.is_ready() {
+            idle_deadline
+        } else {
+            hello_deadline.min(idle_deadline)
+        };
         tokio::select! {
             block = rx.recv_block(), if reading => match block {
                 Ok(Some(block)) => {
@@ -270,7 +291,10 @@ async fn run_connection(
         shared.hub.unsubscribe(queue, conn);
     }
     let _ = tx.finish().await;
-    shared.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+    shared
+        .metrics
+        .connections_open
+        .fetch_sub(1, Ordering::Relaxed);
 }
 
 /// Sends every block the session has ready; false if the connection is gone.

@@ -31,14 +31,14 @@ use std::sync::Arc;
 use passage_crypto::primitives::{DhPublic, DhSecret};
 use passage_wire::{
     AuthKey, AuthRole, Block, ChannelBinding, ClientHello, Command, CorrId, DeliveryKey, Entity,
-    ErrorCode, FrameDecoder, FrameEncoder, MsgId, QueueIds, QueuePassword, RecipientId,
-    RelayHello, Reply, SUPPORTED_VERSIONS, UnverifiedCommand, VerifiedCommand, seal_delivery,
+    ErrorCode, FrameDecoder, FrameEncoder, MsgId, QueueIds, QueuePassword, RecipientId, RelayHello,
+    Reply, SUPPORTED_VERSIONS, UnverifiedCommand, VerifiedCommand, seal_delivery,
 };
 use rand_core::CryptoRng;
 
 use crate::limits::{Limits, TokenBucket};
 use crate::metrics::Metrics;
-use crate::store::{QueueRecord, StoredMessage, Store, WriteError, WriteOp, WriteOutcome};
+use crate::store::{QueueRecord, Store, StoredMessage, WriteError, WriteOp, WriteOutcome};
 
 /// Authentication keys cached per connection (real and dummy alike). Bounds memory;
 /// a client rarely uses more queues than this on one connection at once.
@@ -112,10 +112,23 @@ enum Phase {
 
 /// What a pending write answers when it completes.
 enum Pending {
-    New { corr_id: CorrId, ids: QueueIds },
-    Send { corr_id: CorrId, entity: Entity },
-    Ack { corr_id: CorrId, recipient_id: RecipientId, msg_id: MsgId },
-    Del { corr_id: CorrId, recipient_id: RecipientId },
+    New {
+        corr_id: CorrId,
+        ids: QueueIds,
+    },
+    Send {
+        corr_id: CorrId,
+        entity: Entity,
+    },
+    Ack {
+        corr_id: CorrId,
+        recipient_id: RecipientId,
+        msg_id: MsgId,
+    },
+    Del {
+        corr_id: CorrId,
+        recipient_id: RecipientId,
+    },
 }
 
 /// A queue this connection subscribes to.
@@ -318,7 +331,12 @@ impl Session {
             Command::Ping => {
                 return Ok(command.accept_unauthenticated().ok().map(|v| (v, None)));
             }
-            Command::New(new) => (AuthRole::Recipient, [0; 24], None, Some(new.recipient_auth_key)),
+            Command::New(new) => (
+                AuthRole::Recipient,
+                [0; 24],
+                None,
+                Some(new.recipient_auth_key),
+            ),
             Command::Send(send) => {
                 let record = store.queue_by_sender(&send.sender_id).map_err(|_| ())?;
                 let key = match (&record, send.sender_auth_key) {
@@ -330,7 +348,12 @@ impl Session {
                 };
                 (AuthRole::Sender, *send.sender_id.as_bytes(), record, key)
             }
-            Command::Sub(id) | Command::Get(id) | Command::Del(id) | Command::Ack { recipient_id: id, .. } => {
+            Command::Sub(id)
+            | Command::Get(id)
+            | Command::Del(id)
+            | Command::Ack {
+                recipient_id: id, ..
+            } => {
                 let record = store.queue(id).map_err(|_| ())?;
                 let key = record.as_ref().map(|r| r.recipient_auth_key);
                 (AuthRole::Recipient, *id.as_bytes(), record, key)
@@ -423,32 +446,78 @@ impl Session {
                 if !self.subscriptions.contains_key(&id)
                     && self.subscriptions.len() >= limits.max_subscriptions_per_connection
                 {
-                    return self.reply_err(Some(corr_id), Entity::Recipient(id), ErrorCode::RateLimit);
+                    return self.reply_err(
+                        Some(corr_id),
+                        Entity::Recipient(id),
+                        ErrorCode::RateLimit,
+                    );
                 }
-                let Ok(key) = DeliveryKey::for_relay(&record.relay_dh_secret, &record.recipient_dh_key) else {
-                    return self.reply_err(Some(corr_id), Entity::Recipient(id), ErrorCode::Internal);
+                let Ok(key) =
+                    DeliveryKey::for_relay(&record.relay_dh_secret, &record.recipient_dh_key)
+                else {
+                    return self.reply_err(
+                        Some(corr_id),
+                        Entity::Recipient(id),
+                        ErrorCode::Internal,
+                    );
                 };
-                self.subscriptions.insert(id, Subscription { key, in_flight: None });
+                self.subscriptions.insert(
+                    id,
+                    Subscription {
+                        key,
+                        in_flight: None,
+                    },
+                );
                 self.actions.push_back(Action::Subscribe(id));
-                self.push_reply(&Reply::Ok { corr_id, entity: Entity::Recipient(id) });
+                self.push_reply(&Reply::Ok {
+                    corr_id,
+                    entity: Entity::Recipient(id),
+                });
                 self.deliver_next(id, store, now);
             }
             (Command::Get(id), Some(record)) => match store.first_message(&id) {
                 Ok(Some(message)) if !self.expired(&message, now) => {
-                    match DeliveryKey::for_relay(&record.relay_dh_secret, &record.recipient_dh_key) {
+                    match DeliveryKey::for_relay(&record.relay_dh_secret, &record.recipient_dh_key)
+                    {
                         Ok(key) => self.push_delivery(id, &key, &message),
-                        Err(_) => self.reply_err(Some(corr_id), Entity::Recipient(id), ErrorCode::Internal),
+                        Err(_) => self.reply_err(
+                            Some(corr_id),
+                            Entity::Recipient(id),
+                            ErrorCode::Internal,
+                        ),
                     }
                 }
                 Ok(_) => self.reply_err(Some(corr_id), Entity::Recipient(id), ErrorCode::NoMsg),
                 Err(_) => self.reply_err(Some(corr_id), Entity::Recipient(id), ErrorCode::Internal),
             },
-            (Command::Ack { recipient_id, msg_id }, Some(_)) => {
-                let op = WriteOp::Ack { recipient_id, msg_id };
-                self.write(op, Pending::Ack { corr_id, recipient_id, msg_id });
+            (
+                Command::Ack {
+                    recipient_id,
+                    msg_id,
+                },
+                Some(_),
+            ) => {
+                let op = WriteOp::Ack {
+                    recipient_id,
+                    msg_id,
+                };
+                self.write(
+                    op,
+                    Pending::Ack {
+                        corr_id,
+                        recipient_id,
+                        msg_id,
+                    },
+                );
             }
             (Command::Del(recipient_id), Some(_)) => {
-                self.write(WriteOp::DeleteQueue { recipient_id }, Pending::Del { corr_id, recipient_id });
+                self.write(
+                    WriteOp::DeleteQueue { recipient_id },
+                    Pending::Del {
+                        corr_id,
+                        recipient_id,
+                    },
+                );
             }
             // A verified command whose queue vanished meanwhile (deleted by another
             // connection between lookup and use): the same answer as a missing queue.
@@ -488,7 +557,11 @@ impl Session {
                 }
                 Err(_) => self.reply_err(Some(corr_id), entity, ErrorCode::Internal),
             },
-            Pending::Ack { corr_id, recipient_id, msg_id } => {
+            Pending::Ack {
+                corr_id,
+                recipient_id,
+                msg_id,
+            } => {
                 let entity = Entity::Recipient(recipient_id);
                 match result {
                     Ok(WriteOutcome::Acked { found: true }) => {
@@ -505,7 +578,10 @@ impl Session {
                     self.deliver_next(recipient_id, store, now);
                 }
             }
-            Pending::Del { corr_id, recipient_id } => {
+            Pending::Del {
+                corr_id,
+                recipient_id,
+            } => {
                 let entity = Entity::Recipient(recipient_id);
                 match result {
                     Ok(_) => {
@@ -559,8 +635,19 @@ impl Session {
             < now.unix_secs
     }
 
-    fn push_delivery(&mut self, recipient_id: RecipientId, key: &DeliveryKey, message: &StoredMessage) {
-        let delivery = seal_delivery(key, recipient_id, message.msg_id, message.received_at, &message.body);
+    fn push_delivery(
+        &mut self,
+        recipient_id: RecipientId,
+        key: &DeliveryKey,
+        message: &StoredMessage,
+    ) {
+        let delivery = seal_delivery(
+            key,
+            recipient_id,
+            message.msg_id,
+            message.received_at,
+            &message.body,
+        );
         Metrics::inc(&self.metrics.messages_delivered);
         self.push_reply(&Reply::Msg(delivery));
     }
@@ -569,12 +656,19 @@ impl Session {
         let token = WriteToken(self.next_token);
         self.next_token = self.next_token.wrapping_add(1);
         self.pending.insert(token, pending);
-        self.actions.push_back(Action::Write { token, op: Box::new(op) });
+        self.actions.push_back(Action::Write {
+            token,
+            op: Box::new(op),
+        });
     }
 
     fn reply_err(&mut self, corr_id: Option<CorrId>, entity: Entity, code: ErrorCode) {
         self.metrics.error(code);
-        self.push_reply(&Reply::Err { corr_id, entity, code });
+        self.push_reply(&Reply::Err {
+            corr_id,
+            entity,
+            code,
+        });
     }
 
     fn push_reply(&mut self, reply: &Reply) {

@@ -18,7 +18,10 @@ use passage_wire::{
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-const T0: Now = Now { unix_secs: 1_800_000_000, mono_ms: 0 };
+const T0: Now = Now {
+    unix_secs: 1_800_000_000,
+    mono_ms: 0,
+};
 
 /// One client connection driven by hand against a session.
 struct Client {
@@ -42,7 +45,10 @@ struct Queue {
 }
 
 fn config(limits: Limits, password: Option<&[u8]>) -> Arc<ServiceConfig> {
-    Arc::new(ServiceConfig { limits, password: password.map(|p| QueuePassword::new(p).unwrap()) })
+    Arc::new(ServiceConfig {
+        limits,
+        password: password.map(|p| QueuePassword::new(p).unwrap()),
+    })
 }
 
 impl Client {
@@ -76,7 +82,11 @@ impl Client {
     }
 
     fn hello(&mut self, store: &dyn Store) {
-        self.send_frame(&ClientHello::new(SUPPORTED_VERSIONS_MAX()).encode(), store, T0);
+        self.send_frame(
+            &ClientHello::new(SUPPORTED_VERSIONS_MAX()).encode(),
+            store,
+            T0,
+        );
     }
 
     fn take_frame(&mut self) -> Vec<u8> {
@@ -132,14 +142,22 @@ impl Client {
         let frame = command.encode(corr, key).unwrap();
         self.replies.clear();
         self.send_frame(&frame, store, T0);
-        self.replies.iter().find(|r| r.corr_id() == Some(corr)).cloned().expect("a reply")
+        self.replies
+            .iter()
+            .find(|r| r.corr_id() == Some(corr))
+            .cloned()
+            .expect("a reply")
     }
 
     fn key(&self, role: AuthRole, secret: &DhSecret) -> AuthKey {
         AuthKey::derive(role, secret, &self.relay_key, &self.binding).unwrap()
     }
 
-    fn new_queue(&mut self, store: &dyn Store, password: Option<&[u8]>) -> Result<Queue, ErrorCode> {
+    fn new_queue(
+        &mut self,
+        store: &dyn Store,
+        password: Option<&[u8]>,
+    ) -> Result<Queue, ErrorCode> {
         let auth = DhSecret::generate(&mut self.rng);
         let dh = DhSecret::generate(&mut self.rng);
         let new = Command::New(NewQueue {
@@ -160,7 +178,14 @@ impl Client {
         }
     }
 
-    fn send(&mut self, q: &Queue, sender: &DhSecret, first: bool, body: u8, store: &dyn Store) -> Reply {
+    fn send(
+        &mut self,
+        q: &Queue,
+        sender: &DhSecret,
+        first: bool,
+        body: u8,
+        store: &dyn Store,
+    ) -> Reply {
         let cmd = Command::Send(SendMessage {
             sender_id: q.sender_id,
             sender_auth_key: first.then(|| sender.public_key()),
@@ -190,9 +215,12 @@ impl Client {
 
 #[allow(non_snake_case)]
 fn SUPPORTED_VERSIONS_MAX() -> passage_wire::ProtocolVersion {
-    RelayHello { versions: SUPPORTED_VERSIONS, session_key: DhPublic::from_bytes([9; 32]) }
-        .negotiate(SUPPORTED_VERSIONS)
-        .unwrap()
+    RelayHello {
+        versions: SUPPORTED_VERSIONS,
+        session_key: DhPublic::from_bytes([9; 32]),
+    }
+    .negotiate(SUPPORTED_VERSIONS)
+    .unwrap()
 }
 
 fn is_err(reply: &Reply, want: ErrorCode) -> bool {
@@ -207,11 +235,17 @@ fn queue_lifecycle_one_message_in_flight_at_a_time() {
     recipient.hello(&store);
     let mut sender = Client::connect(&cfg, 2);
     sender.hello(&store);
-    assert!(matches!(recipient.command(Command::Ping, None, &store), Reply::Pong { .. }));
+    assert!(matches!(
+        recipient.command(Command::Ping, None, &store),
+        Reply::Pong { .. }
+    ));
     let q = recipient.new_queue(&store, None).unwrap();
     let sender_key = DhSecret::generate(&mut sender.rng);
     for (i, first) in [(1u8, true), (2, false), (3, false)] {
-        assert!(matches!(sender.send(&q, &sender_key, first, i, &store), Reply::Ok { .. }));
+        assert!(matches!(
+            sender.send(&q, &sender_key, first, i, &store),
+            Reply::Ok { .. }
+        ));
     }
     // SUB delivers the first message only; each ACK releases the next.
     let reply = recipient.recipient(&q, Command::Sub(q.recipient_id), &store);
@@ -221,23 +255,60 @@ fn queue_lifecycle_one_message_in_flight_at_a_time() {
     assert_eq!(msgs.iter().map(|m| m.1).collect::<Vec<_>>(), vec![1]);
     for expected in [2u8, 3] {
         let (msg_id, _) = recipient.messages(&q)[0];
-        let reply = recipient.recipient(&q, Command::Ack { recipient_id: q.recipient_id, msg_id }, &store);
+        let reply = recipient.recipient(
+            &q,
+            Command::Ack {
+                recipient_id: q.recipient_id,
+                msg_id,
+            },
+            &store,
+        );
         assert!(matches!(reply, Reply::Ok { .. }));
-        assert_eq!(recipient.messages(&q).iter().map(|m| m.1).collect::<Vec<_>>(), vec![expected]);
+        assert_eq!(
+            recipient
+                .messages(&q)
+                .iter()
+                .map(|m| m.1)
+                .collect::<Vec<_>>(),
+            vec![expected]
+        );
     }
     let (msg_id, _) = recipient.messages(&q)[0];
-    recipient.recipient(&q, Command::Ack { recipient_id: q.recipient_id, msg_id }, &store);
-    assert!(is_err(&recipient.recipient(&q, Command::Get(q.recipient_id), &store), ErrorCode::NoMsg));
+    recipient.recipient(
+        &q,
+        Command::Ack {
+            recipient_id: q.recipient_id,
+            msg_id,
+        },
+        &store,
+    );
+    assert!(is_err(
+        &recipient.recipient(&q, Command::Get(q.recipient_id), &store),
+        ErrorCode::NoMsg
+    ));
     // A message arriving for a subscriber is pushed when the driver notifies it.
     sender.send(&q, &sender_key, false, 4, &store);
     recipient.replies.clear();
     recipient.session.handle_notify(q.recipient_id, &store, T0);
     recipient.run(&store, T0);
-    assert_eq!(recipient.messages(&q).iter().map(|m| m.1).collect::<Vec<_>>(), vec![4]);
+    assert_eq!(
+        recipient
+            .messages(&q)
+            .iter()
+            .map(|m| m.1)
+            .collect::<Vec<_>>(),
+        vec![4]
+    );
     // DEL: gone for everyone; the sender gets the same AUTH as for a queue never made.
-    assert!(matches!(recipient.recipient(&q, Command::Del(q.recipient_id), &store), Reply::Ok { .. }));
+    assert!(matches!(
+        recipient.recipient(&q, Command::Del(q.recipient_id), &store),
+        Reply::Ok { .. }
+    ));
     assert!(recipient.subscribed.is_empty());
-    assert!(is_err(&sender.send(&q, &sender_key, false, 5, &store), ErrorCode::Auth));
+    assert!(is_err(
+        &sender.send(&q, &sender_key, false, 5, &store),
+        ErrorCode::Auth
+    ));
 }
 
 #[test]
@@ -247,7 +318,10 @@ fn first_send_fixes_the_sender_key() {
     let mut c = Client::connect(&cfg, 3);
     c.hello(&store);
     let q = c.new_queue(&store, None).unwrap();
-    let (a, b) = (DhSecret::generate(&mut c.rng), DhSecret::generate(&mut c.rng));
+    let (a, b) = (
+        DhSecret::generate(&mut c.rng),
+        DhSecret::generate(&mut c.rng),
+    );
     // Without a key and none fixed yet: refused.
     assert!(is_err(&c.send(&q, &a, false, 0, &store), ErrorCode::Auth));
     assert!(matches!(c.send(&q, &a, true, 1, &store), Reply::Ok { .. }));
@@ -289,7 +363,10 @@ fn missing_queue_and_wrong_key_answer_alike() {
         auth: DhSecret::generate(&mut c.rng),
         delivery: q.delivery.clone(),
     };
-    let wrong_key = Queue { auth: DhSecret::generate(&mut c.rng), ..q };
+    let wrong_key = Queue {
+        auth: DhSecret::generate(&mut c.rng),
+        ..q
+    };
     for q in [&stranger, &wrong_key, &stranger] {
         let reply = c.recipient(q, Command::Get(q.recipient_id), &store);
         assert!(is_err(&reply, ErrorCode::Auth), "{reply:?}");
@@ -299,15 +376,25 @@ fn missing_queue_and_wrong_key_answer_alike() {
 #[test]
 fn password_quota_and_queue_limits() {
     let store = MemoryStore::new();
-    let limits = Limits { queue_quota: 2, max_queues_per_connection: 2, ..Limits::default() };
+    let limits = Limits {
+        queue_quota: 2,
+        max_queues_per_connection: 2,
+        ..Limits::default()
+    };
     let cfg = config(limits, Some(b"ngo-secret"));
     let mut c = Client::connect(&cfg, 7);
     c.hello(&store);
     assert_eq!(c.new_queue(&store, None).err(), Some(ErrorCode::Auth));
-    assert_eq!(c.new_queue(&store, Some(b"wrong")).err(), Some(ErrorCode::Auth));
+    assert_eq!(
+        c.new_queue(&store, Some(b"wrong")).err(),
+        Some(ErrorCode::Auth)
+    );
     let q = c.new_queue(&store, Some(b"ngo-secret")).unwrap();
     let _ = c.new_queue(&store, Some(b"ngo-secret")).unwrap();
-    assert_eq!(c.new_queue(&store, Some(b"ngo-secret")).err(), Some(ErrorCode::RateLimit));
+    assert_eq!(
+        c.new_queue(&store, Some(b"ngo-secret")).err(),
+        Some(ErrorCode::RateLimit)
+    );
     let s = DhSecret::generate(&mut c.rng);
     assert!(matches!(c.send(&q, &s, true, 1, &store), Reply::Ok { .. }));
     assert!(matches!(c.send(&q, &s, false, 2, &store), Reply::Ok { .. }));
@@ -316,24 +403,46 @@ fn password_quota_and_queue_limits() {
         Reply::Ok { .. } => c.messages(&q)[0].0,
         other => panic!("{other:?}"),
     };
-    c.recipient(&q, Command::Ack { recipient_id: q.recipient_id, msg_id: msg }, &store);
+    c.recipient(
+        &q,
+        Command::Ack {
+            recipient_id: q.recipient_id,
+            msg_id: msg,
+        },
+        &store,
+    );
     assert!(matches!(c.send(&q, &s, false, 3, &store), Reply::Ok { .. }));
 }
 
 #[test]
 fn expired_messages_are_not_delivered() {
     let store = MemoryStore::new();
-    let cfg = config(Limits { retention_secs: 10, ..Limits::default() }, None);
+    let cfg = config(
+        Limits {
+            retention_secs: 10,
+            ..Limits::default()
+        },
+        None,
+    );
     let mut c = Client::connect(&cfg, 8);
     c.hello(&store);
     let q = c.new_queue(&store, None).unwrap();
     let s = DhSecret::generate(&mut c.rng);
     c.send(&q, &s, true, 1, &store);
-    let later = Now { unix_secs: T0.unix_secs + 11, mono_ms: 11_000 };
+    let later = Now {
+        unix_secs: T0.unix_secs + 11,
+        mono_ms: 11_000,
+    };
     let key = c.key(AuthRole::Recipient, &q.auth);
     let corr = c.corr();
     c.replies.clear();
-    c.send_frame(&Command::Get(q.recipient_id).encode(corr, Some(&key)).unwrap(), &store, later);
+    c.send_frame(
+        &Command::Get(q.recipient_id)
+            .encode(corr, Some(&key))
+            .unwrap(),
+        &store,
+        later,
+    );
     assert!(c.replies.iter().any(|r| is_err(r, ErrorCode::NoMsg)));
 }
 
@@ -348,21 +457,42 @@ fn subscription_takeover_says_end() {
     a.replies.clear();
     a.session.handle_end(q.recipient_id);
     a.run(&store, T0);
-    assert!(a.replies.iter().any(|r| matches!(r, Reply::End(id) if *id == q.recipient_id)));
+    assert!(
+        a.replies
+            .iter()
+            .any(|r| matches!(r, Reply::End(id) if *id == q.recipient_id))
+    );
     assert_eq!(a.session.subscriptions().count(), 0);
 }
 
 #[test]
 fn rate_limit_answers_then_cuts_off() {
     let store = MemoryStore::new();
-    let limits = Limits { commands_per_second: 1, command_burst: 3, max_rate_violations: 5, ..Limits::default() };
+    let limits = Limits {
+        commands_per_second: 1,
+        command_burst: 3,
+        max_rate_violations: 5,
+        ..Limits::default()
+    };
     let cfg = config(limits, None);
     let mut c = Client::connect(&cfg, 10);
     c.hello(&store);
-    let answers: Vec<_> = (0..9).map(|_| c.command(Command::Ping, None, &store)).collect();
+    let answers: Vec<_> = (0..9)
+        .map(|_| c.command(Command::Ping, None, &store))
+        .collect();
     assert!(answers[..3].iter().all(|r| matches!(r, Reply::Pong { .. })));
-    assert!(answers[3..8].iter().all(|r| is_err(r, ErrorCode::RateLimit)));
-    c.send_frame(&Command::Ping.encode(CorrId::from_bytes([0; 8]), None).unwrap(), &store, T0);
+    assert!(
+        answers[3..8]
+            .iter()
+            .all(|r| is_err(r, ErrorCode::RateLimit))
+    );
+    c.send_frame(
+        &Command::Ping
+            .encode(CorrId::from_bytes([0; 8]), None)
+            .unwrap(),
+        &store,
+        T0,
+    );
     assert_eq!(c.closed, Some(CloseReason::RateLimit));
     assert!(c.session.is_closed() && !c.session.wants_read());
 }
@@ -381,7 +511,10 @@ fn garbage_is_answered_then_cut_off_and_never_panics() {
     for i in 0..=passage_relay::session::MAX_MALFORMED_COMMANDS {
         c.replies.clear();
         c.send_frame(&[0xff; 40], &store, T0);
-        assert!(c.replies.iter().any(|r| matches!(r, Reply::Err { .. })), "{i}");
+        assert!(
+            c.replies.iter().any(|r| matches!(r, Reply::Err { .. })),
+            "{i}"
+        );
     }
     assert_eq!(c.closed, Some(CloseReason::Malformed));
     // Random blocks: framing errors close, nothing panics.
@@ -398,7 +531,11 @@ fn garbage_is_answered_then_cut_off_and_never_panics() {
 #[test]
 fn a_client_that_does_not_read_stops_being_read() {
     let store = MemoryStore::new();
-    let limits = Limits { max_backlog_blocks: 4, command_burst: 100_000, ..Limits::default() };
+    let limits = Limits {
+        max_backlog_blocks: 4,
+        command_burst: 100_000,
+        ..Limits::default()
+    };
     let cfg = config(limits, None);
     let mut c = Client::connect(&cfg, 14);
     c.hello(&store);
@@ -407,7 +544,9 @@ fn a_client_that_does_not_read_stops_being_read() {
     // GETs of an empty queue, never reading the answers: each is a small ERR frame.
     let mut n = 0;
     while c.session.wants_read() {
-        let frame = Command::Get(q.recipient_id).encode(c.corr(), Some(&key)).unwrap();
+        let frame = Command::Get(q.recipient_id)
+            .encode(c.corr(), Some(&key))
+            .unwrap();
         let mut enc = FrameEncoder::new();
         enc.push_frame(&frame).unwrap();
         enc.flush();
