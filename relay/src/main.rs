@@ -637,8 +637,8 @@ fn causes(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// The kind of an I/O failure without the path (for the log, which names no paths the
-/// operator did not configure — they did, but keep log lines short and uniform).
+/// The kind of a failure to write a status file, for the log: short, without the path
+/// (the operator knows the data directory; the log line stays the same on every relay).
 fn kind_only(e: &passage_relay::datadir::DataDirError) -> String {
     match std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>()) {
         Some(io) => io.kind().to_string(),
