@@ -126,6 +126,9 @@ pub struct FileConfig {
     pub log_level: Option<LogLevel>,
     /// Days an undelivered message is kept.
     pub retention_days: Option<u64>,
+    /// Seconds an undelivered message is kept, for a retention shorter than a day (tests,
+    /// drills); give this or `retention_days`, not both.
+    pub retention_secs: Option<u64>,
     /// Messages a queue holds at most.
     pub queue_quota: Option<usize>,
     /// Open connections at most.
@@ -384,9 +387,16 @@ impl Config {
         }
 
         let limits = &mut config.limits;
+        if file.retention_days.is_some() && file.retention_secs.is_some() {
+            return Err(ConfigError::BothRetentions);
+        }
         if let Some(days) = file.retention_days {
             check_range("retention_days", days, 1, MAX_RETENTION_DAYS)?;
             limits.retention_secs = days * 86_400;
+        }
+        if let Some(secs) = file.retention_secs {
+            check_range("retention_secs", secs, 1, MAX_RETENTION_DAYS * 86_400)?;
+            limits.retention_secs = secs;
         }
         set_count(
             &mut limits.queue_quota,
@@ -501,6 +511,11 @@ impl Config {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
+    /// Both `retention_days` and `retention_secs` are set.
+    #[error(
+        "both retention_days and retention_secs are set — keep only one of them in the config file"
+    )]
+    BothRetentions,
     /// The configuration (or password) file could not be read.
     #[error("cannot read {}: {source} — check the path and its permissions", .path.display())]
     ReadFile {
@@ -765,6 +780,7 @@ mod tests {
     fn limits_are_range_checked() {
         for bad in [
             "retention_days = 0",
+            "retention_secs = 0",
             "retention_days = 3651",
             "queue_quota = 0",
             "max_connections = 0",
@@ -780,6 +796,14 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+        assert!(matches!(
+            resolve("retention_days = 1\nretention_secs = 5"),
+            Err(ConfigError::BothRetentions)
+        ));
+        assert_eq!(
+            resolve("retention_secs = 2").unwrap().limits.retention_secs,
+            2
+        );
         // At the limits: accepted.
         for good in [
             "retention_days = 3650",
@@ -991,6 +1015,7 @@ mod tests {
                     "password",
                     "password_file",
                     "metrics_listen",
+                    "retention_secs",
                 ]
                 .contains(&key)
                 {
@@ -1006,7 +1031,7 @@ mod tests {
         );
         // Every field of the file is documented in the example.
         let all = "listen public_address data_dir password password_file metrics_listen log_level \
-                   retention_days queue_quota max_connections commands_per_second command_burst \
+                   retention_days retention_secs queue_quota max_connections commands_per_second command_burst \
                    max_rate_violations max_queues_per_connection max_subscriptions_per_connection \
                    max_backlog_blocks idle_timeout_secs handshake_timeout_secs";
         for field in all.split_whitespace() {
