@@ -248,9 +248,13 @@ impl Store for RedbStore {
                 messages.len().map_err(StorageFault::engine)?,
             ))
         })?;
-        let bytes_on_disk = std::fs::metadata(&self.path)
-            .map_err(StorageFault::engine)?
-            .len();
+        let metadata = std::fs::metadata(&self.path).map_err(StorageFault::engine)?;
+        // redb grows the file by doubling it, sparsely: what the disk holds is the blocks
+        // written, which can be half the file's length.
+        #[cfg(unix)]
+        let bytes_on_disk = std::os::unix::fs::MetadataExt::blocks(&metadata).saturating_mul(512);
+        #[cfg(not(unix))]
+        let bytes_on_disk = metadata.len();
         Ok(StoreStats {
             queues,
             messages,
