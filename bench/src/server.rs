@@ -1,0 +1,294 @@
+//! The server under test, as a child process: a real `passage-relay` in a temporary
+//! data directory, or this binary's own `forwarder` mode (the baseline).
+//!
+//! Both print one address line on stdout (`relay address: passage://…` or
+//! `forwarder address: passage://…`); the bench reads it, then measures the child's CPU
+//! time and memory through `/proc`. Dropping a [`ServerProcess`] kills the child, so a
+//! bench that fails half way leaves nothing running.
+
+use std::fs::File;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use passage_wire::RelayAddress;
+use tempfile::TempDir;
+
+use crate::procfs::{self, CpuTime};
+
+/// How long a child may take to print its address line.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a child may take to exit after SIGTERM before it is killed. The relay
+/// waits up to 5 s for connections to finish their writes.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The line prefix of `passage-relay serve`'s address line.
+pub const RELAY_ADDRESS_PREFIX: &str = "relay address: ";
+
+/// The line prefix of the forwarder's address line.
+pub const FORWARDER_ADDRESS_PREFIX: &str = "forwarder address: ";
+
+/// Relay settings raised for the load, written to the relay's config file.
+#[derive(Debug, Clone)]
+pub struct RelayTuning {
+    /// `max_connections`.
+    pub max_connections: usize,
+    /// `queue_quota`.
+    pub queue_quota: usize,
+}
+
+impl RelayTuning {
+    /// The TOML config file. Rate limits are lifted (a saturating pair sends far more
+    /// than a person does); everything else stays at the relay's defaults.
+    fn to_toml(&self) -> String {
+        format!(
+            "# Written by passage-relay-bench.\n\
+             log_level = \"warn\"\n\
+             max_connections = {}\n\
+             queue_quota = {}\n\
+             commands_per_second = 1000000\n\
+             command_burst = 1000000\n",
+            self.max_connections, self.queue_quota
+        )
+    }
+}
+
+/// Which server a [`ServerProcess`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerKind {
+    /// `passage-relay serve`.
+    Relay,
+    /// `passage-relay-bench forwarder`.
+    Forwarder,
+}
+
+impl ServerKind {
+    /// A short name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Relay => "relay",
+            Self::Forwarder => "forwarder",
+        }
+    }
+}
+
+/// A running server child process and its address.
+#[derive(Debug)]
+pub struct ServerProcess {
+    kind: ServerKind,
+    child: Child,
+    /// The forwarder exits when this closes (so it cannot outlive the bench).
+    _stdin: Option<ChildStdin>,
+    address: RelayAddress,
+    log: PathBuf,
+    /// The relay's data directory and the log; removed on drop.
+    _dir: TempDir,
+}
+
+impl ServerProcess {
+    /// Starts `passage-relay serve` from `bin` on 127.0.0.1 (port 0) in a fresh
+    /// temporary data directory, with `tuning` in a config file.
+    pub fn start_relay(bin: &Path, tuning: &RelayTuning) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("passage-relay-bench-")
+            .tempdir()
+            .context("creating a temporary directory for the relay")?;
+        let config = dir.path().join("relay.toml");
+        std::fs::write(&config, tuning.to_toml()).context("writing the relay config file")?;
+        let mut command = Command::new(bin);
+        command
+            .arg("serve")
+            .arg("--data")
+            .arg(dir.path().join("data"))
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--config")
+            .arg(&config);
+        Self::start(ServerKind::Relay, command, dir, RELAY_ADDRESS_PREFIX).with_context(|| {
+            format!(
+                "starting the relay {} (build it with `cargo build --release -p passage-relay`, or pass --relay-bin)",
+                bin.display()
+            )
+        })
+    }
+
+    /// Starts this binary's `forwarder` mode on 127.0.0.1 (port 0).
+    pub fn start_forwarder() -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("finding this executable")?;
+        let dir = tempfile::Builder::new()
+            .prefix("passage-relay-bench-fwd-")
+            .tempdir()
+            .context("creating a temporary directory for the forwarder's log")?;
+        let mut command = Command::new(exe);
+        command.arg("forwarder").arg("--listen").arg("127.0.0.1:0");
+        Self::start(
+            ServerKind::Forwarder,
+            command,
+            dir,
+            FORWARDER_ADDRESS_PREFIX,
+        )
+        .context("starting the forwarder")
+    }
+
+    fn start(
+        kind: ServerKind,
+        mut command: Command,
+        dir: TempDir,
+        prefix: &'static str,
+    ) -> anyhow::Result<Self> {
+        let log = dir.path().join(format!("{}.log", kind.name()));
+        let log_file = File::create(&log).context("creating the server log file")?;
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file));
+        let mut child = command.spawn().context("spawning the process")?;
+        let stdin = child.stdin.take();
+        let address = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("no stdout pipe"))
+            .and_then(|stdout| read_address(stdout, prefix, STARTUP_TIMEOUT));
+        let address = match address {
+            Ok(address) => address,
+            Err(e) => {
+                let status = child.try_wait().ok().flatten();
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "{e:#}{}; its log ends with:\n{}",
+                    status.map_or(String::new(), |s| format!(" (it exited: {s})")),
+                    log_tail(&log)
+                );
+            }
+        };
+        Ok(Self {
+            kind,
+            child,
+            _stdin: stdin,
+            address,
+            log,
+            _dir: dir,
+        })
+    }
+
+    /// Which server this is.
+    pub fn kind(&self) -> ServerKind {
+        self.kind
+    }
+
+    /// The address it printed.
+    pub fn address(&self) -> &RelayAddress {
+        &self.address
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// CPU time used so far.
+    pub fn cpu_time(&self) -> anyhow::Result<CpuTime> {
+        procfs::cpu_time(self.pid())
+    }
+
+    /// Resident memory now, KiB.
+    pub fn rss_kib(&self) -> anyhow::Result<u64> {
+        procfs::rss_kib(self.pid())
+    }
+
+    /// Fails if the child has exited (with its log's end).
+    pub fn check_running(&mut self) -> anyhow::Result<()> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => bail!(
+                "the {} exited during the run ({status}); its log ends with:\n{}",
+                self.kind.name(),
+                self.log_tail()
+            ),
+            Err(e) => bail!("cannot check the {}: {e}", self.kind.name()),
+        }
+    }
+
+    /// The last lines of its standard error.
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.log)
+    }
+
+    /// Stops it with SIGTERM (killing it after [`STOP_TIMEOUT`]) and returns how it
+    /// exited, with what it logged as warnings or errors.
+    pub fn stop(mut self) -> anyhow::Result<(ExitStatus, String)> {
+        let pid = rustix::process::Pid::from_child(&self.child);
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().context("waiting for the server")? {
+                return Ok((status, self.log_tail()));
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let status = self.child.wait().context("waiting for the server")?;
+                return Ok((status, self.log_tail()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Reads `stdout` until a line starting with `prefix` and parses the address after it.
+/// A thread keeps draining `stdout` afterwards, so the child never blocks on it.
+fn read_address(
+    stdout: std::process::ChildStdout,
+    prefix: &'static str,
+    timeout: Duration,
+) -> anyhow::Result<RelayAddress> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("server-stdout".into())
+        .spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if !sent && let Some(address) = line.strip_prefix(prefix) {
+                    sent = true;
+                    let _ = tx.send(address.trim().to_owned());
+                }
+            }
+        })
+        .context("starting a thread to read the server's output")?;
+    let text = rx
+        .recv_timeout(timeout)
+        .map_err(|_| anyhow!("no `{}…` line within {timeout:?}", prefix.trim_end()))?;
+    text.parse::<RelayAddress>()
+        .map_err(|e| anyhow!("cannot parse the address {text:?}: {e}"))
+}
+
+/// The last lines of a log file (empty if it cannot be read).
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(20);
+    lines.get(start..).unwrap_or_default().join("\n")
+}
+
+/// The relay binary next to this executable (`target/<profile>/passage-relay`).
+pub fn default_relay_bin() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("finding this executable")?;
+    let dir = exe
+        .parent()
+        .ok_or_else(|| anyhow!("this executable has no directory"))?;
+    Ok(dir.join("passage-relay"))
+}
