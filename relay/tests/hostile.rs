@@ -326,7 +326,7 @@ fn garbage_framing_and_floods_are_cut_off_while_good_clients_are_served() {
             if failed {
                 break;
             }
-            if sent % 100 == 0 {
+            if sent.is_multiple_of(100) {
                 // The good clients are served meanwhile.
                 assert!(good_tcp.ping().await);
             }
