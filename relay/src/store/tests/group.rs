@@ -8,8 +8,8 @@ use std::time::Duration;
 use passage_wire::{RecipientId, SenderId};
 
 use super::super::{
-    GroupCommitter, MemoryStore, QueueRecord, RedbStore, StorageFault, Store, StoreError,
-    StoreStats, StoredMessage, WriteError, WriteOp, WriteOutcome,
+    GroupCommitter, MAX_BATCH, MemoryStore, QueueRecord, RedbStore, StorageFault, Store,
+    StoreError, StoreStats, StoredMessage, WRITE_QUEUE_CAPACITY, WriteError, WriteOp, WriteOutcome,
 };
 use super::{append, one, record, rid};
 
@@ -188,4 +188,39 @@ async fn a_lone_writer_is_committed_at_once_and_close_releases_the_file() {
     let reopened = RedbStore::open(&path).unwrap();
     assert!(reopened.queue(&rid(1)).unwrap().is_some());
     assert!(one(&reopened, append(1, 1, 1)).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_holds_writers_back_and_batches_stop_at_max_batch() {
+    // More writers than the queue holds while a slow commit runs: the rest wait for room,
+    // none is lost, and no batch is larger than MAX_BATCH.
+    let writers = (WRITE_QUEUE_CAPACITY + MAX_BATCH) as u64;
+    let store = Counting::new(MemoryStore::new(), Duration::from_millis(30));
+    let committer = Arc::new(GroupCommitter::new(store.clone()));
+    assert!(
+        committer
+            .write(WriteOp::CreateQueue(record(1)))
+            .await
+            .is_ok()
+    );
+    let tasks: Vec<_> = (0..writers)
+        .map(|n| {
+            let committer = Arc::clone(&committer);
+            let op = WriteOp::Append {
+                recipient_id: rid(1),
+                sender_key: None,
+                message: super::message(n, 5),
+                quota: usize::MAX,
+            };
+            tokio::spawn(async move { committer.write(op).await })
+        })
+        .collect();
+    for task in tasks {
+        let result = task.await.unwrap();
+        assert!(matches!(result, Ok(WriteOutcome::Appended)), "{result:?}");
+    }
+    committer.close().await;
+    assert_eq!(store.message_count(&rid(1)).unwrap(), writers);
+    let largest = store.largest_batch.load(Ordering::SeqCst);
+    assert!(largest <= MAX_BATCH && largest > MAX_BATCH / 2, "{largest}");
 }
