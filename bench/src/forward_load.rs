@@ -87,7 +87,7 @@ async fn send(stream: BlockStream, flow: Arc<Flow>, shared: Arc<Shared>) -> Vec<
                 written.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let _ = done_tx.send(true);
+        done_tx.send_replace(true);
     };
     let reading = async {
         let mut ok = Vec::new();

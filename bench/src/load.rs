@@ -387,7 +387,7 @@ pub async fn measure(
     phases: Phases,
 ) -> anyhow::Result<Outcome> {
     let me = std::process::id();
-    let _ = shared.go.send(true);
+    shared.go.send_replace(true);
     tokio::time::sleep(phases.warmup).await;
     server.check_running()?;
 
@@ -406,7 +406,7 @@ pub async fn measure(
     server.check_running()?;
 
     // Stop sending; every send in flight is answered (or times out) first.
-    let _ = shared.sending_stop.send(true);
+    shared.sending_stop.send_replace(true);
     let drain_start = Instant::now();
     let mut senders = JoinSet::new();
     let mut recipients = Vec::with_capacity(pairs.len());
@@ -448,7 +448,7 @@ pub async fn measure(
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let drain = drain_start.elapsed();
-    let _ = shared.receiving_stop.send(true);
+    shared.receiving_stop.send_replace(true);
 
     let mut latencies = Vec::new();
     let mut lost = 0u64;

@@ -82,7 +82,7 @@ pub struct ServerProcess {
     kind: ServerKind,
     child: Child,
     /// The forwarder exits when this closes (so it cannot outlive the bench).
-    _stdin: Option<ChildStdin>,
+    stdin: Option<ChildStdin>,
     address: RelayAddress,
     log: PathBuf,
     /// The relay's data directory and the log; removed on drop.
@@ -169,7 +169,7 @@ impl ServerProcess {
         Ok(Self {
             kind,
             child,
-            _stdin: stdin,
+            stdin,
             address,
             log,
             _dir: dir,
@@ -219,11 +219,14 @@ impl ServerProcess {
         log_tail(&self.log)
     }
 
-    /// Stops it with SIGTERM (killing it after [`STOP_TIMEOUT`]) and returns how it
-    /// exited, with what it logged as warnings or errors.
+    /// Stops it (the relay with SIGTERM, the forwarder by closing its input), killing
+    /// it after [`STOP_TIMEOUT`], and returns how it exited and the end of its log.
     pub fn stop(mut self) -> anyhow::Result<(ExitStatus, String)> {
-        let pid = rustix::process::Pid::from_child(&self.child);
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        drop(self.stdin.take());
+        if self.kind == ServerKind::Relay {
+            let pid = rustix::process::Pid::from_child(&self.child);
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
         let deadline = Instant::now() + STOP_TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait().context("waiting for the server")? {
