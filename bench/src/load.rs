@@ -351,6 +351,9 @@ pub struct Outcome {
     pub cpu_us_per_msg: Option<f64>,
     /// Server CPU time inside the window as a share of one core.
     pub cpu_cores: f64,
+    /// CPU used inside the window by every other process on the machine (neither the
+    /// server nor this bench), in cores: other work competing for the cores.
+    pub other_cpu_cores: f64,
     /// This (load) process's CPU time per delivery inside the window, µs.
     pub load_cpu_us_per_msg: Option<f64>,
     /// Server resident memory at the end of the window, KiB.
@@ -393,6 +396,7 @@ pub async fn measure(
 
     let cpu0 = server.cpu_time()?;
     let load0 = crate::procfs::cpu_time(me)?;
+    let machine0 = crate::procfs::machine_busy()?;
     let delivered0 = shared.delivered.load(Ordering::Relaxed);
     let t0 = Instant::now();
     shared.measuring.store(true, Ordering::Relaxed);
@@ -402,6 +406,7 @@ pub async fn measure(
     let measured = t0.elapsed();
     let cpu1 = server.cpu_time()?;
     let load1 = crate::procfs::cpu_time(me)?;
+    let machine1 = crate::procfs::machine_busy()?;
     let rss_kib = server.rss_kib()?;
     server.check_running()?;
 
@@ -474,13 +479,20 @@ pub async fn measure(
         (measured_deliveries > 0).then(|| cpu.as_secs_f64() * 1e6 / measured_deliveries as f64)
     };
     let server_cpu = cpu1.since(cpu0);
+    let load_cpu = load1.since(load0);
+    let cores = |cpu: Duration| cpu.as_secs_f64() / measured.as_secs_f64().max(1e-9);
+    let others = machine1
+        .since(machine0)
+        .saturating_sub(server_cpu)
+        .saturating_sub(load_cpu);
     Ok(Outcome {
         msgs_per_sec,
         measured_deliveries,
         measured,
         cpu_us_per_msg: per_msg(server_cpu),
-        cpu_cores: server_cpu.as_secs_f64() / measured.as_secs_f64().max(1e-9),
-        load_cpu_us_per_msg: per_msg(load1.since(load0)),
+        cpu_cores: cores(server_cpu),
+        other_cpu_cores: cores(others),
+        load_cpu_us_per_msg: per_msg(load_cpu),
         rss_kib,
         latencies: Latencies::from_samples(latencies),
         sent_ok: shared.sent_ok.load(Ordering::Relaxed),

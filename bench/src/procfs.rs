@@ -37,6 +37,37 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     parse_vm_rss(&text).with_context(|| format!("parsing {path}"))
 }
 
+/// CPU time the whole machine has spent busy (every core, every process), from the
+/// first line of `/proc/stat`: all time but idle and iowait.
+pub fn machine_busy() -> anyhow::Result<CpuTime> {
+    let text = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    parse_machine_busy(&text).context("parsing /proc/stat")
+}
+
+/// Busy ticks from the text of `/proc/stat`: the `cpu` line's fields summed, less idle
+/// (4th) and iowait (5th). Guest time is already inside user time, so it is left out.
+pub fn parse_machine_busy(text: &str) -> anyhow::Result<CpuTime> {
+    let line = text
+        .lines()
+        .find_map(|line| line.strip_prefix("cpu "))
+        .ok_or_else(|| anyhow!("no aggregate cpu line"))?;
+    let fields = line
+        .split_whitespace()
+        .take(8)
+        .map(|f| f.parse::<u64>().context("a cpu field is not a number"))
+        .collect::<anyhow::Result<Vec<u64>>>()?;
+    if fields.len() < 5 {
+        return Err(anyhow!("the cpu line has {} fields", fields.len()));
+    }
+    let busy = fields
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, v)| *v)
+        .fold(0u64, u64::saturating_add);
+    Ok(CpuTime { ticks: busy })
+}
+
 /// `utime + stime` from the text of `/proc/<pid>/stat`.
 ///
 /// The second field, the command name in parentheses, may itself hold spaces and
@@ -102,6 +133,17 @@ mod tests {
         assert!(parse_stat("1 (x) S 1 2 3").is_err());
         assert!(parse_stat("no parenthesis at all").is_err());
         assert!(parse_stat("1 (x) S 1 1 1 0 -1 0 0 0 0 0 seven 1").is_err());
+    }
+
+    #[test]
+    fn machine_busy_leaves_out_idle_iowait_and_guest() {
+        let text = "cpu  100 5 50 9000 40 3 2 1 77 0\ncpu0 50 2 25 4500 20 1 1 0 0 0\nintr 1\n";
+        assert_eq!(
+            parse_machine_busy(text).unwrap().ticks,
+            100 + 5 + 50 + 3 + 2 + 1
+        );
+        assert!(parse_machine_busy("cpu0 1 2 3 4 5\n").is_err());
+        assert!(parse_machine_busy("cpu  1 2 3\n").is_err());
     }
 
     #[test]

@@ -50,6 +50,11 @@ pub struct RunReport {
     pub relay_cpu_cores: f64,
     /// Forwarder CPU in its window, in cores.
     pub baseline_cpu_cores: Option<f64>,
+    /// CPU used by unrelated processes during the relay's window, in cores (the
+    /// machine has two; a high figure means the throughput figures are disturbed).
+    pub other_cpu_cores: f64,
+    /// The same during the baseline's window.
+    pub baseline_other_cpu_cores: Option<f64>,
     /// The load generator's own CPU per delivered message (relay run), µs.
     pub load_cpu_us_per_msg: Option<f64>,
     /// Relay resident memory at the end of the window, KiB.
@@ -125,6 +130,8 @@ impl RunReport {
             cpu_ratio: ratio(relay.cpu_us_per_msg, base(|b| b.cpu_us_per_msg)),
             relay_cpu_cores: relay.cpu_cores,
             baseline_cpu_cores: baseline.map(|b| b.cpu_cores),
+            other_cpu_cores: relay.other_cpu_cores,
+            baseline_other_cpu_cores: baseline.map(|b| b.other_cpu_cores),
             load_cpu_us_per_msg: relay.load_cpu_us_per_msg,
             relay_rss_kib: relay.rss_kib,
             baseline_rss_kib: baseline.map(|b| b.rss_kib),
@@ -189,7 +196,7 @@ fn outcome_lines(out: &mut String, name: &str, o: &Outcome) {
     );
     let _ = writeln!(
         out,
-        "{:<9} delivered {} in {:.2} s ({} in total), sent OK {}, lost {}, duplicates {}, unconfirmed {}, send errors {}, drain {:.2} s{}",
+        "{:<9} delivered {} in {:.2} s ({} in total), sent OK {}, lost {}, duplicates {}, unconfirmed {}, send errors {}, drain {:.2} s{}; other processes used {:.2} cores",
         "",
         o.measured_deliveries,
         o.measured.as_secs_f64(),
@@ -201,6 +208,7 @@ fn outcome_lines(out: &mut String, name: &str, o: &Outcome) {
         o.send_errors,
         o.drain.as_secs_f64(),
         if o.drained { "" } else { " (NOT DRAINED)" },
+        o.other_cpu_cores,
     );
     for (what, count) in &o.errors {
         let _ = writeln!(out, "{:<9} error ×{count}: {what}", "");
