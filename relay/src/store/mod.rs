@@ -36,11 +36,13 @@
 //!
 //! Queue ids, the queue keys, **the relay's per-queue DH secret in the clear**, and the
 //! end-to-end encrypted message bodies with their ids and arrival times. Whoever images the
-//! disk can therefore re-encrypt (or undo the delivery encryption of) traffic they also
-//! recorded for queues that still exist; the end-to-end encryption of the bodies is not
-//! affected. Deleted queues and messages leave the file's live data at the next commit, but
-//! freed pages are not overwritten until reused: full-disk encryption of the relay's data
-//! directory is the operator's defence against seizure (SECURITY.md).
+//! disk can therefore, for queues that still exist, compute each queue's delivery key (and
+//! so strip the relay's delivery re-encryption from traffic they also recorded and got out
+//! of TLS) and the keys the relay checks senders' MACs with; the end-to-end encryption of
+//! the bodies is not affected. Deleted queues and messages leave the file's live data at the
+//! next commit, but freed pages are not overwritten until reused, so they may linger on
+//! disk: the file is created readable by its owner only, and full-disk encryption of the
+//! relay's data directory is what protects it against seizure.
 
 mod codec;
 mod group_commit;
@@ -273,10 +275,11 @@ pub struct StoreStats {
 /// tasks (`Arc<dyn Store>`); `commit` may block for an fsync, so async code calls it only
 /// through [`GroupCommitter`] (or `spawn_blocking`).
 pub trait Store: Send + Sync + 'static {
-    /// A queue, by its recipient id.
+    /// A queue, by its recipient id. Restoring the record's [`DhSecret`] computes its public
+    /// key: each call costs one X25519 multiplication besides the read.
     fn queue(&self, recipient_id: &RecipientId) -> Result<Option<QueueRecord>, StoreError>;
 
-    /// A queue, by its sender id.
+    /// A queue, by its sender id (same cost as [`queue`](Self::queue)).
     fn queue_by_sender(&self, sender_id: &SenderId) -> Result<Option<QueueRecord>, StoreError>;
 
     /// The oldest message of a queue (delivery is one at a time, in order; ACK releases the
