@@ -239,12 +239,12 @@ async fn run_connection(
                 Action::Subscribe(queue) => shared.hub.subscribe(queue, conn, &mailbox),
                 Action::Unsubscribe(queue) => shared.hub.unsubscribe(&queue, conn),
                 Action::Close(_) => {
-                    flush(&mut session, &mut tx).await;
+                    flush(&mut session, &mut tx, limits.idle_timeout).await;
                     break 'conn;
                 }
             }
         }
-        if !flush(&mut session, &mut tx).await {
+        if !flush(&mut session, &mut tx, limits.idle_timeout).await {
             break;
         }
         if stopping && in_flight == 0 {
@@ -297,11 +297,18 @@ async fn run_connection(
         .fetch_sub(1, Ordering::Relaxed);
 }
 
-/// Sends every block the session has ready; false if the connection is gone.
-async fn flush(session: &mut Session, tx: &mut passage_transport::BlockSender) -> bool {
+/// Sends every block the session has ready; false if the connection is gone or the
+/// peer has not taken a block for `limit` (a client that stops reading cannot hold a
+/// connection slot forever).
+async fn flush(
+    session: &mut Session,
+    tx: &mut passage_transport::BlockSender,
+    limit: Duration,
+) -> bool {
     while let Some(block) = session.poll_block() {
-        if tx.send_block(&block).await.is_err() {
-            return false;
+        match tokio::time::timeout(limit, tx.send_block(&block)).await {
+            Ok(Ok(())) => {}
+            _ => return false,
         }
     }
     true
