@@ -1,3 +1,462 @@
-//! End-to-end tests live in `tests/tests/`; they start real `passage-relay`
-//! processes and real clients on loopback once those exist.
+//! # passage-e2e
+//!
+//! Helpers for the end-to-end tests in `tests/tests/`: they start the real
+//! `passage-relay` binary on loopback and talk to it with the real client link
+//! ([`passage_client::relay::RelayLink`]).
+//!
+//! ```text
+//!  test ── RelayProcess::start(data dir, config) ──► passage-relay serve --listen 127.0.0.1:0
+//!    │        reads stdout: "relay address: passage://<pin>@127.0.0.1:<port>"
+//!    └── RelayLink::connect(address) ══ QUIC or TLS/TCP ══► relay
+//!        RelayProcess::kill (SIGKILL) / restart (same data dir, new port)
+//! ```
+//!
+//! # Where the relay binary comes from
+//!
+//! Cargo only tells a crate's own tests where that crate's binaries are
+//! (`CARGO_BIN_EXE_<name>`), so [`relay_binary`] looks for `passage-relay` next to
+//! the test executable (`target/<profile>/`, the parent of its `deps/` directory).
+//! Once per test process it runs `cargo build -p passage-relay --bin passage-relay`
+//! for that profile and target directory, so the binary is never stale (a no-op of
+//! well under a second when it is up to date). `PASSAGE_RELAY_BIN=/path/to/binary`
+//! skips the build and uses that binary.
+//!
+//! Tests that need a setting the binary's configuration does not offer (retention in
+//! seconds) run the relay's library in process instead: [`InProcessRelay`].
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::fs::File;
+use std::io::{BufRead as _, BufReader};
+use std::net::Ipv4Addr;
+use std::num::NonZeroU16;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock, mpsc};
+use std::time::Duration;
+
+use getrandom::SysRng;
+use passage_client::relay::{Event, LinkError, QueueCredentials, RelayLink};
+use passage_crypto::ENVELOPE_LEN;
+use passage_relay::store::RedbStore;
+use passage_relay::{Limits, Metrics, Relay, ServiceConfig};
+use passage_transport::{ConnectOptions, RelayIdentity, ServerOptions, TransportMode, listen};
+use passage_wire::{Host, MsgId, RecipientId, RelayAddress};
+use rand_core::UnwrapErr;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How long a relay may take to print its address. Generating the key and opening
+/// the store take milliseconds; the margin covers a loaded CI machine.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a connection attempt may take (both transports, loopback).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The prefix of the line the relay prints on stdout once it listens.
+pub const ADDRESS_LINE_PREFIX: &str = "relay address: ";
+
+/// Why the harness could not do what a test asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HarnessError {
+    /// Starting a process, reading its output or a temporary file failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// `cargo build -p passage-relay` failed.
+    #[error("building passage-relay failed: {0}")]
+    Build(String),
+    /// The relay exited or timed out before printing its address; `log` is its stderr.
+    #[error("the relay did not print its address: {reason}\n--- relay stderr ---\n{log}")]
+    Startup {
+        /// What happened.
+        reason: String,
+        /// The relay's stderr so far.
+        log: String,
+    },
+    /// The address line could not be parsed.
+    #[error("the relay printed an address that does not parse: {0}")]
+    Address(String),
+    /// The in-process relay could not start.
+    #[error("the in-process relay could not start: {0}")]
+    InProcess(String),
+}
+
+/// The `passage-relay` binary: `PASSAGE_RELAY_BIN` if set, else the one next to the
+/// test executable, built (or brought up to date) once per test process.
+pub fn relay_binary() -> Result<PathBuf, HarnessError> {
+    static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    if let Some(path) = std::env::var_os("PASSAGE_RELAY_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    BINARY
+        .get_or_init(|| build_relay().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(HarnessError::Build)
+}
+
+fn build_relay() -> Result<PathBuf, HarnessError> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test>-<hash> → target/<profile>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| HarnessError::Build("the test executable has no target directory".into()))?;
+    let target_dir = profile_dir
+        .parent()
+        .ok_or_else(|| HarnessError::Build("the profile directory has no parent".into()))?;
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev".to_owned(),
+        Some(other) => other.to_owned(),
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let output = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "passage-relay",
+            "--bin",
+            "passage-relay",
+        ])
+        .arg("--profile")
+        .arg(&profile)
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .stdin(Stdio::null())
+        .output()?;
+    if !output.status.success() {
+        return Err(HarnessError::Build(
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        ));
+    }
+    let binary = profile_dir.join(format!("passage-relay{}", std::env::consts::EXE_SUFFIX));
+    if !binary.exists() {
+        return Err(HarnessError::Build(format!(
+            "cargo built no binary at {}",
+            binary.display()
+        )));
+    }
+    Ok(binary)
+}
+
+/// A running `passage-relay serve` process on `127.0.0.1:0`. Killed when dropped.
+#[derive(Debug)]
+pub struct RelayProcess {
+    child: Option<Child>,
+    address: RelayAddress,
+    data_dir: PathBuf,
+    config: Option<PathBuf>,
+    log: PathBuf,
+    starts: u32,
+}
+
+impl RelayProcess {
+    /// Starts the relay on `data_dir` (with `config`, a TOML file, if given) and waits
+    /// for its address line.
+    pub fn start(data_dir: &Path, config: Option<&Path>) -> Result<Self, HarnessError> {
+        let mut relay = Self {
+            child: None,
+            address: placeholder_address(),
+            data_dir: data_dir.to_owned(),
+            config: config.map(Path::to_owned),
+            log: data_dir.with_extension("stderr.log"),
+            starts: 0,
+        };
+        relay.spawn()?;
+        Ok(relay)
+    }
+
+    /// The address the relay printed when it last started.
+    pub fn address(&self) -> &RelayAddress {
+        &self.address
+    }
+
+    /// Kills the relay with SIGKILL (no chance to flush or close anything) and reaps it.
+    pub fn kill(&mut self) -> Result<(), HarnessError> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Kills the relay if it runs, then starts it again on the same data directory
+    /// and configuration, on a new port; [`address`](Self::address) is then the new one.
+    pub fn restart(&mut self) -> Result<(), HarnessError> {
+        self.kill()?;
+        self.spawn()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    /// Everything the relay wrote to stderr so far, over all its starts.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn spawn(&mut self) -> Result<(), HarnessError> {
+        let binary = relay_binary()?;
+        self.starts += 1;
+        let stderr = File::options().create(true).append(true).open(&self.log)?;
+        let mut command = Command::new(binary);
+        command
+            .arg("serve")
+            .arg("--data")
+            .arg(&self.data_dir)
+            .args(["--listen", "127.0.0.1:0"]);
+        if let Some(config) = &self.config {
+            command.arg("--config").arg(config);
+        }
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()?;
+        let stdout = child.stdout.take();
+        self.child = Some(child);
+        let (line_tx, line_rx) = mpsc::channel();
+        if let Some(stdout) = stdout {
+            // Reads the address line, then drains stdout so the relay never blocks on it.
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(address) = line.strip_prefix(ADDRESS_LINE_PREFIX) {
+                        let _ = line_tx.send(address.trim().to_owned());
+                    }
+                }
+            });
+        }
+        let address = match line_rx.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(address) => address,
+            Err(error) => {
+                let _ = self.kill();
+                let reason = match error {
+                    mpsc::RecvTimeoutError::Timeout => "timed out",
+                    mpsc::RecvTimeoutError::Disconnected => "it exited",
+                };
+                return Err(HarnessError::Startup {
+                    reason: reason.to_owned(),
+                    log: self.log(),
+                });
+            }
+        };
+        self.address = address
+            .parse()
+            .map_err(|_| HarnessError::Address(address))?;
+        Ok(())
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.kill();
+    }
+}
+
+/// A relay process with its own temporary directory (data directory, config file,
+/// stderr log), removed when dropped.
+#[derive(Debug)]
+pub struct TestRelay {
+    /// The process.
+    pub process: RelayProcess,
+    dir: TempDir,
+}
+
+impl TestRelay {
+    /// Starts a relay with `config` (TOML text) if given, else with the defaults.
+    pub fn start(config: Option<&str>) -> Result<Self, HarnessError> {
+        let dir = tempfile::tempdir()?;
+        let config_path = match config {
+            Some(text) => {
+                let path = dir.path().join("relay.toml");
+                std::fs::write(&path, text)?;
+                Some(path)
+            }
+            None => None,
+        };
+        let process = RelayProcess::start(&dir.path().join("data"), config_path.as_deref())?;
+        Ok(Self { process, dir })
+    }
+
+    /// The relay's current address.
+    pub fn address(&self) -> &RelayAddress {
+        self.process.address()
+    }
+
+    /// The temporary directory holding the data directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// The relay's library served in this process on a real listener (`127.0.0.1:0`,
+/// both transports) over a redb store in a temporary directory, for settings the
+/// binary's configuration does not offer.
+#[derive(Debug)]
+pub struct InProcessRelay {
+    address: RelayAddress,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    _dir: TempDir,
+}
+
+impl InProcessRelay {
+    /// Starts serving with `limits`.
+    pub async fn start(limits: Limits) -> Result<Self, HarnessError> {
+        let dir = tempfile::tempdir()?;
+        let store = RedbStore::open(dir.path().join("relay.redb"))
+            .map_err(|e| HarnessError::InProcess(e.to_string()))?;
+        let identity =
+            RelayIdentity::generate().map_err(|e| HarnessError::InProcess(e.to_string()))?;
+        let listener = listen(
+            (Ipv4Addr::LOCALHOST, 0).into(),
+            &identity,
+            ServerOptions::default(),
+        )
+        .await
+        .map_err(|e| HarnessError::InProcess(e.to_string()))?;
+        let port = NonZeroU16::new(listener.local_addr().port())
+            .ok_or_else(|| HarnessError::InProcess("listening on port 0".into()))?;
+        let address = RelayAddress::new(identity.pin(), Host::Ipv4(Ipv4Addr::LOCALHOST), port);
+        let config = ServiceConfig {
+            limits,
+            ..ServiceConfig::default()
+        };
+        let relay = Relay::new(config, Arc::new(store), Arc::new(Metrics::default()));
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let task = tokio::spawn(relay.serve(listener, async {
+            let _ = stop.await;
+        }));
+        Ok(Self {
+            address,
+            shutdown: Some(shutdown),
+            task: Some(task),
+            _dir: dir,
+        })
+    }
+
+    /// The relay's address.
+    pub fn address(&self) -> &RelayAddress {
+        &self.address
+    }
+
+    /// Shuts the relay down gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for InProcessRelay {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Connect options for one transport, with a short handshake timeout.
+pub fn options(mode: TransportMode) -> ConnectOptions {
+    let mut options = ConnectOptions::default();
+    options.mode = mode;
+    options.handshake_timeout = CONNECT_TIMEOUT;
+    options
+}
+
+/// Connects a link to `address` over `mode`.
+pub async fn connect(address: &RelayAddress, mode: TransportMode) -> Result<RelayLink, LinkError> {
+    RelayLink::connect(address, &options(mode)).await
+}
+
+/// The system RNG, as the client uses it.
+pub fn rng() -> UnwrapErr<SysRng> {
+    UnwrapErr(SysRng)
+}
+
+/// A test envelope naming its queue and a counter (bytes 0..4 and 4..12), the rest
+/// filled from both so that every envelope's content is unique.
+pub fn envelope(queue: u32, counter: u64) -> Box<[u8; ENVELOPE_LEN]> {
+    let mut body = Box::new([0u8; ENVELOPE_LEN]);
+    body[..4].copy_from_slice(&queue.to_be_bytes());
+    body[4..12].copy_from_slice(&counter.to_be_bytes());
+    let seed = counter.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(queue);
+    for (i, byte) in body.iter_mut().enumerate().skip(12) {
+        *byte = (seed >> ((i % 8) * 8)) as u8 ^ (i as u8);
+    }
+    body
+}
+
+/// The queue and counter written by [`envelope`], if `body` is exactly such an envelope.
+pub fn envelope_tag(body: &[u8; ENVELOPE_LEN]) -> Option<(u32, u64)> {
+    let queue = u32::from_be_bytes(body[..4].try_into().ok()?);
+    let counter = u64::from_be_bytes(body[4..12].try_into().ok()?);
+    (*envelope(queue, counter) == *body).then_some((queue, counter))
+}
+
+/// A message event, reduced to what tests check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    /// The queue.
+    pub recipient_id: RecipientId,
+    /// The relay's message id.
+    pub msg_id: MsgId,
+    /// The [`envelope_tag`] of the body (`None` if it was not a test envelope).
+    pub tag: Option<(u32, u64)>,
+}
+
+/// Waits up to `limit` for the next event; `None` if none came (or the link ended).
+pub async fn next_event(link: &mut RelayLink, limit: Duration) -> Option<Event> {
+    tokio::time::timeout(limit, link.next_event())
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Waits up to `limit` for the next event and reduces a message to [`Delivered`];
+/// `Err` carries any other event (or `None`: nothing came).
+pub async fn next_message(
+    link: &mut RelayLink,
+    limit: Duration,
+) -> Result<Delivered, Option<Event>> {
+    match next_event(link, limit).await {
+        Some(Event::Message {
+            recipient_id,
+            msg_id,
+            body,
+            ..
+        }) => Ok(Delivered {
+            recipient_id,
+            msg_id,
+            tag: envelope_tag(&body),
+        }),
+        other => Err(other),
+    }
+}
+
+/// A placeholder until the relay has printed its address.
+fn placeholder_address() -> RelayAddress {
+    RelayAddress::new(
+        passage_wire::RelayPin::from_bytes([0; 32]),
+        Host::Ipv4(Ipv4Addr::LOCALHOST),
+        NonZeroU16::MIN,
+    )
+}
+
+/// The queue credentials' recipient id (a shorthand for maps in tests).
+pub fn id_of(queue: &QueueCredentials) -> RecipientId {
+    queue.recipient_id()
+}
