@@ -115,12 +115,12 @@ impl core::fmt::Debug for Secret32 {
 // X25519
 
 /// An X25519 secret key (static or one-time), zeroized on drop. Its public key is
-/// computed once, when the secret is made or restored, since a ratchet needs it for
-/// every message it sends.
+/// computed once, on first use, and kept: a ratchet needs it for every message it
+/// sends, while a relay restoring a queue's secret from storage may never need it.
 #[derive(Clone)]
 pub struct DhSecret {
     secret: x25519_dalek::StaticSecret,
-    public: DhPublic,
+    public: std::sync::OnceLock<DhPublic>,
 }
 
 impl DhSecret {
@@ -135,8 +135,10 @@ impl DhSecret {
     }
 
     fn from_secret(secret: x25519_dalek::StaticSecret) -> Self {
-        let public = DhPublic(x25519_dalek::PublicKey::from(&secret).to_bytes());
-        Self { secret, public }
+        Self {
+            secret,
+            public: std::sync::OnceLock::new(),
+        }
     }
 
     /// The secret bytes, for an encrypted snapshot.
@@ -146,7 +148,9 @@ impl DhSecret {
 
     /// The matching public key.
     pub fn public_key(&self) -> DhPublic {
-        self.public
+        *self
+            .public
+            .get_or_init(|| DhPublic(x25519_dalek::PublicKey::from(&self.secret).to_bytes()))
     }
 
     /// X25519(self, their). Refuses an all-zero (non-contributory) result, which a

@@ -275,8 +275,7 @@ pub struct StoreStats {
 /// tasks (`Arc<dyn Store>`); `commit` may block for an fsync, so async code calls it only
 /// through [`GroupCommitter`] (or `spawn_blocking`).
 pub trait Store: Send + Sync + 'static {
-    /// A queue, by its recipient id. Restoring the record's [`DhSecret`] computes its public
-    /// key: each call costs one X25519 multiplication besides the read.
+    /// A queue, by its recipient id.
     fn queue(&self, recipient_id: &RecipientId) -> Result<Option<QueueRecord>, StoreError>;
 
     /// A queue, by its sender id (same cost as [`queue`](Self::queue)).
