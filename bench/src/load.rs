@@ -371,6 +371,8 @@ pub struct Outcome {
     /// Deliveries of a message no send was answered OK for (a send that timed out or
     /// failed after the server stored it).
     pub unconfirmed: u64,
+    /// Fewest and most deliveries of one pair over the whole run (fairness).
+    pub pair_delivered_range: (u64, u64),
     /// Failed sends.
     pub send_errors: u64,
     /// Failures by kind.
@@ -459,6 +461,7 @@ pub async fn measure(
     let mut lost = 0u64;
     let mut duplicates = 0u64;
     let mut unconfirmed = 0u64;
+    let mut range = (u64::MAX, 0u64);
     for (id, recipient) in recipients {
         let log = match recipient {
             Some(handle) => tokio::time::timeout(RECIPIENT_STOP_TIMEOUT, handle)
@@ -472,6 +475,8 @@ pub async fn measure(
         lost += tally.lost;
         duplicates += tally.duplicates;
         unconfirmed += tally.unconfirmed;
+        let count = log.delivered.len() as u64;
+        range = (range.0.min(count), range.1.max(count));
         latencies.extend(log.latencies_ns);
     }
     let (measured_deliveries, msgs_per_sec) = rate(delivered0, delivered1, measured);
@@ -500,6 +505,7 @@ pub async fn measure(
         lost,
         duplicates,
         unconfirmed,
+        pair_delivered_range: (range.0.min(range.1), range.1),
         send_errors: shared.send_errors.load(Ordering::Relaxed),
         errors: shared.errors(),
         drain,

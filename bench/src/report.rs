@@ -57,6 +57,12 @@ pub struct RunReport {
     pub baseline_other_cpu_cores: Option<f64>,
     /// The load generator's own CPU per delivered message (relay run), µs.
     pub load_cpu_us_per_msg: Option<f64>,
+    /// The load generator's own CPU per delivered message (baseline run), µs.
+    pub baseline_load_cpu_us_per_msg: Option<f64>,
+    /// Relay: fewest deliveries of one pair over the run.
+    pub pair_min_delivered: u64,
+    /// Relay: most deliveries of one pair over the run.
+    pub pair_max_delivered: u64,
     /// Relay resident memory at the end of the window, KiB.
     pub relay_rss_kib: u64,
     /// Forwarder resident memory at the end of its window, KiB.
@@ -133,6 +139,9 @@ impl RunReport {
             other_cpu_cores: relay.other_cpu_cores,
             baseline_other_cpu_cores: baseline.map(|b| b.other_cpu_cores),
             load_cpu_us_per_msg: relay.load_cpu_us_per_msg,
+            baseline_load_cpu_us_per_msg: base(|b| b.load_cpu_us_per_msg),
+            pair_min_delivered: relay.pair_delivered_range.0,
+            pair_max_delivered: relay.pair_delivered_range.1,
             relay_rss_kib: relay.rss_kib,
             baseline_rss_kib: baseline.map(|b| b.rss_kib),
             lost: relay.lost,
@@ -171,12 +180,12 @@ impl RunReport {
             fmt_opt(self.ratio, 3),
             fmt_opt(self.cpu_ratio, 2)
         );
-        if let Some(load) = self.load_cpu_us_per_msg {
-            let _ = writeln!(
-                out,
-                "load      the load generator used {load:.1} µs CPU per message (relay run)"
-            );
-        }
+        let _ = writeln!(
+            out,
+            "load      the load generator used {} µs CPU per message in the relay run, {} in the baseline run",
+            fmt_opt(self.load_cpu_us_per_msg, 1),
+            fmt_opt(self.baseline_load_cpu_us_per_msg, 1),
+        );
         out
     }
 }
@@ -196,11 +205,13 @@ fn outcome_lines(out: &mut String, name: &str, o: &Outcome) {
     );
     let _ = writeln!(
         out,
-        "{:<9} delivered {} in {:.2} s ({} in total), sent OK {}, lost {}, duplicates {}, unconfirmed {}, send errors {}, drain {:.2} s{}; other processes used {:.2} cores",
+        "{:<9} delivered {} in {:.2} s ({} in total, {}..{} per pair), sent OK {}, lost {}, duplicates {}, unconfirmed {}, send errors {}, drain {:.2} s{}; other processes used {:.2} cores",
         "",
         o.measured_deliveries,
         o.measured.as_secs_f64(),
         o.delivered,
+        o.pair_delivered_range.0,
+        o.pair_delivered_range.1,
         o.sent_ok,
         o.lost,
         o.duplicates,
