@@ -129,6 +129,19 @@ enum Pending {
         corr_id: CorrId,
         recipient_id: RecipientId,
     },
+    /// Expired messages were swept because one blocked a queue's head; then go on.
+    Swept(AfterSweep),
+}
+
+/// What waited for a sweep of expired messages.
+enum AfterSweep {
+    /// Deliver the subscribed queue's next message.
+    Deliver(RecipientId),
+    /// Answer a `GET`.
+    Get {
+        corr_id: CorrId,
+        recipient_id: RecipientId,
+    },
 }
 
 /// A queue this connection subscribes to.
@@ -136,6 +149,8 @@ struct Subscription {
     key: DeliveryKey,
     /// The message delivered and not yet acknowledged.
     in_flight: Option<MsgId>,
+    /// A sweep of expired messages is under way for this queue's head.
+    sweeping: bool,
 }
 
 /// One connection's state. See the module documentation for the calling contract.
@@ -466,6 +481,7 @@ impl Session {
                     Subscription {
                         key,
                         in_flight: None,
+                        sweeping: false,
                     },
                 );
                 self.actions.push_back(Action::Subscribe(id));
@@ -475,21 +491,7 @@ impl Session {
                 });
                 self.deliver_next(id, store, now);
             }
-            (Command::Get(id), Some(record)) => match store.first_message(&id) {
-                Ok(Some(message)) if !self.expired(&message, now) => {
-                    match DeliveryKey::for_relay(&record.relay_dh_secret, &record.recipient_dh_key)
-                    {
-                        Ok(key) => self.push_delivery(id, &key, &message),
-                        Err(_) => self.reply_err(
-                            Some(corr_id),
-                            Entity::Recipient(id),
-                            ErrorCode::Internal,
-                        ),
-                    }
-                }
-                Ok(_) => self.reply_err(Some(corr_id), Entity::Recipient(id), ErrorCode::NoMsg),
-                Err(_) => self.reply_err(Some(corr_id), Entity::Recipient(id), ErrorCode::Internal),
-            },
+            (Command::Get(id), Some(_)) => self.answer_get(corr_id, id, store, now, true),
             (
                 Command::Ack {
                     recipient_id,
@@ -578,6 +580,33 @@ impl Session {
                     self.deliver_next(recipient_id, store, now);
                 }
             }
+            Pending::Swept(then) => {
+                if let Ok(WriteOutcome::Expired { count }) = result {
+                    self.metrics
+                        .messages_expired
+                        .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+                }
+                match then {
+                    AfterSweep::Deliver(recipient_id) => {
+                        if let Some(sub) = self.subscriptions.get_mut(&recipient_id) {
+                            sub.sweeping = false;
+                        }
+                        // A head that is still expired (the sweep failed) waits for the
+                        // periodic sweep rather than looping here.
+                        let head_expired = matches!(
+                            store.first_message(&recipient_id),
+                            Ok(Some(m)) if self.expired(&m, now)
+                        );
+                        if !head_expired {
+                            self.deliver_next(recipient_id, store, now);
+                        }
+                    }
+                    AfterSweep::Get {
+                        corr_id,
+                        recipient_id,
+                    } => self.answer_get(corr_id, recipient_id, store, now, false),
+                }
+            }
             Pending::Del {
                 corr_id,
                 recipient_id,
@@ -608,17 +637,72 @@ impl Session {
         }
     }
 
+    /// Answers `GET` with the queue's first message or `ERR NO_MSG`. An expired
+    /// message at the head (not yet swept) is swept first, once, so that a fresh
+    /// message behind it is found.
+    fn answer_get(
+        &mut self,
+        corr_id: CorrId,
+        recipient_id: RecipientId,
+        store: &dyn Store,
+        now: Now,
+        may_sweep: bool,
+    ) {
+        let entity = Entity::Recipient(recipient_id);
+        let message = match store.first_message(&recipient_id) {
+            Ok(Some(message)) => message,
+            Ok(None) => return self.reply_err(Some(corr_id), entity, ErrorCode::NoMsg),
+            Err(_) => return self.reply_err(Some(corr_id), entity, ErrorCode::Internal),
+        };
+        if self.expired(&message, now) {
+            if may_sweep {
+                self.sweep(
+                    now,
+                    AfterSweep::Get {
+                        corr_id,
+                        recipient_id,
+                    },
+                );
+            } else {
+                self.reply_err(Some(corr_id), entity, ErrorCode::NoMsg);
+            }
+            return;
+        }
+        let key = match store.queue(&recipient_id) {
+            Ok(Some(record)) => {
+                DeliveryKey::for_relay(&record.relay_dh_secret, &record.recipient_dh_key)
+            }
+            _ => return self.reply_err(Some(corr_id), entity, ErrorCode::NoMsg),
+        };
+        match key {
+            Ok(key) => self.push_delivery(recipient_id, &key, &message),
+            Err(_) => self.reply_err(Some(corr_id), entity, ErrorCode::Internal),
+        }
+    }
+
+    /// Deletes every expired message now (the periodic sweep may not have run yet).
+    fn sweep(&mut self, now: Now, then: AfterSweep) {
+        let received_before = now
+            .unix_secs
+            .saturating_sub(self.config.limits.retention_secs);
+        self.write(WriteOp::Expire { received_before }, Pending::Swept(then));
+    }
+
     fn deliver_next(&mut self, recipient_id: RecipientId, store: &dyn Store, now: Now) {
         let Some(sub) = self.subscriptions.get(&recipient_id) else {
             return;
         };
-        if sub.in_flight.is_some() {
+        if sub.in_flight.is_some() || sub.sweeping {
             return;
         }
         let Ok(Some(message)) = store.first_message(&recipient_id) else {
             return;
         };
         if self.expired(&message, now) {
+            if let Some(sub) = self.subscriptions.get_mut(&recipient_id) {
+                sub.sweeping = true;
+            }
+            self.sweep(now, AfterSweep::Deliver(recipient_id));
             return;
         }
         let key = sub.key.clone();

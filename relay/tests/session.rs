@@ -558,3 +558,76 @@ fn a_client_that_does_not_read_stops_being_read() {
     assert!(n > 4);
     assert!(!c.session.is_closed());
 }
+
+#[test]
+fn a_fresh_message_behind_an_expired_one_is_delivered() {
+    let store = MemoryStore::new();
+    let cfg = config(
+        Limits {
+            retention_secs: 10,
+            ..Limits::default()
+        },
+        None,
+    );
+    let mut c = Client::connect(&cfg, 15);
+    c.hello(&store);
+    let q = c.new_queue(&store, None).unwrap();
+    let s = DhSecret::generate(&mut c.rng);
+    c.send(&q, &s, true, 1, &store); // at T0: expires at T0 + 10
+    let later = Now {
+        unix_secs: T0.unix_secs + 11,
+        mono_ms: 11_000,
+    };
+    let key = c.key(AuthRole::Recipient, &q.auth);
+    // A fresh message arrives after the first expired, before any periodic sweep.
+    let send = Command::Send(SendMessage {
+        sender_id: q.sender_id,
+        sender_auth_key: None,
+        body: Box::new([2; ENVELOPE_LEN]),
+    });
+    let skey = c.key(AuthRole::Sender, &s);
+    let corr = c.corr();
+    c.send_frame(&send.encode(corr, Some(&skey)).unwrap(), &store, later);
+    // GET finds the fresh one.
+    let corr = c.corr();
+    c.replies.clear();
+    c.send_frame(
+        &Command::Get(q.recipient_id)
+            .encode(corr, Some(&key))
+            .unwrap(),
+        &store,
+        later,
+    );
+    assert_eq!(
+        c.messages(&q).iter().map(|m| m.1).collect::<Vec<_>>(),
+        vec![2]
+    );
+    // And so does a subscription (the expired head is gone now; make another).
+    let mut c2 = Client::connect(&cfg, 16);
+    c2.hello(&store);
+    let q2 = c2.new_queue(&store, None).unwrap();
+    let s2 = DhSecret::generate(&mut c2.rng);
+    c2.send(&q2, &s2, true, 3, &store);
+    let send = Command::Send(SendMessage {
+        sender_id: q2.sender_id,
+        sender_auth_key: None,
+        body: Box::new([4; ENVELOPE_LEN]),
+    });
+    let skey = c2.key(AuthRole::Sender, &s2);
+    let corr = c2.corr();
+    c2.send_frame(&send.encode(corr, Some(&skey)).unwrap(), &store, later);
+    let key2 = c2.key(AuthRole::Recipient, &q2.auth);
+    let corr = c2.corr();
+    c2.replies.clear();
+    c2.send_frame(
+        &Command::Sub(q2.recipient_id)
+            .encode(corr, Some(&key2))
+            .unwrap(),
+        &store,
+        later,
+    );
+    assert_eq!(
+        c2.messages(&q2).iter().map(|m| m.1).collect::<Vec<_>>(),
+        vec![4]
+    );
+}
