@@ -356,6 +356,8 @@ pub struct Outcome {
     pub other_cpu_cores: f64,
     /// This (load) process's CPU time per delivery inside the window, µs.
     pub load_cpu_us_per_msg: Option<f64>,
+    /// Bytes the server wrote to storage inside the window, per delivery, KiB.
+    pub disk_kib_per_msg: Option<f64>,
     /// Server resident memory at the end of the window, KiB.
     pub rss_kib: u64,
     /// Send→delivery latencies inside the window.
@@ -399,6 +401,7 @@ pub async fn measure(
     let cpu0 = server.cpu_time()?;
     let load0 = crate::procfs::cpu_time(me)?;
     let machine0 = crate::procfs::machine_busy()?;
+    let disk0 = server.disk_write_bytes()?;
     let delivered0 = shared.delivered.load(Ordering::Relaxed);
     let t0 = Instant::now();
     shared.measuring.store(true, Ordering::Relaxed);
@@ -409,6 +412,7 @@ pub async fn measure(
     let cpu1 = server.cpu_time()?;
     let load1 = crate::procfs::cpu_time(me)?;
     let machine1 = crate::procfs::machine_busy()?;
+    let disk1 = server.disk_write_bytes()?;
     let rss_kib = server.rss_kib()?;
     server.check_running()?;
 
@@ -498,6 +502,8 @@ pub async fn measure(
         cpu_cores: cores(server_cpu),
         other_cpu_cores: cores(others),
         load_cpu_us_per_msg: per_msg(load_cpu),
+        disk_kib_per_msg: (measured_deliveries > 0)
+            .then(|| disk1.saturating_sub(disk0) as f64 / 1024.0 / measured_deliveries as f64),
         rss_kib,
         latencies: Latencies::from_samples(latencies),
         sent_ok: shared.sent_ok.load(Ordering::Relaxed),

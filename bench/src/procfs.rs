@@ -37,6 +37,24 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     parse_vm_rss(&text).with_context(|| format!("parsing {path}"))
 }
 
+/// Bytes process `pid` has caused to be written to storage so far (`write_bytes` of
+/// `/proc/<pid>/io`: data dirtied in the page cache, counted when it is dirtied).
+pub fn disk_write_bytes(pid: u32) -> anyhow::Result<u64> {
+    let path = format!("/proc/{pid}/io");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    parse_write_bytes(&text).with_context(|| format!("parsing {path}"))
+}
+
+/// `write_bytes` from the text of `/proc/<pid>/io`.
+pub fn parse_write_bytes(text: &str) -> anyhow::Result<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix("write_bytes:"))
+        .ok_or_else(|| anyhow!("no write_bytes line (no I/O accounting?)"))?
+        .trim()
+        .parse::<u64>()
+        .context("write_bytes is not a number")
+}
+
 /// CPU time the whole machine has spent busy (every core, every process), from the
 /// first line of `/proc/stat`: all time but idle and iowait.
 pub fn machine_busy() -> anyhow::Result<CpuTime> {
@@ -144,6 +162,13 @@ mod tests {
         );
         assert!(parse_machine_busy("cpu0 1 2 3 4 5\n").is_err());
         assert!(parse_machine_busy("cpu  1 2 3\n").is_err());
+    }
+
+    #[test]
+    fn write_bytes_is_read_apart_from_cancelled_ones() {
+        let text = "rchar: 1\nwchar: 2\nsyscr: 3\nsyscw: 4\nread_bytes: 5\nwrite_bytes: 40960\ncancelled_write_bytes: 7\n";
+        assert_eq!(parse_write_bytes(text).unwrap(), 40960);
+        assert!(parse_write_bytes("rchar: 1\n").is_err());
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub struct RunReport {
     pub pair_min_delivered: u64,
     /// Relay: most deliveries of one pair over the run.
     pub pair_max_delivered: u64,
+    /// Relay: bytes written to storage per delivered message, KiB.
+    pub relay_disk_kib_per_msg: Option<f64>,
     /// Relay resident memory at the end of the window, KiB.
     pub relay_rss_kib: u64,
     /// Forwarder resident memory at the end of its window, KiB.
@@ -142,6 +144,7 @@ impl RunReport {
             baseline_load_cpu_us_per_msg: base(|b| b.load_cpu_us_per_msg),
             pair_min_delivered: relay.pair_delivered_range.0,
             pair_max_delivered: relay.pair_delivered_range.1,
+            relay_disk_kib_per_msg: relay.disk_kib_per_msg,
             relay_rss_kib: relay.rss_kib,
             baseline_rss_kib: baseline.map(|b| b.rss_kib),
             lost: relay.lost,
@@ -194,13 +197,14 @@ fn outcome_lines(out: &mut String, name: &str, o: &Outcome) {
     let ms = |p| fmt_opt(o.latencies.percentile_ms(p), 2);
     let _ = writeln!(
         out,
-        "{name:<9} {:>9.0} msg/s   latency p50 {} ms  p99 {} ms  p99.9 {} ms   cpu {} µs/msg ({:.2} cores)   rss {} KiB",
+        "{name:<9} {:>9.0} msg/s   latency p50 {} ms  p99 {} ms  p99.9 {} ms   cpu {} µs/msg ({:.2} cores)   disk {} KiB/msg   rss {} KiB",
         o.msgs_per_sec,
         ms(50.0),
         ms(99.0),
         ms(99.9),
         fmt_opt(o.cpu_us_per_msg, 1),
         o.cpu_cores,
+        fmt_opt(o.disk_kib_per_msg, 1),
         o.rss_kib,
     );
     let _ = writeln!(

@@ -196,6 +196,11 @@ impl ServerProcess {
         procfs::cpu_time(self.pid())
     }
 
+    /// Bytes written to storage so far.
+    pub fn disk_write_bytes(&self) -> anyhow::Result<u64> {
+        procfs::disk_write_bytes(self.pid())
+    }
+
     /// Resident memory now, KiB.
     pub fn rss_kib(&self) -> anyhow::Result<u64> {
         procfs::rss_kib(self.pid())
