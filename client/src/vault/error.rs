@@ -1,0 +1,122 @@
+//! One error type per vault operation. None of them carries a passphrase, a key, a
+//! vault key (an application name) or a value: only what went wrong and what to do.
+
+use super::kdf::ARGON2_MEMORY_MIB;
+
+/// [`Vault::create`](super::Vault::create) failed; nothing usable was left behind.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CreateError {
+    /// The directory already holds a vault (its key-slot file).
+    #[error("a vault already exists in this directory: open it, or choose another directory")]
+    AlreadyExists,
+    /// Argon2id could not get its memory.
+    #[error(
+        "the key derivation could not get its {ARGON2_MEMORY_MIB} MiB of memory: close other apps and try again"
+    )]
+    OutOfMemory,
+    /// The file system refused a read or a write.
+    #[error("could not write the vault: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// [`Vault::open`](super::Vault::open) failed. Every variant but [`OpenError::Corrupted`]
+/// leaves the directory exactly as it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The directory has no key-slot file: no vault was ever created here.
+    #[error("no vault in this directory: check the path, or create one")]
+    NoVault,
+    /// No key slot opened with these credentials. The vault cannot tell a wrong
+    /// passphrase from a key-slot file that is not one: both are random bytes to it.
+    #[error(
+        "wrong passphrase, or not a vault: check the passphrase (and the device, if one is paired)"
+    )]
+    WrongPassphrase,
+    /// Another process has the vault open.
+    #[error("the vault is open in another process: close it there first")]
+    Busy,
+    /// A committed record fails its integrity check while records after it are intact:
+    /// the disk or someone changed the data. Nothing was changed on disk.
+    #[error(
+        "the vault's data is damaged (a committed record fails its integrity check): keep a copy of the directory before trying anything else"
+    )]
+    Corrupted,
+    /// The key slot opened but was written by a newer format version.
+    #[error("the vault was written by a newer version of this program: update it")]
+    UnsupportedVersion,
+    /// Argon2id could not get its memory.
+    #[error(
+        "the key derivation could not get its {ARGON2_MEMORY_MIB} MiB of memory: close other apps and try again"
+    )]
+    OutOfMemory,
+    /// The file system refused a read or a write.
+    #[error("could not read the vault: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A read ([`Vault::get`](super::Vault::get)) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The record holding the value no longer passes its integrity check: the file
+    /// changed under the open vault.
+    #[error("the vault's data changed on disk while it was open: close and reopen it")]
+    Corrupted,
+    /// The file system refused the read.
+    #[error("could not read the vault: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A write (put, delete, commit, compaction) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// A key is longer than [`MAX_KEY_LEN`](super::MAX_KEY_LEN).
+    #[error("a vault key is {len} bytes long; the limit is {max}")]
+    KeyTooLong {
+        /// The key's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A transaction's encoding is larger than
+    /// [`MAX_TRANSACTION_LEN`](super::MAX_TRANSACTION_LEN): split it, or store large
+    /// values in pieces.
+    #[error("a transaction is {len} bytes long; the limit is {max}: split it")]
+    TransactionTooLarge {
+        /// The transaction's encoded length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An earlier write failed in a way that leaves the disk's state uncertain (an
+    /// fsync error); the vault refuses further writes. Sticky.
+    #[error("an earlier write failed: close the vault and open it again")]
+    Poisoned,
+    /// The file system refused a write or an fsync. The vault is now poisoned.
+    #[error("could not write the vault: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// [`Vault::change_passphrase`](super::Vault::change_passphrase) failed; the old
+/// credentials still open the vault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChangePassphraseError {
+    /// The current credentials given do not open this vault's key slot.
+    #[error("the current passphrase is wrong: nothing was changed")]
+    WrongPassphrase,
+    /// Argon2id could not get its memory.
+    #[error(
+        "the key derivation could not get its {ARGON2_MEMORY_MIB} MiB of memory: close other apps and try again"
+    )]
+    OutOfMemory,
+    /// An earlier write failed; reopen the vault first.
+    #[error("an earlier write failed: close the vault and open it again")]
+    Poisoned,
+    /// The file system refused a write.
+    #[error("could not write the key slot: {0}")]
+    Io(#[from] std::io::Error),
+}

@@ -1,0 +1,246 @@
+//! The key-slot file: a salt and [`SLOT_COUNT`] fixed positions, each either a sealed
+//! [`SlotPayload`] or random bytes (layout in [`super::format`]).
+//!
+//! Opening runs Argon2id once and trial-decrypts every position, used or not, so the
+//! work is the same for a right, a wrong or (later) a duress passphrase. A payload is
+//! rewritten by sealing it into a spare position, syncing, then overwriting the old
+//! position with random bytes and syncing again: at every instant one complete copy is
+//! on disk, and after a crash between the two steps the higher generation wins.
+//! Overwriting a position is crypto-shredding: its data key, and with it the profile's
+//! records, are gone.
+
+use std::fs::{File, TryLockError};
+use std::io::{self, Read as _};
+use std::os::unix::fs::FileExt as _;
+use std::path::Path;
+
+use passage_crypto::primitives::XCHACHA_NONCE_LEN;
+
+use super::error::OpenError;
+use super::format::{
+    KEYSLOT_FILE_LEN, KEYSLOT_FILE_NAME, NAME_HEX_LEN, SALT_BLOCK_LEN, SLOT_COUNT, SLOT_LEN,
+    SlotDecodeError, SlotPayload, hex, open_slot, seal_slot,
+};
+use super::fsio;
+use super::kdf::{Kek, SALT_LEN};
+
+/// The open key-slot file. Holds an exclusive lock on it for as long as the vault is
+/// open, so that two processes never write the same vault.
+pub(crate) struct KeySlotFile {
+    file: File,
+    salt: [u8; SALT_LEN],
+}
+
+impl core::fmt::Debug for KeySlotFile {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("KeySlotFile(..)")
+    }
+}
+
+/// The positions of a key-slot file as read at open.
+pub(crate) type Positions = Vec<Box<[u8]>>;
+
+/// What trial decryption found for one set of credentials.
+#[derive(Debug)]
+pub(crate) struct Unlocked {
+    /// The position holding the current payload.
+    pub(crate) position: usize,
+    pub(crate) payload: SlotPayload,
+    /// Older copies of the same profile left by an interrupted rewrite.
+    pub(crate) stale: Vec<usize>,
+}
+
+/// A rewrite did not complete.
+#[derive(Debug)]
+pub(crate) enum RewriteError {
+    /// Writing the new copy failed: whether it reached the disk is unknown.
+    Uncertain(io::Error),
+    /// The new copy is durable (at `position`), but erasing the old one failed.
+    OldNotErased { position: usize, error: io::Error },
+}
+
+impl KeySlotFile {
+    /// Writes a new key-slot file under `dir`: salt, `payload` sealed at `position`,
+    /// random bytes everywhere else. Complete before it appears: it is written and synced
+    /// under a random name, then hard-linked into place, which never replaces a file, so
+    /// an existing vault fails with `AlreadyExists` even in a race.
+    pub(crate) fn create(
+        dir: &Path,
+        salt: &[u8; SALT_LEN],
+        kek: &Kek,
+        position: usize,
+        payload: &SlotPayload,
+    ) -> io::Result<Self> {
+        let final_path = dir.join(KEYSLOT_FILE_NAME);
+        if final_path.try_exists()? {
+            return Err(io::ErrorKind::AlreadyExists.into());
+        }
+        let temp_path = dir.join(hex(&fsio::random_array::<{ NAME_HEX_LEN / 2 }>()?));
+        let temp = fsio::create_new(&temp_path)?;
+        let staged = Self {
+            file: temp,
+            salt: *salt,
+        };
+        let written = fsio::fill_random(&staged.file, 0, KEYSLOT_FILE_LEN as u64)
+            .and_then(|()| staged.file.write_all_at(salt, 0))
+            .and_then(|()| staged.write_payload(kek, position, payload))
+            .and_then(|()| staged.file.sync_all())
+            .and_then(|()| std::fs::hard_link(&temp_path, &final_path));
+        let removed = std::fs::remove_file(&temp_path);
+        written?;
+        removed?;
+        fsio::sync_dir(dir)?;
+        drop(staged);
+        let (file, _) = Self::open(dir).map_err(|e| match e {
+            OpenError::Io(e) => e,
+            _ => io::Error::other("the new key-slot file could not be opened"),
+        })?;
+        Ok(file)
+    }
+
+    /// Opens and locks the key-slot file and reads it whole. Writes nothing.
+    pub(crate) fn open(dir: &Path) -> Result<(Self, Positions), OpenError> {
+        let path = dir.join(KEYSLOT_FILE_NAME);
+        let mut file = match fsio::open_rw(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(OpenError::NoVault),
+            Err(e) => return Err(e.into()),
+        };
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(OpenError::Busy),
+            Err(TryLockError::Error(e)) => return Err(e.into()),
+        }
+        let mut bytes = Vec::with_capacity(KEYSLOT_FILE_LEN);
+        file.by_ref()
+            .take(KEYSLOT_FILE_LEN as u64 + 1)
+            .read_to_end(&mut bytes)?;
+        if bytes.len() != KEYSLOT_FILE_LEN {
+            // Not a key-slot file; to the vault that is the same as random bytes.
+            return Err(OpenError::WrongPassphrase);
+        }
+        let mut salt = [0u8; SALT_LEN];
+        salt.copy_from_slice(&bytes[..SALT_LEN]);
+        let positions = (0..SLOT_COUNT)
+            .map(|i| {
+                let start = SALT_BLOCK_LEN + i * SLOT_LEN;
+                bytes[start..start + SLOT_LEN].to_vec().into_boxed_slice()
+            })
+            .collect();
+        Ok((Self { file, salt }, positions))
+    }
+
+    pub(crate) fn salt(&self) -> &[u8; SALT_LEN] {
+        &self.salt
+    }
+
+    /// Reads one position back from disk.
+    pub(crate) fn read_position(&self, index: usize) -> io::Result<Box<[u8]>> {
+        let mut buf = vec![0u8; SLOT_LEN];
+        self.file.read_exact_at(&mut buf, position_offset(index))?;
+        Ok(buf.into_boxed_slice())
+    }
+
+    /// Seals `payload` into position `index` and syncs.
+    pub(crate) fn write_payload(
+        &self,
+        kek: &Kek,
+        index: usize,
+        payload: &SlotPayload,
+    ) -> io::Result<()> {
+        let nonce = fsio::random_array::<XCHACHA_NONCE_LEN>()?;
+        let sealed = seal_slot(
+            &kek.slot_key(&self.salt, index),
+            index,
+            &self.salt,
+            payload,
+            &nonce,
+        );
+        self.file.write_all_at(&sealed, position_offset(index))?;
+        self.file.sync_data()
+    }
+
+    /// Overwrites position `index` with random bytes and syncs: crypto-shredding.
+    pub(crate) fn erase(&self, index: usize) -> io::Result<()> {
+        let mut noise = vec![0u8; SLOT_LEN];
+        fsio::random_bytes(&mut noise)?;
+        self.file.write_all_at(&noise, position_offset(index))?;
+        self.file.sync_data()
+    }
+
+    /// Moves `payload` (already at its new generation) from position `current` to a
+    /// spare one: seal there, sync, erase `current`, sync. Positions set in
+    /// `payload.reserved_positions` belong to other profiles and are never used.
+    pub(crate) fn rewrite(
+        &self,
+        kek: &Kek,
+        current: usize,
+        payload: &SlotPayload,
+    ) -> Result<usize, RewriteError> {
+        let spare = (0..SLOT_COUNT)
+            .find(|&i| i != current && payload.reserved_positions & (1 << i) == 0)
+            .ok_or_else(|| {
+                RewriteError::Uncertain(io::Error::other("no spare key-slot position"))
+            })?;
+        self.write_payload(kek, spare, payload)
+            .map_err(RewriteError::Uncertain)?;
+        self.erase(current)
+            .map_err(|error| RewriteError::OldNotErased {
+                position: spare,
+                error,
+            })?;
+        Ok(spare)
+    }
+}
+
+fn position_offset(index: usize) -> u64 {
+    (SALT_BLOCK_LEN + index * SLOT_LEN) as u64
+}
+
+/// Trial-decrypts every position with `kek` — all of them, whatever the outcome, so the
+/// time taken says nothing about which positions are used. `Ok(None)`: none opened.
+pub(crate) fn unlock(
+    kek: &Kek,
+    salt: &[u8; SALT_LEN],
+    positions: &Positions,
+) -> Result<Option<Unlocked>, SlotDecodeError> {
+    let mut opened = Vec::new();
+    let mut failure = None;
+    for (index, position) in positions.iter().enumerate() {
+        match try_position(kek, salt, index, position) {
+            Some(Ok(payload)) => opened.push((index, payload)),
+            Some(Err(e)) => failure = Some(e),
+            None => {}
+        }
+    }
+    let Some(best) = opened
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, (_, payload))| payload.generation)
+        .map(|(i, _)| i)
+    else {
+        return failure.map_or(Ok(None), Err);
+    };
+    let (position, payload) = opened.swap_remove(best);
+    let stale = opened
+        .iter()
+        .filter(|(_, other)| other.profile_id == payload.profile_id)
+        .map(|(index, _)| *index)
+        .collect();
+    Ok(Some(Unlocked {
+        position,
+        payload,
+        stale,
+    }))
+}
+
+/// Trial-decrypts the one position `index`: `None` if `kek` does not open it.
+pub(crate) fn try_position(
+    kek: &Kek,
+    salt: &[u8; SALT_LEN],
+    index: usize,
+    position: &[u8],
+) -> Option<Result<SlotPayload, SlotDecodeError>> {
+    let plaintext = open_slot(&kek.slot_key(salt, index), index, salt, position)?;
+    Some(SlotPayload::decode(&plaintext))
+}

@@ -1,0 +1,588 @@
+//! [`Vault`]: open, read, write in transactions, compact, re-key, destroy.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::{Path, PathBuf};
+
+use passage_crypto::primitives::Secret32;
+use zeroize::Zeroizing;
+
+use super::error::{ChangePassphraseError, CreateError, OpenError, ReadError, WriteError};
+use super::format::{
+    MAX_KEY_LEN, MAX_TRANSACTION_LEN, Op, PROFILE_ID_LEN, RECORD_OVERHEAD, SLOT_COUNT, SegmentKeys,
+    SlotDecodeError, SlotPayload, decode_ops, encode_ops, name_key, op_len, segment_name,
+    temp_name,
+};
+use super::fsio;
+use super::index::Index;
+use super::kdf::{KdfCost, Kek, SALT_LEN, derive_kek};
+use super::keyslot::{self, KeySlotFile, RewriteError};
+use super::secret::{Credentials, SecretBytes};
+use super::segment::{RecordLoc, Segment};
+
+/// Garbage (bytes of records holding no current value) below which the vault never
+/// compacts on its own: rewriting a small vault to save little is not worth the writes.
+pub const COMPACT_MIN_GARBAGE: u64 = 256 * 1024;
+/// Compaction packs small values into records of at most this many bytes, so that
+/// reading one value decrypts little more than itself.
+const PACKED_RECORD_LEN: usize = 4096;
+
+/// An open vault: one profile's encrypted key → value store. See the [module
+/// documentation](super) for the format and the guarantees.
+///
+/// Reads take `&self`; writes take `&mut self` and are durable when they return `Ok`.
+/// Dropping the vault (or [`Vault::close`]) wipes its keys from memory and releases the
+/// directory for another process.
+pub struct Vault {
+    dir: PathBuf,
+    cost: KdfCost,
+    keyslot: KeySlotFile,
+    kek: Kek,
+    position: usize,
+    payload: SlotPayload,
+    name_key: Secret32,
+    segment: Segment,
+    index: Index,
+    /// Garbage at which automatic compaction is next tried (raised after a failure).
+    compact_at: u64,
+    /// An earlier write failed in a way that leaves the disk's state unknown. Sticky.
+    poisoned: bool,
+}
+
+impl core::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Vault")
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Vault {
+    /// Creates a vault in `dir` (made, owner-only, if missing) that `credentials` open.
+    /// Runs Argon2id once.
+    pub fn create(dir: impl AsRef<Path>, credentials: &Credentials) -> Result<Self, CreateError> {
+        Self::create_with_cost(dir.as_ref(), credentials, KdfCost::Standard)
+    }
+
+    /// Opens the vault in `dir`. Runs Argon2id once and tries every key-slot position.
+    /// A wrong passphrase changes nothing on disk.
+    pub fn open(dir: impl AsRef<Path>, credentials: &Credentials) -> Result<Self, OpenError> {
+        Self::open_with_cost(dir.as_ref(), credentials, KdfCost::Standard)
+    }
+
+    /// The current value of `key`, decrypted from its record.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Zeroizing<Vec<u8>>>, ReadError> {
+        let key = key.as_ref();
+        match self.index.get(key) {
+            Some(loc) => self.read_value(loc, key),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether `key` has a value (no disk read).
+    pub fn contains_key(&self, key: impl AsRef<[u8]>) -> bool {
+        self.index.contains(key.as_ref())
+    }
+
+    /// Every key that starts with `prefix`, in byte order (no disk read).
+    pub fn keys_with_prefix(&self, prefix: impl AsRef<[u8]>) -> Vec<Zeroizing<Vec<u8>>> {
+        self.index
+            .keys_with_prefix(prefix.as_ref())
+            .map(|key| Zeroizing::new(key.as_bytes().to_vec()))
+            .collect()
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether the vault holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.index.len() == 0
+    }
+
+    /// Sets `key` to `value`, durably (a one-change transaction).
+    pub fn put(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<(), WriteError> {
+        let mut tx = self.begin();
+        tx.put(key, value)?;
+        tx.commit()
+    }
+
+    /// Removes `key`, durably. Removing an absent key writes nothing. The old value stays
+    /// in the segment, encrypted, until the next compaction ([`Vault::compact`]).
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) -> Result<(), WriteError> {
+        let mut tx = self.begin();
+        tx.delete(key)?;
+        tx.commit()
+    }
+
+    /// Starts a transaction: changes are buffered and written as one record by
+    /// [`Transaction::commit`], all or nothing. Dropping it discards them.
+    pub fn begin(&mut self) -> Transaction<'_> {
+        Transaction {
+            vault: self,
+            changes: BTreeMap::new(),
+        }
+    }
+
+    /// Runs `f` in a transaction and commits it if `f` returns `Ok`: atomic, and durable
+    /// when this returns `Ok`.
+    pub fn transaction<T, E>(
+        &mut self,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<WriteError>,
+    {
+        let mut tx = self.begin();
+        let out = f(&mut tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Rewrites the current values into a new segment under a new random secret, then
+    /// rewrites the key slot and removes the old segment. Deleted and overwritten values
+    /// are then unreadable even with the passphrase, as far as the storage really
+    /// overwrites the key-slot position (see the module documentation). Runs on its own
+    /// once garbage passes [`COMPACT_MIN_GARBAGE`] and half the log.
+    pub fn compact(&mut self) -> Result<(), WriteError> {
+        if self.poisoned {
+            return Err(WriteError::Poisoned);
+        }
+        let epoch = self
+            .payload
+            .epoch
+            .checked_add(1)
+            .ok_or_else(|| io::Error::other("segment epochs exhausted"))?;
+        let secret = Secret32::from_bytes(fsio::random_array()?);
+        let keys = SegmentKeys::derive(&self.payload.data_key, &secret, epoch);
+        let mut index = Index::default();
+        let segment = Segment::create(
+            &self.dir,
+            &temp_name(&self.name_key, epoch),
+            &segment_name(&self.name_key, epoch),
+            keys,
+            |new| self.copy_current_values(new, &mut index),
+        )?;
+        let payload = SlotPayload {
+            generation: self.payload.generation + 1,
+            profile_id: self.payload.profile_id,
+            reserved_positions: self.payload.reserved_positions,
+            data_key: self.payload.data_key.clone(),
+            epoch,
+            segment_secret: secret,
+        };
+        let (position, outcome) = match self.keyslot.rewrite(&self.kek, self.position, &payload) {
+            Ok(position) => (position, Ok(())),
+            Err(RewriteError::Uncertain(e)) => {
+                self.poisoned = true;
+                return Err(e.into());
+            }
+            Err(RewriteError::OldNotErased { position, error }) => {
+                self.poisoned = true;
+                (position, Err(error.into()))
+            }
+        };
+        let old = segment_name(&self.name_key, self.payload.epoch);
+        self.position = position;
+        self.payload = payload;
+        self.segment = segment;
+        self.index = index;
+        self.compact_at = COMPACT_MIN_GARBAGE;
+        // The old segment is unreadable now; removing it only frees space. If this fails,
+        // the next open removes it.
+        if fsio::remove_if_present(&self.dir.join(old)).is_ok() {
+            let _ = fsio::sync_dir(&self.dir);
+        }
+        outcome
+    }
+
+    /// Re-wraps the data key under `new` credentials after checking `current` (two
+    /// Argon2id runs). Only the key-slot file changes; the segment is not touched.
+    pub fn change_passphrase(
+        &mut self,
+        current: &Credentials,
+        new: &Credentials,
+    ) -> Result<(), ChangePassphraseError> {
+        if self.poisoned {
+            return Err(ChangePassphraseError::Poisoned);
+        }
+        let salt = *self.keyslot.salt();
+        let check = derive_kek(self.cost, current, &salt)
+            .map_err(|_| ChangePassphraseError::OutOfMemory)?;
+        let on_disk = self.keyslot.read_position(self.position)?;
+        let opened = keyslot::try_position(&check, &salt, self.position, &on_disk);
+        if !matches!(opened, Some(Ok(p)) if p.profile_id == self.payload.profile_id) {
+            return Err(ChangePassphraseError::WrongPassphrase);
+        }
+        let kek =
+            derive_kek(self.cost, new, &salt).map_err(|_| ChangePassphraseError::OutOfMemory)?;
+        let payload = SlotPayload {
+            generation: self.payload.generation + 1,
+            profile_id: self.payload.profile_id,
+            reserved_positions: self.payload.reserved_positions,
+            data_key: self.payload.data_key.clone(),
+            epoch: self.payload.epoch,
+            segment_secret: self.payload.segment_secret.clone(),
+        };
+        match self.keyslot.rewrite(&kek, self.position, &payload) {
+            Ok(position) => {
+                self.position = position;
+                self.payload = payload;
+                self.kek = kek;
+                Ok(())
+            }
+            Err(RewriteError::Uncertain(e)) => Err(e.into()),
+            Err(RewriteError::OldNotErased { position, error }) => {
+                // Both passphrases may open the vault until the next open erases the
+                // old copy; writes stop so the caller reopens.
+                self.position = position;
+                self.payload = payload;
+                self.kek = kek;
+                self.poisoned = true;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Crypto-shreds this profile: its key-slot position is overwritten with random bytes
+    /// and synced, after which no passphrase opens it, and its segment file is removed.
+    /// The key-slot file stays (other profiles may live in it), looking as before.
+    pub fn destroy(self) -> io::Result<()> {
+        self.keyslot.erase(self.position)?;
+        fsio::remove_if_present(
+            &self
+                .dir
+                .join(segment_name(&self.name_key, self.payload.epoch)),
+        )?;
+        fsio::sync_dir(&self.dir)
+    }
+
+    /// Closes the vault: keys are wiped from memory, the directory is unlocked. Every
+    /// commit was already durable; nothing is written.
+    pub fn close(self) {}
+
+    // -----------------------------------------------------------------------
+    // Construction
+
+    pub(crate) fn create_with_cost(
+        dir: &Path,
+        credentials: &Credentials,
+        cost: KdfCost,
+    ) -> Result<Self, CreateError> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        if dir.join(super::format::KEYSLOT_FILE_NAME).try_exists()? {
+            return Err(CreateError::AlreadyExists);
+        }
+        let salt: [u8; SALT_LEN] = fsio::random_array()?;
+        let kek = derive_kek(cost, credentials, &salt).map_err(|_| CreateError::OutOfMemory)?;
+        let payload = SlotPayload {
+            generation: 1,
+            profile_id: fsio::random_array::<PROFILE_ID_LEN>()?,
+            reserved_positions: 0,
+            data_key: Secret32::from_bytes(fsio::random_array()?),
+            epoch: 0,
+            segment_secret: Secret32::from_bytes(fsio::random_array()?),
+        };
+        let name_key = name_key(&payload.data_key);
+        let keys = SegmentKeys::derive(&payload.data_key, &payload.segment_secret, 0);
+        let segment_file = segment_name(&name_key, 0);
+        let segment = Segment::create(dir, &temp_name(&name_key, 0), &segment_file, keys, |_| {
+            Ok(())
+        })?;
+        let position = usize::from(fsio::random_array::<1>()?[0]) % SLOT_COUNT;
+        let keyslot = match KeySlotFile::create(dir, &salt, &kek, position, &payload) {
+            Ok(keyslot) => keyslot,
+            Err(e) => {
+                let _ = fsio::remove_if_present(&dir.join(&segment_file));
+                return Err(match e.kind() {
+                    io::ErrorKind::AlreadyExists => CreateError::AlreadyExists,
+                    _ => e.into(),
+                });
+            }
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            cost,
+            keyslot,
+            kek,
+            position,
+            payload,
+            name_key,
+            segment,
+            index: Index::default(),
+            compact_at: COMPACT_MIN_GARBAGE,
+            poisoned: false,
+        })
+    }
+
+    pub(crate) fn open_with_cost(
+        dir: &Path,
+        credentials: &Credentials,
+        cost: KdfCost,
+    ) -> Result<Self, OpenError> {
+        let (keyslot, positions) = KeySlotFile::open(dir)?;
+        let kek =
+            derive_kek(cost, credentials, keyslot.salt()).map_err(|_| OpenError::OutOfMemory)?;
+        let unlocked = match keyslot::unlock(&kek, keyslot.salt(), &positions) {
+            Ok(Some(unlocked)) => unlocked,
+            Ok(None) => return Err(OpenError::WrongPassphrase),
+            Err(SlotDecodeError::Unsupported) => return Err(OpenError::UnsupportedVersion),
+            Err(SlotDecodeError::Malformed) => return Err(OpenError::Corrupted),
+        };
+        let payload = unlocked.payload;
+        let name_key = name_key(&payload.data_key);
+        let epoch = payload.epoch;
+        let keys = SegmentKeys::derive(&payload.data_key, &payload.segment_secret, epoch);
+        let mut index = Index::default();
+        let segment = Segment::open(
+            &dir.join(segment_name(&name_key, epoch)),
+            keys,
+            |loc, content| {
+                let ops = decode_ops(content).map_err(|_| OpenError::Corrupted)?;
+                index.apply(loc, &ops);
+                Ok(())
+            },
+        )?;
+        // The credentials are right and the log reads: finish what a crash interrupted.
+        for stale in unlocked.stale {
+            keyslot.erase(stale)?;
+        }
+        let mut leftovers = vec![
+            segment_name(&name_key, epoch + 1),
+            temp_name(&name_key, epoch + 1),
+        ];
+        leftovers.push(temp_name(&name_key, epoch));
+        if let Some(previous) = epoch.checked_sub(1) {
+            leftovers.push(segment_name(&name_key, previous));
+        }
+        let mut removed = false;
+        for name in leftovers {
+            removed |= fsio::remove_if_present(&dir.join(name))?;
+        }
+        if removed {
+            fsio::sync_dir(dir)?;
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            cost,
+            keyslot,
+            kek,
+            position: unlocked.position,
+            payload,
+            name_key,
+            segment,
+            index,
+            compact_at: COMPACT_MIN_GARBAGE,
+            poisoned: false,
+        })
+    }
+
+    // -----------------------------------------------------------------------
+    // Helpers
+
+    fn read_value(
+        &self,
+        loc: RecordLoc,
+        key: &[u8],
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, ReadError> {
+        let content = self.segment.read(loc)?;
+        let ops = decode_ops(&content).map_err(|_| ReadError::Corrupted)?;
+        let mut found = None;
+        for op in ops {
+            match op {
+                Op::Put(k, value) if k == key => found = Some(value),
+                Op::Delete(k) if k == key => found = None,
+                _ => {}
+            }
+        }
+        Ok(found.map(|value| Zeroizing::new(value.to_vec())))
+    }
+
+    fn commit_changes(
+        &mut self,
+        changes: &BTreeMap<SecretBytes, Option<Zeroizing<Vec<u8>>>>,
+    ) -> Result<(), WriteError> {
+        if self.poisoned {
+            return Err(WriteError::Poisoned);
+        }
+        let ops: Vec<Op<'_>> = changes
+            .iter()
+            .filter_map(|(key, value)| match value {
+                Some(value) => Some(Op::Put(key.as_bytes(), value)),
+                // Deleting what is not there needs no record.
+                None => self
+                    .index
+                    .contains(key.as_bytes())
+                    .then(|| Op::Delete(key.as_bytes())),
+            })
+            .collect();
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let len = ops.iter().fold(4usize, |total, op| {
+            let value_len = match op {
+                Op::Put(_, value) => Some(value.len()),
+                Op::Delete(_) => None,
+            };
+            total.saturating_add(op_len(op.key().len(), value_len))
+        });
+        if len > MAX_TRANSACTION_LEN {
+            return Err(WriteError::TransactionTooLarge {
+                len,
+                max: MAX_TRANSACTION_LEN,
+            });
+        }
+        let content = encode_ops(ops.iter().copied()).ok_or(WriteError::TransactionTooLarge {
+            len,
+            max: MAX_TRANSACTION_LEN,
+        })?;
+        let loc = match self.segment.append(&content) {
+            Ok(loc) => loc,
+            Err(e) => {
+                self.poisoned = true;
+                return Err(e.into());
+            }
+        };
+        self.index.apply(loc, &ops);
+        self.maybe_compact();
+        Ok(())
+    }
+
+    /// Compacts when garbage passes both [`COMPACT_MIN_GARBAGE`] and half the log. A
+    /// failure is not the commit's: it is retried once garbage has grown again.
+    fn maybe_compact(&mut self) {
+        let garbage = self.index.garbage();
+        if garbage >= self.compact_at
+            && garbage.saturating_mul(2) >= self.segment.end()
+            && self.compact().is_err()
+        {
+            self.compact_at = garbage.saturating_add(COMPACT_MIN_GARBAGE);
+        }
+    }
+
+    /// Copies every current value into `new`, packing small ones together.
+    fn copy_current_values(&self, new: &mut Segment, index: &mut Index) -> io::Result<()> {
+        let mut batch: Vec<(SecretBytes, Zeroizing<Vec<u8>>)> = Vec::new();
+        let mut batch_len = 4usize;
+        let flush = |batch: &mut Vec<(SecretBytes, Zeroizing<Vec<u8>>)>,
+                     new: &mut Segment,
+                     index: &mut Index|
+         -> io::Result<()> {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let ops: Vec<Op<'_>> = batch
+                .iter()
+                .map(|(key, value)| Op::Put(key.as_bytes(), value))
+                .collect();
+            let content = encode_ops(ops.iter().copied())
+                .ok_or_else(|| io::Error::other("value too large to copy"))?;
+            let loc = new.write_record(&content)?;
+            index.apply(loc, &ops);
+            drop(ops);
+            batch.clear();
+            Ok(())
+        };
+        for loc in self.index.live_records() {
+            let content = self.segment.read(loc).map_err(|e| match e {
+                ReadError::Io(e) => e,
+                _ => io::Error::other("a record failed its integrity check during compaction"),
+            })?;
+            let ops = decode_ops(&content).map_err(|_| io::Error::other("malformed record"))?;
+            for op in ops {
+                let Op::Put(key, value) = op else { continue };
+                if !self.index.is_current(key, loc.offset) {
+                    continue;
+                }
+                let len = op_len(key.len(), Some(value.len()));
+                if batch_len + len > PACKED_RECORD_LEN - RECORD_OVERHEAD {
+                    flush(&mut batch, new, index)?;
+                    batch_len = 4;
+                }
+                batch.push((SecretBytes::new(key), Zeroizing::new(value.to_vec())));
+                batch_len += len;
+            }
+        }
+        flush(&mut batch, new, index)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn garbage_bytes(&self) -> u64 {
+        self.index.garbage()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn log_end(&self) -> u64 {
+        self.segment.end()
+    }
+}
+
+/// A set of changes committed as one record: all of them or none survive a crash.
+/// Dropping it without [`Transaction::commit`] discards the changes.
+pub struct Transaction<'v> {
+    vault: &'v mut Vault,
+    changes: BTreeMap<SecretBytes, Option<Zeroizing<Vec<u8>>>>,
+}
+
+impl core::fmt::Debug for Transaction<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("changes", &self.changes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transaction<'_> {
+    /// Sets `key` to `value` when the transaction commits.
+    pub fn put(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<(), WriteError> {
+        let key = checked_key(key.as_ref())?;
+        self.changes
+            .insert(key, Some(Zeroizing::new(value.as_ref().to_vec())));
+        Ok(())
+    }
+
+    /// Removes `key` when the transaction commits.
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) -> Result<(), WriteError> {
+        let key = checked_key(key.as_ref())?;
+        self.changes.insert(key, None);
+        Ok(())
+    }
+
+    /// The value `key` will have if the transaction commits.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Zeroizing<Vec<u8>>>, ReadError> {
+        let key = key.as_ref();
+        match self.changes.get(&SecretBytes::new(key)) {
+            Some(change) => Ok(change.clone()),
+            None => self.vault.get(key),
+        }
+    }
+
+    /// Writes the changes as one record and syncs: durable when this returns `Ok`.
+    pub fn commit(self) -> Result<(), WriteError> {
+        self.vault.commit_changes(&self.changes)
+    }
+}
+
+fn checked_key(key: &[u8]) -> Result<SecretBytes, WriteError> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(WriteError::KeyTooLong {
+            len: key.len(),
+            max: MAX_KEY_LEN,
+        });
+    }
+    Ok(SecretBytes::new(key))
+}
