@@ -148,8 +148,9 @@ impl core::fmt::Debug for ReceivedMessage {
     }
 }
 
-/// Something the relay pushed, not an answer to a command.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Something the relay pushed, not an answer to a command. `Debug` shows no ids and
+/// no message bytes.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
     /// A message from a subscribed queue. Acknowledge it (`ACK`) to get the next one:
@@ -178,6 +179,23 @@ pub enum Event {
     },
     /// An `ERR` the relay could not relate to a command (it could not read a frame).
     RelayError(ErrorCode),
+}
+
+impl core::fmt::Debug for Event {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Event::Message { timestamp, .. } => f
+                .debug_struct("Message")
+                .field("timestamp", timestamp)
+                .finish_non_exhaustive(),
+            Event::End(_) => f.write_str("End(..)"),
+            Event::Undeliverable { reason, .. } => f
+                .debug_struct("Undeliverable")
+                .field("reason", reason)
+                .finish_non_exhaustive(),
+            Event::RelayError(code) => f.debug_tuple("RelayError").field(code).finish(),
+        }
+    }
 }
 
 /// Why a delivered message could not be opened.

@@ -429,6 +429,13 @@ fn secrets_and_ids_never_print() {
     let shown = format!("{sender:?} {session:?}");
     assert!(!shown.contains(&format!("{:?}", sender.public_key().as_bytes())));
     assert!(shown.contains("announce_key: true"), "{shown}");
+    let event = Event::Message {
+        recipient_id: queue.recipient_id(),
+        msg_id: MsgId::from_bytes([0xab; 24]),
+        timestamp: 5,
+        body: Box::new([0xcd; ENVELOPE_LEN]),
+    };
+    assert_eq!(format!("{event:?}"), "Message { timestamp: 5, .. }");
     assert!(matches!(
         session.create_queue(&mut rng, Some(&[0; 65])),
         Err(LinkError::Password(_))
