@@ -16,10 +16,14 @@
 //! Cargo only tells a crate's own tests where that crate's binaries are
 //! (`CARGO_BIN_EXE_<name>`), so [`relay_binary`] looks for `passage-relay` next to
 //! the test executable (`target/<profile>/`, the parent of its `deps/` directory).
-//! Once per test process it runs `cargo build -p passage-relay --bin passage-relay`
-//! for that profile and target directory, so the binary is never stale (a no-op of
-//! well under a second when it is up to date). `PASSAGE_RELAY_BIN=/path/to/binary`
-//! skips the build and uses that binary.
+//! If it is missing, or older than any source file it is built from (`relay/`,
+//! `crates/`, `Cargo.lock`), it runs `cargo build -p passage-relay --bin passage-relay`
+//! for that profile and target directory, once per test process, so a test never
+//! runs a stale relay. `cargo test --workspace` builds the binary itself (the relay
+//! crate has integration tests), so in CI the build step is skipped; after an edit to
+//! the relay, the first e2e test waits for that build (start relays before the time
+//! limit of a test, as the tests here do). `PASSAGE_RELAY_BIN=/path/to/binary` skips
+//! all of this and uses that binary.
 //!
 //! Tests that need a setting the binary's configuration does not offer (retention in
 //! seconds) run the relay's library in process instead: [`InProcessRelay`].
@@ -97,6 +101,7 @@ pub fn relay_binary() -> Result<PathBuf, HarnessError> {
 }
 
 fn build_relay() -> Result<PathBuf, HarnessError> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let exe = std::env::current_exe()?;
     // target/<profile>/deps/<test>-<hash> → target/<profile>
     let profile_dir = exe
@@ -110,8 +115,14 @@ fn build_relay() -> Result<PathBuf, HarnessError> {
         Some("debug") | None => "dev".to_owned(),
         Some(other) => other.to_owned(),
     };
+    let binary = profile_dir.join(format!("passage-relay{}", std::env::consts::EXE_SUFFIX));
+    let built_at = std::fs::metadata(&binary).and_then(|m| m.modified()).ok();
+    let sources = ["relay", "crates", "Cargo.lock", "Cargo.toml"].map(|p| workspace.join(p));
+    if built_at.is_some_and(|built| newest_change(&sources).is_some_and(|newest| newest <= built)) {
+        return Ok(binary);
+    }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let manifest = workspace.join("Cargo.toml");
     let output = Command::new(cargo)
         .args([
             "build",
@@ -134,7 +145,6 @@ fn build_relay() -> Result<PathBuf, HarnessError> {
             String::from_utf8_lossy(&output.stderr).into_owned(),
         ));
     }
-    let binary = profile_dir.join(format!("passage-relay{}", std::env::consts::EXE_SUFFIX));
     if !binary.exists() {
         return Err(HarnessError::Build(format!(
             "cargo built no binary at {}",
@@ -142,6 +152,36 @@ fn build_relay() -> Result<PathBuf, HarnessError> {
         )));
     }
     Ok(binary)
+}
+
+/// Deepest directory level searched by [`newest_change`]; the sources are far shallower.
+const MAX_SOURCE_DEPTH: usize = 8;
+
+/// The latest modification time of the files under `paths` (skipping `target`
+/// directories and hidden entries), or `None` if one cannot be read.
+fn newest_change(paths: &[PathBuf]) -> Option<std::time::SystemTime> {
+    let mut newest = std::time::UNIX_EPOCH;
+    let mut stack: Vec<(PathBuf, usize)> = paths.iter().map(|p| (p.clone(), 0)).collect();
+    while let Some((path, depth)) = stack.pop() {
+        let metadata = std::fs::metadata(&path).ok()?;
+        if metadata.is_dir() {
+            if depth >= MAX_SOURCE_DEPTH {
+                continue;
+            }
+            for entry in std::fs::read_dir(&path).ok()? {
+                let entry = entry.ok()?;
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with('.') || name == "target" {
+                    continue;
+                }
+                stack.push((entry.path(), depth + 1));
+            }
+        } else {
+            newest = newest.max(metadata.modified().ok()?);
+        }
+    }
+    Some(newest)
 }
 
 /// A running `passage-relay serve` process on `127.0.0.1:0`. Killed when dropped.

@@ -501,6 +501,50 @@ async fn messages_wait_for_an_offline_recipient() {
 }
 
 // ---------------------------------------------------------------------------
+// Pipelining
+
+/// Commands issued concurrently on one link are pipelined, each gets its own reply,
+/// and the relay stores every message once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_share_one_link() {
+    // Under the relay's default command burst (400) and queue quota (256).
+    const SENDS: u64 = 200;
+    let relay = start(None);
+    bounded(LIMIT, async {
+        let mut recipient = connect(relay.address(), TransportMode::Tcp).await.unwrap();
+        let queue = recipient.create_queue(None).await.unwrap();
+        let sender = Arc::new(connect(relay.address(), TransportMode::Quic).await.unwrap());
+        // The first send fixes the key; the rest go out together.
+        let mut credentials = SenderCredentials::generate(&mut rng());
+        sender
+            .send(queue.sender_id(), &credentials, &envelope(0, 0))
+            .await
+            .unwrap();
+        credentials.mark_key_fixed();
+        let mut sends = tokio::task::JoinSet::new();
+        for counter in 1..SENDS {
+            let sender = Arc::clone(&sender);
+            let credentials = credentials.clone();
+            let sid = queue.sender_id();
+            sends.spawn(async move { sender.send(sid, &credentials, &envelope(0, counter)).await });
+        }
+        while let Some(result) = sends.join_next().await {
+            result.unwrap().unwrap();
+        }
+        recipient.subscribe(&queue).await.unwrap();
+        let mut seen = HashSet::new();
+        for _ in 0..SENDS {
+            let message = next_message(&mut recipient, EXPECT).await.unwrap();
+            assert!(seen.insert(message.tag.unwrap().1), "delivered twice");
+            recipient.ack(&queue, message.msg_id).await.unwrap();
+        }
+        assert_eq!(seen.len() as u64, SENDS);
+        assert!(next_event(&mut recipient, QUIET).await.is_none());
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
 // Crash safety
 
 /// Queues in the crash test; the first `LIVE_QUEUES` have a recipient online during
