@@ -517,6 +517,11 @@ impl Vault {
     }
 
     #[cfg(test)]
+    pub(crate) fn payload_for_tests(&self) -> &SlotPayload {
+        &self.payload
+    }
+
+    #[cfg(test)]
     pub(crate) fn garbage_bytes(&self) -> u64 {
         self.index.garbage()
     }

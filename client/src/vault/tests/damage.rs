@@ -136,31 +136,3 @@ fn missing_segment_or_damaged_key_slot() {
     std::fs::write(&keyslot, &before).unwrap();
     assert_eq!(open(dir.path()).len(), 3);
 }
-
-/// A compaction interrupted after the new segment was renamed into place but before the
-/// key slot moved to it: the old segment is still current, the new one is removed.
-#[test]
-fn interrupted_compaction_leftovers_are_cleaned_up() {
-    let dir = TempDir::new();
-    let mut vault = create(dir.path());
-    vault.put("k", b"old").unwrap();
-    vault.close();
-    let before = snapshot(dir.path());
-    let mut vault = open(dir.path());
-    vault.put("k", b"new").unwrap();
-    vault.compact().unwrap();
-    vault.close();
-    // Put back the old key slot and old segment beside the new segment.
-    for (name, bytes) in &before {
-        std::fs::write(dir.path().join(name), bytes).unwrap();
-    }
-    assert_eq!(snapshot(dir.path()).len(), 3);
-    let vault = open(dir.path());
-    assert_eq!(value(&vault, "k").as_deref(), Some(&b"old"[..]));
-    vault.close();
-    assert_eq!(
-        snapshot(dir.path()),
-        before,
-        "the orphaned new segment was not removed"
-    );
-}

@@ -2,6 +2,7 @@
 //! exists only under `cfg(test)`; one test measures the real cost.
 
 mod api;
+mod compaction;
 mod crash;
 mod damage;
 mod disk;
