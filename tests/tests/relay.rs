@@ -463,6 +463,51 @@ async fn second_subscriber_takes_over() {
     .await;
 }
 
+/// A message acknowledged on another connection (e.g. a background fetch with `GET`
+/// while the app's connection subscribes) must not stall the subscription.
+///
+/// Relay bug: the subscriber's session (relay/src/session.rs, `Subscription::in_flight`)
+/// only clears the message in flight when an `ACK` arrives on its own connection
+/// (`handle_write`, `Pending::Ack`). An `ACK` from another connection deletes the
+/// message but leaves `in_flight` set, so `deliver_next` never delivers again on the
+/// subscribed connection until the recipient subscribes anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "relay bug: an ACK on another connection stalls the subscription (see doc)"]
+async fn ack_on_another_connection_does_not_stall_the_subscription() {
+    let relay = start(None);
+    bounded(LIMIT, async {
+        let mut subscriber = connect(relay.address(), TransportMode::Tcp).await.unwrap();
+        let poller = connect(relay.address(), TransportMode::Tcp).await.unwrap();
+        let sender = connect(relay.address(), TransportMode::Tcp).await.unwrap();
+        let queue = subscriber.create_queue(None).await.unwrap();
+        subscriber.subscribe(&queue).await.unwrap();
+        let mut credentials = SenderCredentials::generate(&mut rng());
+        sender
+            .send(queue.sender_id(), &credentials, &envelope(0, 1))
+            .await
+            .unwrap();
+        credentials.mark_key_fixed();
+        let pushed = next_message(&mut subscriber, EXPECT).await.unwrap();
+
+        // The other connection reads and acknowledges the same message.
+        let polled = poller.get(&queue).await.unwrap().expect("the message");
+        assert_eq!(polled.msg_id, pushed.msg_id);
+        poller.ack(&queue, polled.msg_id).await.unwrap();
+
+        sender
+            .send(queue.sender_id(), &credentials, &envelope(0, 2))
+            .await
+            .unwrap();
+        let next = next_message(&mut subscriber, Duration::from_secs(2)).await;
+        assert_eq!(
+            next.map(|m| m.tag).ok(),
+            Some(Some((0, 2))),
+            "the subscription stalled after an ACK on another connection"
+        );
+    })
+    .await;
+}
+
 // ---------------------------------------------------------------------------
 // Offline delivery
 
