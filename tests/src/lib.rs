@@ -40,7 +40,7 @@ use std::sync::{Arc, OnceLock, mpsc};
 use std::time::Duration;
 
 use getrandom::SysRng;
-use passage_client::relay::{Event, LinkError, QueueCredentials, RelayLink};
+use passage_client::relay::{Event, LinkError, RelayLink};
 use passage_crypto::ENVELOPE_LEN;
 use passage_relay::store::RedbStore;
 use passage_relay::{Limits, Metrics, Relay, ServiceConfig};
@@ -494,9 +494,4 @@ fn placeholder_address() -> RelayAddress {
         Host::Ipv4(Ipv4Addr::LOCALHOST),
         NonZeroU16::MIN,
     )
-}
-
-/// The queue credentials' recipient id (a shorthand for maps in tests).
-pub fn id_of(queue: &QueueCredentials) -> RecipientId {
-    queue.recipient_id()
 }
