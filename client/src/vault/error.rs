@@ -101,7 +101,8 @@ pub enum WriteError {
 }
 
 /// [`Vault::change_passphrase`](super::Vault::change_passphrase) failed; the old
-/// credentials still open the vault.
+/// credentials still open the vault. (After an [`Io`](Self::Io) error the new ones may
+/// too, from the spare position, until the next key-slot rewrite overwrites it.)
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ChangePassphraseError {

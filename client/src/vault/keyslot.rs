@@ -86,9 +86,10 @@ impl KeySlotFile {
             .and_then(|()| staged.write_payload(kek, position, payload))
             .and_then(|()| staged.file.sync_all())
             .and_then(|()| std::fs::hard_link(&temp_path, &final_path));
-        let removed = std::fs::remove_file(&temp_path);
+        // Once linked, the temporary name is only a second name for the same random-looking
+        // bytes: failing to remove it is no reason to fail the create.
+        let _ = std::fs::remove_file(&temp_path);
         written?;
-        removed?;
         fsio::sync_dir(dir)?;
         drop(staged);
         let (file, _) = Self::open(dir).map_err(|e| match e {

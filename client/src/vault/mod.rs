@@ -68,7 +68,8 @@
 //! - **Durable**: a write that returned `Ok` survives `kill -9` and power loss (on
 //!   storage that honours fsync). A torn last record was never acknowledged and is
 //!   ignored; a damaged earlier record fails the open with [`OpenError::Corrupted`]
-//!   rather than silently rolling values back (see [`segment`](self) docs in source).
+//!   rather than silently rolling values back to an older ratchet state. Damage to the
+//!   very last record cannot be told from a torn write: that one commit is dropped.
 //! - **Wrong passphrase**: [`OpenError::WrongPassphrase`], nothing written. The same
 //!   work (one Argon2id run, every slot position tried) whatever the outcome.
 //! - **Sticky failure**: after an fsync error the vault refuses writes
@@ -76,15 +77,42 @@
 //! - **Secrets**: keys, values, passphrases and derived keys live in zeroize-on-drop
 //!   types and never appear in `Debug` or error text.
 //!
-//! ## Limits, and what the duress and disappearing-messages issues build on
+//! ## Limits
 //!
 //! - Crypto-shredding is as good as the storage's overwrite in place of a 4 KiB key-slot
 //!   position. A log-structured file system (F2FS) or a flash translation layer may keep
 //!   the old block until it is trimmed; a [`PlatformSecret`] from a hardware keystore
 //!   that can really delete a key is the strong form (rotating it is future work).
-//! - A rollback (someone restoring an older copy of the directory) cannot be detected
-//!   without a trusted counter.
-//! - The number and sizes of segment files show roughly how much a profile holds.
+//! - A rollback (someone restoring an older copy of the whole directory) cannot be
+//!   detected without a trusted counter.
+//! - Visible without the passphrase: the key-slot file's fixed name (so a tool that
+//!   knows this format can tell the directory is one), the number of files, and each
+//!   segment's size to within its power-of-two (then 16 MiB) step.
+//! - [`Vault::get`] returns a `Result`: values stay encrypted on disk and a read can
+//!   fail (I/O, or the file changed under the open vault).
+//!
+//! ## What the duress and disappearing-messages issues build on (no format change)
+//!
+//! - **Decoy profile**: a second used position, sealed under the duress passphrase's
+//!   KEK, with its own data key, segment and profile id. The real profile's payload
+//!   marks that position in `reserved_positions`, so its own rewrites never take it,
+//!   and can carry the decoy's keys (4 KiB of room) so the real session keeps the decoy
+//!   lived in. Four positions hold real + decoy + one spare for atomic rewrites.
+//! - **Duress passphrase**: the payload's `kind` byte (0 today) gets a second value
+//!   whose payload lists positions to erase. Opening with it erases them (random bytes,
+//!   fsync: the real data key is gone) before opening the decoy. The file looks the same
+//!   with zero, one or two live positions, because an unused position is random bytes
+//!   and every position is tried at every open. Still to do there: equal open times
+//!   (every open could rewrite its own position, hiding the duress erase), and a
+//!   placeholder file so the file count does not change when a decoy is created (the
+//!   real segment, left behind unreadable, still shows its size).
+//! - **Panic wipe**: [`Vault::destroy`] (one position overwritten and synced, then the
+//!   segment unlinked): well under a second.
+//! - **Disappearing messages**: [`Vault::delete`] then [`Vault::compact`] makes a value
+//!   unreadable even with the passphrase (tested). If compacting the whole store per
+//!   expiry costs too much, the payload can hold several (epoch, secret) pairs, one per
+//!   time-bucketed segment, so that expiry drops a whole segment's secret without
+//!   rewriting live data.
 
 mod error;
 mod format;

@@ -276,10 +276,16 @@ impl Vault {
         credentials: &Credentials,
         cost: KdfCost,
     ) -> Result<Self, CreateError> {
+        let existed = dir.try_exists()?;
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
+        if !existed {
+            // Make the new directory's own entry durable (a sync, not a write).
+            let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+            fsio::sync_dir(parent.unwrap_or(Path::new(".")))?;
+        }
         if dir.join(super::format::KEYSLOT_FILE_NAME).try_exists()? {
             return Err(CreateError::AlreadyExists);
         }
@@ -303,7 +309,11 @@ impl Vault {
         let keyslot = match KeySlotFile::create(dir, &salt, &kek, position, &payload) {
             Ok(keyslot) => keyslot,
             Err(e) => {
-                let _ = fsio::remove_if_present(&dir.join(&segment_file));
+                // Without its key-slot file the new segment is an orphan; once the key-slot
+                // file is in place (a failure after the link), the segment is the vault's.
+                if !dir.join(super::format::KEYSLOT_FILE_NAME).exists() {
+                    let _ = fsio::remove_if_present(&dir.join(&segment_file));
+                }
                 return Err(match e.kind() {
                     io::ErrorKind::AlreadyExists => CreateError::AlreadyExists,
                     _ => e.into(),

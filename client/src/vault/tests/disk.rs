@@ -186,3 +186,35 @@ fn sizes_move_in_coarse_steps() {
     assert_eq!(std::fs::metadata(&segment).unwrap().len(), 2 * empty);
     vault.close();
 }
+
+#[test]
+fn nothing_is_written_outside_the_directory() {
+    let parent = TempDir::new();
+    let dir = parent.path().join("data");
+    let mut vault = create(&dir);
+    for i in 0..100u32 {
+        vault.put(format!("k{i}"), [7u8; 2000]).unwrap();
+    }
+    vault.compact().unwrap();
+    vault
+        .change_passphrase(&creds(PASSPHRASE), &creds("another"))
+        .unwrap();
+    vault.close();
+    let entries: Vec<_> = std::fs::read_dir(parent.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(entries, ["data"]);
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    for (name, _) in snapshot(&dir) {
+        let mode = std::fs::metadata(dir.join(&name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+    }
+}
