@@ -222,15 +222,22 @@ async fn run_connection(
                     let committer = Arc::clone(&shared.committer);
                     let done = done_tx.clone();
                     let hub = Arc::clone(&shared.hub);
-                    let appended_to = match op.as_ref() {
-                        WriteOp::Append { recipient_id, .. } => Some(*recipient_id),
+                    // A stored message, or an acknowledged one (perhaps over another
+                    // connection than the subscriber's), makes the queue's next message due.
+                    let wakes = match op.as_ref() {
+                        WriteOp::Append { recipient_id, .. }
+                        | WriteOp::Ack { recipient_id, .. } => Some(*recipient_id),
                         _ => None,
                     };
                     // The write runs on its own: it completes (and the subscriber is
                     // woken) even if this connection ends meanwhile.
                     tokio::spawn(async move {
                         let result = committer.write(*op).await;
-                        if let (Some(queue), Ok(WriteOutcome::Appended)) = (appended_to, &result) {
+                        if let (
+                            Some(queue),
+                            Ok(WriteOutcome::Appended | WriteOutcome::Acked { found: true }),
+                        ) = (wakes, &result)
+                        {
                             hub.notify(queue);
                         }
                         let _ = done.send((token, result));

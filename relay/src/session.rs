@@ -316,7 +316,19 @@ impl Session {
         };
         let corr_id = command.corr_id();
         let entity = command.command().entity();
-        if !self.rate.take(now.mono_ms) {
+        // Acknowledging the message this connection was just given is the normal pace
+        // of draining a queue, and only its recipient can name it: not rate-limited.
+        let acks_in_flight = match command.command() {
+            Command::Ack {
+                recipient_id,
+                msg_id,
+            } => self
+                .subscriptions
+                .get(recipient_id)
+                .is_some_and(|sub| sub.in_flight == Some(*msg_id)),
+            _ => false,
+        };
+        if !acks_in_flight && !self.rate.take(now.mono_ms) {
             self.reply_err(Some(corr_id), entity, ErrorCode::RateLimit);
             self.rate_violations += 1;
             if self.rate_violations > self.config.limits.max_rate_violations {
@@ -626,7 +638,21 @@ impl Session {
     }
 
     /// A message may be waiting in a queue this connection subscribes to.
+    /// The driver calls this when a message was stored in, or acknowledged from, a
+    /// subscribed queue (the acknowledgement may have come over another connection:
+    /// the message this connection delivered is then gone, and the next one is due).
     pub fn handle_notify(&mut self, recipient_id: RecipientId, store: &dyn Store, now: Now) {
+        if let Some(sub) = self.subscriptions.get_mut(&recipient_id)
+            && let Some(in_flight) = sub.in_flight
+        {
+            let still_there = matches!(
+                store.first_message(&recipient_id),
+                Ok(Some(head)) if head.msg_id == in_flight
+            );
+            if !still_there {
+                sub.in_flight = None;
+            }
+        }
         self.deliver_next(recipient_id, store, now);
     }
 

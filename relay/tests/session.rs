@@ -631,3 +631,87 @@ fn a_fresh_message_behind_an_expired_one_is_delivered() {
         vec![4]
     );
 }
+
+#[test]
+fn an_ack_over_another_connection_releases_the_next_message() {
+    let store = MemoryStore::new();
+    let cfg = config(Limits::default(), None);
+    let mut a = Client::connect(&cfg, 17);
+    a.hello(&store);
+    let q = a.new_queue(&store, None).unwrap();
+    let s = DhSecret::generate(&mut a.rng);
+    a.send(&q, &s, true, 1, &store);
+    a.send(&q, &s, false, 2, &store);
+    a.recipient(&q, Command::Sub(q.recipient_id), &store);
+    let (first, _) = a.messages(&q)[0];
+    // The same recipient, on another connection, acknowledges the first message.
+    let mut b = Client::connect(&cfg, 18);
+    b.hello(&store);
+    let reply = b.recipient(
+        &q,
+        Command::Ack {
+            recipient_id: q.recipient_id,
+            msg_id: first,
+        },
+        &store,
+    );
+    assert!(matches!(reply, Reply::Ok { .. }));
+    // The driver wakes the subscriber; the next message follows.
+    a.replies.clear();
+    a.session.handle_notify(q.recipient_id, &store, T0);
+    a.run(&store, T0);
+    assert_eq!(
+        a.messages(&q).iter().map(|m| m.1).collect::<Vec<_>>(),
+        vec![2]
+    );
+    // A wake-up with nothing new delivers nothing twice.
+    a.replies.clear();
+    a.session.handle_notify(q.recipient_id, &store, T0);
+    a.run(&store, T0);
+    assert!(a.messages(&q).is_empty());
+}
+
+#[test]
+fn draining_past_the_burst_is_not_rate_limited() {
+    let store = MemoryStore::new();
+    let limits = Limits {
+        commands_per_second: 1,
+        command_burst: 5,
+        queue_quota: 50,
+        ..Limits::default()
+    };
+    let cfg = config(limits, None);
+    let mut sender = Client::connect(&cfg, 19);
+    sender.hello(&store);
+    let mut c = Client::connect(&cfg, 20);
+    c.hello(&store);
+    let q = c.new_queue(&store, None).unwrap();
+    let s = DhSecret::generate(&mut sender.rng);
+    for i in 0..20u8 {
+        // A fresh sender connection per few sends keeps the sender within its own burst.
+        if i % 4 == 0 {
+            sender = Client::connect(&cfg, 100 + u64::from(i));
+            sender.hello(&store);
+        }
+        assert!(
+            matches!(sender.send(&q, &s, i == 0, i, &store), Reply::Ok { .. }),
+            "{i}"
+        );
+    }
+    c.recipient(&q, Command::Sub(q.recipient_id), &store);
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        let (msg_id, n) = c.messages(&q)[0];
+        got.push(n);
+        let reply = c.recipient(
+            &q,
+            Command::Ack {
+                recipient_id: q.recipient_id,
+                msg_id,
+            },
+            &store,
+        );
+        assert!(matches!(reply, Reply::Ok { .. }), "{reply:?}");
+    }
+    assert_eq!(got, (0..20).collect::<Vec<u8>>());
+}
