@@ -95,7 +95,8 @@ pub enum WriteError {
     /// fsync error); the vault refuses further writes. Sticky.
     #[error("an earlier write failed: close the vault and open it again")]
     Poisoned,
-    /// The file system refused a write or an fsync. The vault is now poisoned.
+    /// The file system refused a write or an fsync. After a failed commit the vault is
+    /// poisoned; a compaction that fails before its key-slot step leaves it as it was.
     #[error("could not write the vault: {0}")]
     Io(#[from] std::io::Error),
 }

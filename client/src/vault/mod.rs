@@ -123,12 +123,14 @@ mod keyslot;
 mod secret;
 mod segment;
 mod store;
+mod transaction;
 
 pub use error::{ChangePassphraseError, CreateError, OpenError, ReadError, WriteError};
 pub use format::{MAX_KEY_LEN, MAX_TRANSACTION_LEN};
 pub use kdf::{ARGON2_LANES, ARGON2_MEMORY_MIB, ARGON2_PASSES};
 pub use secret::{Credentials, Passphrase, PlatformSecret};
-pub use store::{COMPACT_MIN_GARBAGE, Transaction, Vault};
+pub use store::{COMPACT_MIN_GARBAGE, Vault};
+pub use transaction::Transaction;
 
 #[cfg(test)]
 mod tests;

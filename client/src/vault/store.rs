@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use super::error::{ChangePassphraseError, CreateError, OpenError, ReadError, WriteError};
 use super::format::{
-    MAX_KEY_LEN, MAX_TRANSACTION_LEN, Op, PROFILE_ID_LEN, RECORD_OVERHEAD, SLOT_COUNT, SegmentKeys,
+    MAX_TRANSACTION_LEN, Op, PROFILE_ID_LEN, RECORD_OVERHEAD, SLOT_COUNT, SegmentKeys,
     SlotDecodeError, SlotPayload, decode_ops, encode_ops, name_key, op_len, segment_name,
     temp_name,
 };
@@ -20,6 +20,7 @@ use super::kdf::{KdfCost, Kek, SALT_LEN, derive_kek};
 use super::keyslot::{self, KeySlotFile, RewriteError};
 use super::secret::{Credentials, SecretBytes};
 use super::segment::{RecordLoc, Segment};
+use super::transaction::Transaction;
 
 /// Garbage (bytes of records holding no current value) below which the vault never
 /// compacts on its own: rewriting a small vault to save little is not worth the writes.
@@ -125,10 +126,7 @@ impl Vault {
     /// Starts a transaction: changes are buffered and written as one record by
     /// [`Transaction::commit`], all or nothing. Dropping it discards them.
     pub fn begin(&mut self) -> Transaction<'_> {
-        Transaction {
-            vault: self,
-            changes: BTreeMap::new(),
-        }
+        Transaction::new(self)
     }
 
     /// Runs `f` in a transaction and commits it if `f` returns `Ok`: atomic, and durable
@@ -418,7 +416,7 @@ impl Vault {
         Ok(found.map(|value| Zeroizing::new(value.to_vec())))
     }
 
-    fn commit_changes(
+    pub(crate) fn commit_changes(
         &mut self,
         changes: &BTreeMap<SecretBytes, Option<Zeroizing<Vec<u8>>>>,
     ) -> Result<(), WriteError> {
@@ -540,64 +538,4 @@ impl Vault {
     pub(crate) fn log_end(&self) -> u64 {
         self.segment.end()
     }
-}
-
-/// A set of changes committed as one record: all of them or none survive a crash.
-/// Dropping it without [`Transaction::commit`] discards the changes.
-pub struct Transaction<'v> {
-    vault: &'v mut Vault,
-    changes: BTreeMap<SecretBytes, Option<Zeroizing<Vec<u8>>>>,
-}
-
-impl core::fmt::Debug for Transaction<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Transaction")
-            .field("changes", &self.changes.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Transaction<'_> {
-    /// Sets `key` to `value` when the transaction commits.
-    pub fn put(
-        &mut self,
-        key: impl AsRef<[u8]>,
-        value: impl AsRef<[u8]>,
-    ) -> Result<(), WriteError> {
-        let key = checked_key(key.as_ref())?;
-        self.changes
-            .insert(key, Some(Zeroizing::new(value.as_ref().to_vec())));
-        Ok(())
-    }
-
-    /// Removes `key` when the transaction commits.
-    pub fn delete(&mut self, key: impl AsRef<[u8]>) -> Result<(), WriteError> {
-        let key = checked_key(key.as_ref())?;
-        self.changes.insert(key, None);
-        Ok(())
-    }
-
-    /// The value `key` will have if the transaction commits.
-    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Zeroizing<Vec<u8>>>, ReadError> {
-        let key = key.as_ref();
-        match self.changes.get(&SecretBytes::new(key)) {
-            Some(change) => Ok(change.clone()),
-            None => self.vault.get(key),
-        }
-    }
-
-    /// Writes the changes as one record and syncs: durable when this returns `Ok`.
-    pub fn commit(self) -> Result<(), WriteError> {
-        self.vault.commit_changes(&self.changes)
-    }
-}
-
-fn checked_key(key: &[u8]) -> Result<SecretBytes, WriteError> {
-    if key.len() > MAX_KEY_LEN {
-        return Err(WriteError::KeyTooLong {
-            len: key.len(),
-            max: MAX_KEY_LEN,
-        });
-    }
-    Ok(SecretBytes::new(key))
 }

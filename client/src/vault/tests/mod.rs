@@ -7,6 +7,7 @@ mod crash;
 mod damage;
 mod disk;
 mod format;
+mod model;
 
 use std::path::{Path, PathBuf};
 
