@@ -343,15 +343,10 @@ async fn undelivered_message_expires_after_retention() {
     .await;
 }
 
-/// A subscriber must get a fresh message that waits behind an expired one.
-///
-/// Relay bug: `Session::deliver_next` (relay/src/session.rs) returns without
-/// delivering when the queue's first message has expired but has not been swept yet,
-/// and the retention sweep (`housekeeping` in relay/src/server.rs) deletes it without
-/// waking the queue's subscriber. A recipient who subscribes in that window gets
-/// nothing until another message is sent to the queue, however long that takes.
+/// A subscriber must get a fresh message that waits behind an expired one, even
+/// before the periodic retention sweep has run (the relay sweeps the expired head at
+/// once when it blocks a delivery or a `GET`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "relay bug: a subscription stalls behind an expired, not yet swept message (see doc)"]
 async fn fresh_message_behind_an_expired_one_is_delivered() {
     // Sweeps run every retention / 4 = 1 s.
     const RETENTION_SECS: u64 = 4;
@@ -464,15 +459,9 @@ async fn second_subscriber_takes_over() {
 }
 
 /// A message acknowledged on another connection (e.g. a background fetch with `GET`
-/// while the app's connection subscribes) must not stall the subscription.
-///
-/// Relay bug: the subscriber's session (relay/src/session.rs, `Subscription::in_flight`)
-/// only clears the message in flight when an `ACK` arrives on its own connection
-/// (`handle_write`, `Pending::Ack`). An `ACK` from another connection deletes the
-/// message but leaves `in_flight` set, so `deliver_next` never delivers again on the
-/// subscribed connection until the recipient subscribes anew.
+/// while the app's connection subscribes) must not stall the subscription: the
+/// relay wakes the subscriber when an `ACK` commits, wherever it came from.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "relay bug: an ACK on another connection stalls the subscription (see doc)"]
 async fn ack_on_another_connection_does_not_stall_the_subscription() {
     let relay = start(None);
     bounded(LIMIT, async {
