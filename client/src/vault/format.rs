@@ -262,7 +262,8 @@ pub(crate) const MAX_RECORD_LEN: usize = 4 << 20;
 pub(crate) const RECORD_HEADER_LEN: usize = XCHACHA_NONCE_LEN + 4 + AEAD_TAG_LEN;
 /// Bytes of a record that are not content: header, body tag, content length.
 pub(crate) const RECORD_OVERHEAD: usize = RECORD_HEADER_LEN + AEAD_TAG_LEN + 4;
-/// The largest transaction, encoded (see [`op_len`]).
+/// The largest transaction, encoded: a 4-byte count, then per put 1 + 2 + key + 4 +
+/// value bytes and per delete 1 + 2 + key bytes.
 pub const MAX_TRANSACTION_LEN: usize = MAX_RECORD_LEN - RECORD_OVERHEAD;
 /// The longest vault key (application name). Keys live in memory in the index; a
 /// limit keeps a caller's bug from filling it.

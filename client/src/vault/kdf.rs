@@ -21,7 +21,9 @@ pub const ARGON2_MEMORY_MIB: u32 = 128;
 /// it costs about a third to half a second on the development machine (see the README).
 pub const ARGON2_PASSES: u32 = 3;
 /// Argon2id lanes (`p`), RFC 9106 §4. Computed one after another here (no thread pool),
-/// so the cost is the same for one lane or four; four keep the memory layout the RFC's.
+/// so the cost is the same for one lane or four; four keep the memory layout the RFC's,
+/// and let a later format version compute them in parallel (argon2's `parallel`
+/// feature) to afford more memory in the same time on a phone's many cores.
 pub const ARGON2_LANES: u32 = 4;
 /// Length of the key-slot file's salt.
 pub const SALT_LEN: usize = 32;
