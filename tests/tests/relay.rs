@@ -297,18 +297,12 @@ async fn full_queue_answers_quota_until_read() {
 // ---------------------------------------------------------------------------
 // Retention
 
-/// The binary's configuration only takes `retention_days` (at least 1), so this test
-/// runs the relay's library in process with a retention of 2 seconds, on real sockets
-/// and a real redb store.
+/// The real binary with a retention of 2 seconds (`retention_secs` in its config).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undelivered_message_expires_after_retention() {
     const RETENTION_SECS: u64 = 2;
+    let relay = start(Some(&format!("retention_secs = {RETENTION_SECS}\n")));
     bounded(LIMIT, async {
-        let limits = Limits {
-            retention_secs: RETENTION_SECS,
-            ..Limits::default()
-        };
-        let relay = InProcessRelay::start(limits).await.unwrap();
         let recipient = connect(relay.address(), TransportMode::Tcp).await.unwrap();
         let sender = connect(relay.address(), TransportMode::Tcp).await.unwrap();
         let queue = recipient.create_queue(None).await.unwrap();
@@ -338,7 +332,6 @@ async fn undelivered_message_expires_after_retention() {
         assert_eq!(envelope_tag(&message.body), Some((0, 2)));
         recipient.close().await.unwrap();
         sender.close().await.unwrap();
-        relay.stop().await;
     })
     .await;
 }
