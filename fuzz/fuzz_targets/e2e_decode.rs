@@ -9,38 +9,17 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use passage_crypto::{ENVELOPE_LEN, Identity, Invitation, PendingInvitation, RatchetState, accept};
+use passage_wire_fuzz::FixedRng;
 
 struct Fixture {
     pending: PendingInvitation,
     session: RatchetState,
 }
 
-/// A fixed-output RNG so that every run starts from the same keys.
-struct Counter(u64);
-impl rand_core::TryRng for Counter {
-    type Error = core::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        self.0 += 1;
-        Ok(self.0 as u32)
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        self.0 += 1;
-        Ok(self.0)
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        for b in dst {
-            self.0 += 1;
-            *b = passage_crypto::primitives::sha256(&[&self.0.to_be_bytes()])[0];
-        }
-        Ok(())
-    }
-}
-impl rand_core::TryCryptoRng for Counter {}
-
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let mut rng = Counter(0);
+        let mut rng = FixedRng(0);
         let pending =
             PendingInvitation::create(Identity::generate(&mut rng), b"queue", u64::MAX, &mut rng)
                 .unwrap();
@@ -65,7 +44,7 @@ fn fixture() -> &'static Fixture {
 
 fuzz_target!(|data: &[u8]| {
     let f = fixture();
-    let mut rng = Counter(1);
+    let mut rng = FixedRng(1);
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = Invitation::from_link(text);
     }

@@ -14,30 +14,7 @@ use passage_wire::{
     Block, ChannelBinding, ClientHello, FrameDecoder, FrameEncoder, RelayHello, Reply,
     SUPPORTED_VERSIONS,
 };
-
-struct Counter(u64);
-impl rand_core::TryRng for Counter {
-    type Error = core::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        self.0 += 1;
-        Ok(self.0 as u32)
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        self.0 += 1;
-        Ok(self.0)
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        for b in dst {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            *b = (self.0 >> 33) as u8;
-        }
-        Ok(())
-    }
-}
-impl rand_core::TryCryptoRng for Counter {}
+use passage_wire_fuzz::FixedRng;
 
 const NOW: Now = Now {
     unix_secs: 1_800_000_000,
@@ -69,7 +46,7 @@ fn drive(session: &mut Session, store: &dyn Store, out: &mut FrameDecoder) {
 
 fuzz_target!(|data: &[u8]| {
     let store = MemoryStore::new();
-    let mut rng = Counter(7);
+    let mut rng = FixedRng(7);
     let binding = || ChannelBinding::from_bytes([3; 32]);
     // 1. Raw blocks from the first byte on.
     let mut session = Session::new(

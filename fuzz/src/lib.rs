@@ -79,3 +79,30 @@ fn check_command(frame: &[u8], unverified: UnverifiedCommand) {
     assert_eq!(again[..auth_at], frame[..auth_at]);
     assert_eq!(again[auth_end..], frame[auth_end..]);
 }
+
+/// A fixed-output RNG (a 64-bit LCG): fuzz runs must be reproducible, and nothing here
+/// needs unpredictable keys.
+#[derive(Debug)]
+pub struct FixedRng(pub u64);
+
+impl rand_core::TryRng for FixedRng {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        self.try_next_u64().map(|v| (v >> 32) as u32)
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        Ok(self.0)
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        for b in dst {
+            *b = (self.try_next_u64()? >> 33) as u8;
+        }
+        Ok(())
+    }
+}
+
+impl rand_core::TryCryptoRng for FixedRng {}
