@@ -312,11 +312,13 @@ async fn flush(
     tx: &mut passage_transport::BlockSender,
     limit: Duration,
 ) -> bool {
-    while let Some(block) = session.poll_block() {
-        match tokio::time::timeout(limit, tx.send_block(&block)).await {
-            Ok(Ok(())) => {}
-            _ => return false,
-        }
+    let blocks: Vec<_> = std::iter::from_fn(|| session.poll_block()).collect();
+    if blocks.is_empty() {
+        return true;
     }
-    true
+    // One write and one flush for everything ready: fewer TLS records and syscalls.
+    matches!(
+        tokio::time::timeout(limit, tx.send_blocks(&blocks)).await,
+        Ok(Ok(()))
+    )
 }

@@ -122,9 +122,18 @@ async fn many_blocks(mode: TransportMode) {
         }
         c_tx.finish().await.unwrap();
     });
+    // Down the other way in runs of several blocks (`send_blocks`), of sizes on both
+    // sides of the TCP write run (16 blocks).
     let down = tokio::spawn(async move {
-        for i in 0..COUNT {
-            s_tx.send_block(&block(1_000_000 + i)).await.unwrap();
+        let mut i = 0;
+        for run in [1u32, 3, 16, 17, 40].into_iter().cycle() {
+            let end = (i + run).min(COUNT);
+            let blocks: Vec<_> = (i..end).map(|n| block(1_000_000 + n)).collect();
+            s_tx.send_blocks(&blocks).await.unwrap();
+            i = end;
+            if i == COUNT {
+                break;
+            }
         }
         s_tx.finish().await.unwrap();
     });
@@ -508,9 +517,14 @@ async fn recv_block_is_cancel_safe() {
         for mode in [TransportMode::Tcp, TransportMode::Quic] {
             let (client, mut server) = pair(&mut listener, &id.pin(), &options(mode)).await;
             let (mut tx, _rx) = client.split();
+            // Pauses between some blocks make sure the receiver waits (and is cancelled)
+            // now and then, whatever the scheduling.
             let sender = tokio::spawn(async move {
                 for i in 0..COUNT {
                     tx.send_block(&block(i)).await.unwrap();
+                    if i % 10 == 0 {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
                 }
                 tx
             });
