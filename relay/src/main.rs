@@ -21,7 +21,8 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use passage_relay::config::{Config, FileConfig, LogLevel, Overrides};
-use passage_relay::datadir::{DataDir, ERROR_CODES, StatsSnapshot, error_code_name};
+use passage_relay::datadir::{DataDir, StatsSnapshot};
+use passage_relay::metrics::ERROR_CODES;
 use passage_relay::server::unix_now;
 use passage_relay::store::{OpenError, RedbStore, Store};
 use passage_relay::{Metrics, Relay, metrics_http};
@@ -507,7 +508,10 @@ fn render_stats(s: &StatsSnapshot, source: Source, now: u64) -> String {
         ));
         out.push_str(&format!("commands     {} since start\n", s.commands));
         // In wire order, then any code this version does not know.
-        let mut names: Vec<String> = ERROR_CODES.iter().map(|&c| error_code_name(c)).collect();
+        let mut names: Vec<String> = ERROR_CODES
+            .iter()
+            .map(|(_, name)| (*name).to_owned())
+            .collect();
         names.extend(
             s.errors
                 .keys()

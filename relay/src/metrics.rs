@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use passage_wire::ErrorCode;
 
-/// Error codes counted, in the order of [`ErrorCode`]'s wire values.
-const ERROR_CODES: [(ErrorCode, &str); 9] = [
+/// Error codes counted, in the order of [`ErrorCode`]'s wire values, with the name
+/// they carry in metrics labels and the stats file.
+pub const ERROR_CODES: [(ErrorCode, &str); 9] = [
     (ErrorCode::Auth, "AUTH"),
     (ErrorCode::Quota, "QUOTA"),
     (ErrorCode::NoMsg, "NO_MSG"),
@@ -73,6 +74,14 @@ impl Metrics {
     /// Adds one to a counter.
     pub fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every error code's name and count, in wire order.
+    pub fn error_counts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        ERROR_CODES
+            .iter()
+            .zip(&self.errors)
+            .map(|((_, name), count)| (*name, count.load(Ordering::Relaxed)))
     }
 
     /// The Prometheus text exposition of every counter.
