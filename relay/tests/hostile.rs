@@ -32,10 +32,26 @@ struct Relay {
 
 impl Relay {
     fn start(config: &str) -> Relay {
+        Self::start_with_fd_limit(config, None)
+    }
+
+    /// Starts the relay under a hard file-descriptor limit (set by the shell before
+    /// `exec`, so the relay cannot raise it).
+    fn start_with_fd_limit(config: &str, fd_limit: Option<u32>) -> Relay {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("relay.toml");
         std::fs::write(&config_path, config).unwrap();
-        let mut child = Command::new(BIN)
+        let mut command = match fd_limit {
+            None => Command::new(BIN),
+            Some(limit) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .arg(BIN);
+                c
+            }
+        };
+        let mut child = command
             .args([
                 "serve",
                 "--listen",
@@ -400,5 +416,62 @@ fn half_open_connections_time_out_and_do_not_starve_others() {
             "relay RSS {rss_before} KiB before, {rss_after} KiB after 400 half-open connections"
         );
         assert!(rss_after < rss_before + 64 * 1024);
+    });
+}
+
+#[test]
+fn running_out_of_file_descriptors_does_not_stop_accepting() {
+    // 64 descriptors: the relay's own files and sockets take some; a crowd of clients
+    // takes the rest, and accept() fails with EMFILE for the others.
+    let relay = Relay::start_with_fd_limit("", Some(64));
+    runtime().block_on(async {
+        let mut good = Client::connect(&relay, TransportMode::Tcp).await;
+        let crowd: Vec<_> = (0..100)
+            .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", relay.port())).ok())
+            .collect();
+        assert!(crowd.len() > 64, "the crowd must exceed the limit");
+        // The relay is alive and serves the client it already has, with every
+        // descriptor it may open in use.
+        assert!(good.ping().await);
+        let fds = || {
+            std::fs::read_dir(format!("/proc/{}/fd", relay.child.id()))
+                .unwrap()
+                .count()
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while fds() < 62 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            fds() >= 62,
+            "the relay never ran out of descriptors ({} open)",
+            fds()
+        );
+        assert!(good.ping().await);
+        drop(crowd);
+        // Once descriptors are free again, new clients are accepted.
+        let started = Instant::now();
+        loop {
+            let mut options = ConnectOptions::default();
+            options.mode = TransportMode::Tcp;
+            options.handshake_timeout = Duration::from_secs(3);
+            let attempt = tokio::time::timeout(
+                Duration::from_secs(4),
+                connect_address(&relay.address, &options),
+            )
+            .await;
+            if let Ok(Ok(mut stream)) = attempt {
+                assert!(
+                    stream.recv_block().await.unwrap().is_some(),
+                    "the relay's hello"
+                );
+                break;
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "the relay stopped accepting after EMFILE"
+            );
+        }
+        assert!(good.ping().await);
     });
 }
