@@ -151,6 +151,11 @@ struct Subscription {
     in_flight: Option<MsgId>,
     /// A sweep of expired messages is under way for this queue's head.
     sweeping: bool,
+    /// The last message the recipient acknowledged whose deletion is still being
+    /// written: delivery goes on with the message after it, without waiting for the
+    /// write (a crash before it is durable means the message comes again, and the
+    /// client drops it by its id).
+    acking: Option<MsgId>,
 }
 
 /// One connection's state. See the module documentation for the calling contract.
@@ -494,6 +499,7 @@ impl Session {
                         key,
                         in_flight: None,
                         sweeping: false,
+                        acking: None,
                     },
                 );
                 self.actions.push_back(Action::Subscribe(id));
@@ -523,6 +529,15 @@ impl Session {
                         msg_id,
                     },
                 );
+                // The delivered message is acknowledged: the next one goes out now,
+                // while the deletion is written.
+                if let Some(sub) = self.subscriptions.get_mut(&recipient_id)
+                    && sub.in_flight == Some(msg_id)
+                {
+                    sub.in_flight = None;
+                    sub.acking = Some(msg_id);
+                    self.deliver_next(recipient_id, store, now);
+                }
             }
             (Command::Del(recipient_id), Some(_)) => {
                 self.write(
@@ -586,9 +601,9 @@ impl Session {
                     Err(_) => self.reply_err(Some(corr_id), entity, ErrorCode::Internal),
                 }
                 if let Some(sub) = self.subscriptions.get_mut(&recipient_id)
-                    && sub.in_flight == Some(msg_id)
+                    && sub.acking == Some(msg_id)
                 {
-                    sub.in_flight = None;
+                    sub.acking = None;
                     self.deliver_next(recipient_id, store, now);
                 }
             }
@@ -606,8 +621,8 @@ impl Session {
                         // A head that is still expired (the sweep failed) waits for the
                         // periodic sweep rather than looping here.
                         let head_expired = matches!(
-                            store.first_message(&recipient_id),
-                            Ok(Some(m)) if self.expired(&m, now)
+                            self.next_to_deliver(recipient_id, store),
+                            Some(m) if self.expired(&m, now)
                         );
                         if !head_expired {
                             self.deliver_next(recipient_id, store, now);
@@ -645,11 +660,8 @@ impl Session {
         if let Some(sub) = self.subscriptions.get_mut(&recipient_id)
             && let Some(in_flight) = sub.in_flight
         {
-            let still_there = matches!(
-                store.first_message(&recipient_id),
-                Ok(Some(head)) if head.msg_id == in_flight
-            );
-            if !still_there {
+            // Acknowledged over another connection: gone from the store.
+            if !store.has_message(&recipient_id, &in_flight).unwrap_or(true) {
                 sub.in_flight = None;
             }
         }
@@ -721,7 +733,8 @@ impl Session {
         if sub.in_flight.is_some() || sub.sweeping {
             return;
         }
-        let Ok(Some(message)) = store.first_message(&recipient_id) else {
+        let key = sub.key.clone();
+        let Some(message) = self.next_to_deliver(recipient_id, store) else {
             return;
         };
         if self.expired(&message, now) {
@@ -731,11 +744,25 @@ impl Session {
             self.sweep(now, AfterSweep::Deliver(recipient_id));
             return;
         }
-        let key = sub.key.clone();
         self.push_delivery(recipient_id, &key, &message);
         if let Some(sub) = self.subscriptions.get_mut(&recipient_id) {
             sub.in_flight = Some(message.msg_id);
         }
+    }
+
+    /// The queue's next message for the subscriber: the first one, or the first after
+    /// the one whose acknowledgement is still being written.
+    fn next_to_deliver(
+        &self,
+        recipient_id: RecipientId,
+        store: &dyn Store,
+    ) -> Option<StoredMessage> {
+        let acking = self.subscriptions.get(&recipient_id)?.acking;
+        let next = match acking {
+            Some(acked) => store.message_after(&recipient_id, &acked),
+            None => store.first_message(&recipient_id),
+        };
+        next.ok().flatten()
     }
 
     fn expired(&self, message: &StoredMessage, now: Now) -> bool {

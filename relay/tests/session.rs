@@ -715,3 +715,64 @@ fn draining_past_the_burst_is_not_rate_limited() {
     }
     assert_eq!(got, (0..20).collect::<Vec<u8>>());
 }
+
+#[test]
+fn the_next_message_goes_out_while_the_ack_is_written() {
+    let store = MemoryStore::new();
+    let cfg = config(Limits::default(), None);
+    let mut c = Client::connect(&cfg, 21);
+    c.hello(&store);
+    let q = c.new_queue(&store, None).unwrap();
+    let s = DhSecret::generate(&mut c.rng);
+    for i in 1..=3u8 {
+        c.send(&q, &s, i == 1, i, &store);
+    }
+    c.recipient(&q, Command::Sub(q.recipient_id), &store);
+    let (first, n) = c.messages(&q)[0];
+    assert_eq!(n, 1);
+    // ACK the first, but hold its write back.
+    let key = c.key(AuthRole::Recipient, &q.auth);
+    let corr = c.corr();
+    let ack = Command::Ack {
+        recipient_id: q.recipient_id,
+        msg_id: first,
+    };
+    let mut enc = FrameEncoder::new();
+    enc.push_frame(&ack.encode(corr, Some(&key)).unwrap())
+        .unwrap();
+    enc.flush();
+    c.replies.clear();
+    c.session
+        .handle_block(&enc.poll_block().unwrap(), &store, T0, &mut c.rng);
+    let held: Vec<_> = std::iter::from_fn(|| c.session.poll_action()).collect();
+    c.pump_out();
+    while let Some(frame) = c.dec.poll_frame() {
+        c.replies.push(Reply::decode(&frame).unwrap());
+    }
+    // The second message is already out; the first is still stored.
+    assert_eq!(
+        c.messages(&q).iter().map(|m| m.1).collect::<Vec<_>>(),
+        vec![2]
+    );
+    assert!(store.has_message(&q.recipient_id, &first).unwrap());
+    // A wake-up meanwhile (another message stored) sends nothing twice.
+    c.replies.clear();
+    c.session.handle_notify(q.recipient_id, &store, T0);
+    c.run(&store, T0);
+    assert!(c.messages(&q).is_empty());
+    // The write completes: the OK comes, and still no duplicate.
+    for action in held {
+        if let Action::Write { token, op } = action {
+            let result = store.commit(vec![*op]).pop().unwrap();
+            c.session.handle_write(token, result, &store, T0);
+        }
+    }
+    c.run(&store, T0);
+    assert!(
+        c.replies
+            .iter()
+            .any(|r| matches!(r, Reply::Ok { corr_id, .. } if *corr_id == corr))
+    );
+    assert!(c.messages(&q).is_empty());
+    assert!(!store.has_message(&q.recipient_id, &first).unwrap());
+}

@@ -106,6 +106,31 @@ impl Store for MemoryStore {
             .map(|(_, m)| m.clone()))
     }
 
+    fn message_after(
+        &self,
+        recipient_id: &RecipientId,
+        msg_id: &MsgId,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        let tables = self.tables()?;
+        let id = *recipient_id.as_bytes();
+        let from = tables
+            .msg_ids
+            .get(&(id, *msg_id.as_bytes()))
+            .map_or(0, |entry| entry.seq.saturating_add(1));
+        Ok(tables
+            .messages
+            .range((id, from)..=(id, u64::MAX))
+            .next()
+            .map(|(_, m)| m.clone()))
+    }
+
+    fn has_message(&self, recipient_id: &RecipientId, msg_id: &MsgId) -> Result<bool, StoreError> {
+        let tables = self.tables()?;
+        Ok(tables
+            .msg_ids
+            .contains_key(&(*recipient_id.as_bytes(), *msg_id.as_bytes())))
+    }
+
     fn message_count(&self, recipient_id: &RecipientId) -> Result<u64, StoreError> {
         let tables = self.tables()?;
         Ok(tables

@@ -288,6 +288,18 @@ pub trait Store: Send + Sync + 'static {
         recipient_id: &RecipientId,
     ) -> Result<Option<StoredMessage>, StoreError>;
 
+    /// The first message of a queue that was stored after `msg_id` (the next one to
+    /// deliver while the acknowledgement of `msg_id` is still being written). If `msg_id`
+    /// is no longer in the queue, the same as [`first_message`](Self::first_message).
+    fn message_after(
+        &self,
+        recipient_id: &RecipientId,
+        msg_id: &MsgId,
+    ) -> Result<Option<StoredMessage>, StoreError>;
+
+    /// Whether a message is still in the queue (an index lookup; no body is read).
+    fn has_message(&self, recipient_id: &RecipientId, msg_id: &MsgId) -> Result<bool, StoreError>;
+
     /// How many messages a queue holds (0 if it does not exist). Reads a counter, no scan.
     fn message_count(&self, recipient_id: &RecipientId) -> Result<u64, StoreError>;
 

@@ -226,6 +226,47 @@ impl Store for RedbStore {
         })
     }
 
+    fn message_after(
+        &self,
+        recipient_id: &RecipientId,
+        msg_id: &MsgId,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        self.read(|txn| {
+            let msg_ids = txn.open_table(MSG_IDS).map_err(StorageFault::engine)?;
+            let from = msg_ids
+                .get(&codec::msg_id_key(recipient_id, msg_id))
+                .map_err(StorageFault::engine)?
+                .map_or(0, |entry| {
+                    codec::decode_entry(entry.value()).seq.saturating_add(1)
+                });
+            let messages = txn.open_table(MESSAGES).map_err(StorageFault::engine)?;
+            let (lo, hi) = (
+                codec::message_key(recipient_id, from),
+                codec::message_key(recipient_id, u64::MAX),
+            );
+            let mut range = messages
+                .range::<&[u8; MESSAGE_KEY_LEN]>(&lo..=&hi)
+                .map_err(StorageFault::engine)?;
+            match range.next() {
+                Some(entry) => {
+                    let (_, value) = entry.map_err(StorageFault::engine)?;
+                    codec::decode_message(value.value()).map(Some)
+                }
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn has_message(&self, recipient_id: &RecipientId, msg_id: &MsgId) -> Result<bool, StoreError> {
+        self.read(|txn| {
+            let msg_ids = txn.open_table(MSG_IDS).map_err(StorageFault::engine)?;
+            Ok(msg_ids
+                .get(&codec::msg_id_key(recipient_id, msg_id))
+                .map_err(StorageFault::engine)?
+                .is_some())
+        })
+    }
+
     fn message_count(&self, recipient_id: &RecipientId) -> Result<u64, StoreError> {
         self.read(|txn| {
             let states = txn.open_table(QUEUE_STATE).map_err(StorageFault::engine)?;

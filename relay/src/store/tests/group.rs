@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use passage_wire::{RecipientId, SenderId};
+use passage_wire::{MsgId, RecipientId, SenderId};
 
 use super::super::{
     GroupCommitter, MAX_BATCH, MemoryStore, QueueRecord, RedbStore, StorageFault, Store,
@@ -43,6 +43,16 @@ impl<S: Store> Store for Counting<S> {
     }
     fn first_message(&self, id: &RecipientId) -> Result<Option<StoredMessage>, StoreError> {
         self.inner.first_message(id)
+    }
+    fn message_after(
+        &self,
+        id: &RecipientId,
+        msg_id: &MsgId,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        self.inner.message_after(id, msg_id)
+    }
+    fn has_message(&self, id: &RecipientId, msg_id: &MsgId) -> Result<bool, StoreError> {
+        self.inner.has_message(id, msg_id)
     }
     fn message_count(&self, id: &RecipientId) -> Result<u64, StoreError> {
         self.inner.message_count(id)

@@ -31,6 +31,10 @@ const CASES: &[(&str, Case)] = &[
         expire_at_the_boundary,
     ),
     ("batch_ops_fail_alone", batch_ops_fail_alone),
+    (
+        "message_after_and_has_message",
+        message_after_and_has_message,
+    ),
     ("stats_count", stats_count),
 ];
 
@@ -412,5 +416,45 @@ fn memory_store_can_fail_on_purpose() {
             messages: 0,
             bytes_on_disk: 0
         }
+    );
+}
+
+fn message_after_and_has_message(store: &dyn Store) {
+    assert!(one(store, WriteOp::CreateQueue(record(1))).is_ok());
+    assert!(one(store, WriteOp::CreateQueue(record(2))).is_ok());
+    for n in [30, 20, 10] {
+        assert!(one(store, append(1, n, 500)).is_ok());
+    }
+    assert!(one(store, append(2, 99, 1)).is_ok());
+    // In arrival order, whatever the ids; never crossing into another queue.
+    assert_eq!(
+        store.message_after(&rid(1), &msg_id(30)).unwrap(),
+        Some(message(20, 500))
+    );
+    assert_eq!(
+        store.message_after(&rid(1), &msg_id(20)).unwrap(),
+        Some(message(10, 500))
+    );
+    assert_eq!(store.message_after(&rid(1), &msg_id(10)).unwrap(), None);
+    // An id not (or no longer) in the queue: from the start.
+    assert_eq!(
+        store.message_after(&rid(1), &msg_id(77)).unwrap(),
+        Some(message(30, 500))
+    );
+    assert!(store.has_message(&rid(1), &msg_id(20)).unwrap());
+    assert!(!store.has_message(&rid(2), &msg_id(20)).unwrap());
+    let ack = WriteOp::Ack {
+        recipient_id: rid(1),
+        msg_id: msg_id(20),
+    };
+    assert!(one(store, ack).is_ok());
+    assert!(!store.has_message(&rid(1), &msg_id(20)).unwrap());
+    assert_eq!(
+        store.message_after(&rid(1), &msg_id(20)).unwrap(),
+        Some(message(30, 500))
+    );
+    assert_eq!(
+        store.message_after(&rid(1), &msg_id(30)).unwrap(),
+        Some(message(10, 500))
     );
 }
