@@ -48,14 +48,20 @@ pub(crate) async fn client_handshake(
         Err(_) if mismatch.is_set() => return Err(TransportError::PinMismatch),
         Err(e) => return Err(handshake_error(e)),
     };
-    let (_, conn) = tls.get_ref();
+    let binding = checked_binding(tls.get_ref().1)?;
+    Ok(BlockStream::new_tcp(tls.into(), binding, idle_timeout))
+}
+
+/// After a handshake, on either side: the ALPN must be ours (a peer that offers none
+/// would otherwise get through), then the RFC 9266 channel binding.
+fn checked_binding<D>(
+    conn: &rustls::ConnectionCommon<D>,
+) -> Result<[u8; CHANNEL_BINDING_LEN], TransportError> {
     if conn.alpn_protocol() != Some(ALPN) {
         return Err(TransportError::AlpnMismatch);
     }
-    let binding = conn
-        .export_keying_material([0u8; CHANNEL_BINDING_LEN], CHANNEL_BINDING_LABEL, Some(&[]))
-        .map_err(TransportError::Tls)?;
-    Ok(BlockStream::new_tcp(tls.into(), binding, idle_timeout))
+    conn.export_keying_material([0u8; CHANNEL_BINDING_LEN], CHANNEL_BINDING_LABEL, Some(&[]))
+        .map_err(TransportError::Tls)
 }
 
 /// Runs the server side of the TLS handshake on an accepted TCP stream.
@@ -67,14 +73,7 @@ pub(crate) async fn server_handshake(
 ) -> Result<BlockStream, TransportError> {
     configure_socket(&tcp, keep_alive);
     let tls = acceptor.accept(tcp).await.map_err(handshake_error)?;
-    let (_, conn) = tls.get_ref();
-    // A client that offers no ALPN at all would otherwise get through.
-    if conn.alpn_protocol() != Some(ALPN) {
-        return Err(TransportError::AlpnMismatch);
-    }
-    let binding = conn
-        .export_keying_material([0u8; CHANNEL_BINDING_LEN], CHANNEL_BINDING_LABEL, Some(&[]))
-        .map_err(TransportError::Tls)?;
+    let binding = checked_binding(tls.get_ref().1)?;
     Ok(BlockStream::new_tcp(tls.into(), binding, idle_timeout))
 }
 

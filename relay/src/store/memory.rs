@@ -98,12 +98,7 @@ impl Store for MemoryStore {
         recipient_id: &RecipientId,
     ) -> Result<Option<StoredMessage>, StoreError> {
         let tables = self.tables()?;
-        let id = *recipient_id.as_bytes();
-        Ok(tables
-            .messages
-            .range((id, 0)..=(id, u64::MAX))
-            .next()
-            .map(|(_, m)| m.clone()))
+        Ok(tables.first_from(recipient_id, 0))
     }
 
     fn message_after(
@@ -117,11 +112,7 @@ impl Store for MemoryStore {
             .msg_ids
             .get(&(id, *msg_id.as_bytes()))
             .map_or(0, |entry| entry.seq.saturating_add(1));
-        Ok(tables
-            .messages
-            .range((id, from)..=(id, u64::MAX))
-            .next()
-            .map(|(_, m)| m.clone()))
+        Ok(tables.first_from(recipient_id, from))
     }
 
     fn has_message(&self, recipient_id: &RecipientId, msg_id: &MsgId) -> Result<bool, StoreError> {
@@ -160,6 +151,17 @@ impl Store for MemoryStore {
             Ok(results) => results,
             Err(fault) => fail_all(len, &fault),
         }
+    }
+}
+
+impl MemoryTables {
+    /// The queue's first message with sequence number `from` or later.
+    fn first_from(&self, recipient_id: &RecipientId, from: u64) -> Option<StoredMessage> {
+        let id = *recipient_id.as_bytes();
+        self.messages
+            .range((id, from)..=(id, u64::MAX))
+            .next()
+            .map(|(_, m)| m.clone())
     }
 }
 

@@ -107,6 +107,29 @@ impl RedbStore {
         Ok(f(&txn)?)
     }
 
+    /// The queue's first message with sequence number `from` or later.
+    fn first_from(
+        txn: &redb::ReadTransaction,
+        recipient_id: &RecipientId,
+        from: u64,
+    ) -> Result<Option<StoredMessage>, StorageFault> {
+        let messages = txn.open_table(MESSAGES).map_err(StorageFault::engine)?;
+        let (lo, hi) = (
+            codec::message_key(recipient_id, from),
+            codec::message_key(recipient_id, u64::MAX),
+        );
+        let mut range = messages
+            .range::<&[u8; MESSAGE_KEY_LEN]>(&lo..=&hi)
+            .map_err(StorageFault::engine)?;
+        match range.next() {
+            Some(entry) => {
+                let (_, value) = entry.map_err(StorageFault::engine)?;
+                codec::decode_message(value.value()).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
     fn record_in(
         txn: &redb::ReadTransaction,
         rid: &RecipientId,
@@ -207,23 +230,7 @@ impl Store for RedbStore {
         &self,
         recipient_id: &RecipientId,
     ) -> Result<Option<StoredMessage>, StoreError> {
-        self.read(|txn| {
-            let messages = txn.open_table(MESSAGES).map_err(StorageFault::engine)?;
-            let (lo, hi) = (
-                codec::message_key(recipient_id, 0),
-                codec::message_key(recipient_id, u64::MAX),
-            );
-            let mut range = messages
-                .range::<&[u8; MESSAGE_KEY_LEN]>(&lo..=&hi)
-                .map_err(StorageFault::engine)?;
-            match range.next() {
-                Some(entry) => {
-                    let (_, value) = entry.map_err(StorageFault::engine)?;
-                    codec::decode_message(value.value()).map(Some)
-                }
-                None => Ok(None),
-            }
-        })
+        self.read(|txn| Self::first_from(txn, recipient_id, 0))
     }
 
     fn message_after(
@@ -239,21 +246,7 @@ impl Store for RedbStore {
                 .map_or(0, |entry| {
                     codec::decode_entry(entry.value()).seq.saturating_add(1)
                 });
-            let messages = txn.open_table(MESSAGES).map_err(StorageFault::engine)?;
-            let (lo, hi) = (
-                codec::message_key(recipient_id, from),
-                codec::message_key(recipient_id, u64::MAX),
-            );
-            let mut range = messages
-                .range::<&[u8; MESSAGE_KEY_LEN]>(&lo..=&hi)
-                .map_err(StorageFault::engine)?;
-            match range.next() {
-                Some(entry) => {
-                    let (_, value) = entry.map_err(StorageFault::engine)?;
-                    codec::decode_message(value.value()).map(Some)
-                }
-                None => Ok(None),
-            }
+            Self::first_from(txn, recipient_id, from)
         })
     }
 
