@@ -70,10 +70,18 @@ enum Request {
 /// Dropping the link closes the connection.
 #[derive(Debug)]
 pub struct RelayLink {
-    requests: mpsc::Sender<(Request, Responder)>,
+    handle: LinkHandle,
     events: mpsc::UnboundedReceiver<Event>,
     driver: JoinHandle<Result<(), LinkError>>,
     transport: TransportKind,
+}
+
+/// A cloneable handle that issues commands on a [`RelayLink`]'s connection, for
+/// callers that pipeline commands from several tasks. It has the same command methods
+/// as the link; they fail with [`LinkError::Closed`] once the link is gone.
+#[derive(Debug, Clone)]
+pub struct LinkHandle {
+    requests: mpsc::Sender<(Request, Responder)>,
     reply_timeout: Duration,
 }
 
@@ -103,12 +111,19 @@ impl RelayLink {
         let writer = tokio::spawn(async move { write_blocks(&mut tx, block_rx).await });
         let driver = tokio::spawn(drive(session, rx, block_tx, writer, request_rx, event_tx));
         Ok(Self {
-            requests,
+            handle: LinkHandle {
+                requests,
+                reply_timeout: DEFAULT_REPLY_TIMEOUT,
+            },
             events,
             driver,
             transport,
-            reply_timeout: DEFAULT_REPLY_TIMEOUT,
         })
+    }
+
+    /// A handle for issuing commands from other tasks (see [`LinkHandle`]).
+    pub fn handle(&self) -> LinkHandle {
+        self.handle.clone()
     }
 
     /// Which transport carries the link.
@@ -119,9 +134,81 @@ impl RelayLink {
     /// Sets how long each command waits for its reply (default
     /// [`DEFAULT_REPLY_TIMEOUT`]).
     pub fn set_reply_timeout(&mut self, timeout: Duration) {
-        self.reply_timeout = timeout;
+        self.handle.reply_timeout = timeout;
     }
 
+    /// `NEW`: see [`LinkHandle::create_queue`].
+    pub async fn create_queue(
+        &self,
+        password: Option<&[u8]>,
+    ) -> Result<QueueCredentials, LinkError> {
+        self.handle.create_queue(password).await
+    }
+
+    /// `SEND`: see [`LinkHandle::send`].
+    pub async fn send(
+        &self,
+        sender_id: SenderId,
+        credentials: &SenderCredentials,
+        body: &[u8; ENVELOPE_LEN],
+    ) -> Result<(), LinkError> {
+        self.handle.send(sender_id, credentials, body).await
+    }
+
+    /// `SUB`: see [`LinkHandle::subscribe`].
+    pub async fn subscribe(&self, queue: &QueueCredentials) -> Result<(), LinkError> {
+        self.handle.subscribe(queue).await
+    }
+
+    /// `GET`: see [`LinkHandle::get`].
+    pub async fn get(
+        &self,
+        queue: &QueueCredentials,
+    ) -> Result<Option<ReceivedMessage>, LinkError> {
+        self.handle.get(queue).await
+    }
+
+    /// `ACK`: see [`LinkHandle::ack`].
+    pub async fn ack(&self, queue: &QueueCredentials, msg_id: MsgId) -> Result<(), LinkError> {
+        self.handle.ack(queue, msg_id).await
+    }
+
+    /// `DEL`: see [`LinkHandle::delete_queue`].
+    pub async fn delete_queue(&self, queue: &QueueCredentials) -> Result<(), LinkError> {
+        self.handle.delete_queue(queue).await
+    }
+
+    /// `PING`: see [`LinkHandle::ping`].
+    pub async fn ping(&self) -> Result<(), LinkError> {
+        self.handle.ping().await
+    }
+
+    /// The next message or `END` pushed by the relay; `None` once the connection has
+    /// ended. Cancel-safe.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+
+    /// Polls for the next pushed event (for callers that wait on several links at
+    /// once); `Ready(None)` once the connection has ended.
+    pub fn poll_next_event(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Event>> {
+        self.events.poll_recv(cx)
+    }
+
+    /// Closes the connection gracefully, after the blocks already issued are sent.
+    /// Returns the error that had ended the connection, if one did. The connection
+    /// ends once every [`LinkHandle`] cloned from this link is dropped too.
+    pub async fn close(self) -> Result<(), LinkError> {
+        let Self { handle, driver, .. } = self;
+        drop(handle);
+        driver.await.unwrap_or(Err(LinkError::Closed))
+    }
+}
+
+impl LinkHandle {
     /// `NEW`: creates a queue with fresh recipient secrets (and the relay's creation
     /// password if it requires one).
     pub async fn create_queue(
@@ -145,6 +232,36 @@ impl RelayLink {
     ) -> Result<(), LinkError> {
         let request = Request::Send(sender_id, credentials.clone(), Box::new(*body));
         self.request(request).await.map(|_| ())
+    }
+
+    /// Several `SEND`s, pipelined in order on the connection; one result per item, in
+    /// the same order. Sends to one queue are stored by the relay in this order.
+    pub async fn send_batch(
+        &self,
+        items: &[(SenderId, SenderCredentials, Box<[u8; ENVELOPE_LEN]>)],
+    ) -> Vec<Result<(), LinkError>> {
+        let mut answers = Vec::with_capacity(items.len());
+        for (sender_id, credentials, body) in items {
+            let (reply, answer) = oneshot::channel();
+            let request = Request::Send(*sender_id, credentials.clone(), body.clone());
+            let queued =
+                tokio::time::timeout(self.reply_timeout, self.requests.send((request, reply)))
+                    .await;
+            answers.push(matches!(queued, Ok(Ok(()))).then_some(answer));
+        }
+        let mut results = Vec::with_capacity(items.len());
+        for answer in answers {
+            let result = match answer {
+                None => Err(LinkError::Closed),
+                Some(answer) => match tokio::time::timeout(self.reply_timeout, answer).await {
+                    Ok(Ok(reply)) => reply.map(|_| ()),
+                    Ok(Err(_)) => Err(LinkError::Closed),
+                    Err(_) => Err(LinkError::Timeout),
+                },
+            };
+            results.push(result);
+        }
+        results
     }
 
     /// `SUB`: the relay delivers the queue's messages through
@@ -183,22 +300,6 @@ impl RelayLink {
     /// `PING`: checks the relay answers (and keeps the connection from idling out).
     pub async fn ping(&self) -> Result<(), LinkError> {
         self.request(Request::Ping).await.map(|_| ())
-    }
-
-    /// The next message or `END` pushed by the relay; `None` once the connection has
-    /// ended. Cancel-safe.
-    pub async fn next_event(&mut self) -> Option<Event> {
-        self.events.recv().await
-    }
-
-    /// Closes the connection gracefully, after the blocks already issued are sent.
-    /// Returns the error that had ended the connection, if one did.
-    pub async fn close(self) -> Result<(), LinkError> {
-        let Self {
-            requests, driver, ..
-        } = self;
-        drop(requests);
-        driver.await.unwrap_or(Err(LinkError::Closed))
     }
 
     async fn request(&self, request: Request) -> Result<Completion, LinkError> {

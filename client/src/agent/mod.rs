@@ -1,0 +1,591 @@
+//! The client agent: contacts by invitation, end-to-end encrypted conversations, and
+//! the relay connections that carry them, all state in the [`vault`](crate::vault).
+//!
+//! ```text
+//!   interface (CLI, mobile app)
+//!        │ invite / accept / send_text / next_event / history
+//!        ▼
+//!   Agent (tokio) ── connects relays, sends the outbox, subscribes our queues, ACKs
+//!        │ inputs with `now` and randomness
+//!        ▼
+//!   Conversations (sans-IO) ── handshake, ratchets, receipts, dedup, history ── Vault
+//! ```
+//!
+//! ## What a user can rely on
+//!
+//! - **Nothing acknowledged is lost.** A delivered message is committed to the vault
+//!   (with the ratchet step and the receipt to send) before the relay is told to delete
+//!   it; a crash in between means the relay delivers it again, and the dedup index drops
+//!   the copy. An outgoing message is committed to the outbox before it is sent and stays
+//!   there until a relay has `OK`ed it; the same encrypted bytes are resent after a
+//!   failure, so the contact's ratchet refuses a second copy.
+//! - **Offline is normal.** Writing to a contact whose relay cannot be reached queues
+//!   the message ([`MessageStatus::Queued`]); the next [`Agent::sync`] sends it.
+//! - **Statuses**: queued → sent (the contact's relay stored it) → delivered (the
+//!   contact's device sent a receipt); failed if the relay refuses for good.
+//! - **One queue per contact**, on the relay chosen when it was made, so that relays
+//!   cannot link one person's contacts by queue.
+//! - **Hostile input**: a forged, altered, replayed or malformed envelope is dropped
+//!   with an [`AgentEvent::Dropped`] and the conversation goes on.
+//! - **No secret, text or name in `Debug` output or errors.**
+//!
+//! ## The contact handshake
+//!
+//! 1. Inviter: [`Agent::invite`] creates a receiving queue and a one-time invitation
+//!    naming it (a `passage:i1.` link, 7 days by default).
+//! 2. Acceptor: [`Agent::accept`] creates its own queue (on its default relay) and sends
+//!    the handshake to the inviter's queue, carrying its queue address encrypted. The
+//!    relay fixes the acceptor's sender key with this first message, so a second accept
+//!    of the same link (by anyone) is refused.
+//! 3. Inviter, on receiving it: connected; it answers with a welcome on the acceptor's
+//!    queue. 4. Acceptor, on the welcome: connected.
+
+mod content;
+mod conversations;
+mod error;
+mod event;
+mod ids;
+mod records;
+mod view;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::task::Poll;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use getrandom::SysRng;
+use passage_crypto::SafetyNumber;
+use passage_transport::ConnectOptions;
+use passage_wire::{RecipientId, RelayAddress};
+use rand_core::UnwrapErr;
+
+pub use self::content::{Content, ContentError, MAX_RECEIPT_IDS, MAX_TEXT_LEN, MAX_TIMER_SECS};
+pub use self::conversations::MAX_NAME_LEN;
+pub use self::error::AgentError;
+pub use self::event::{AgentEvent, DroppedReason};
+pub use self::ids::MessageId;
+pub use self::records::{Direction, EntryKind, MessageStatus};
+pub use self::view::{ContactInfo, ContactStatus, HistoryEntry};
+
+use self::conversations::{Conversations, Disposition, Outgoing};
+use crate::relay::{Event, LinkError, QueueCredentials, RelayLink};
+use crate::vault::{Credentials, Vault};
+
+/// How long an invitation stays valid unless told otherwise: 7 days.
+pub const DEFAULT_INVITATION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How the agent reaches relays.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct AgentOptions {
+    /// Transport options (timeouts, SOCKS5 proxy, QUIC/TCP).
+    pub connect: ConnectOptions,
+}
+
+/// The result of [`Agent::send_text`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendReport {
+    /// The new message's id.
+    pub id: MessageId,
+    /// [`MessageStatus::Sent`] if the relay has it, [`MessageStatus::Queued`] if it
+    /// waits in the vault for the next connection.
+    pub status: MessageStatus,
+}
+
+/// The result of [`Agent::sync`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SyncReport {
+    /// Relays that could not be reached (their traffic waits for the next sync).
+    pub unreachable_relays: usize,
+    /// Envelopes still waiting in the outbox.
+    pub queued: usize,
+}
+
+/// The client agent: a profile's vault, its conversations, and connections to the
+/// relays that hold its queues. See the module documentation.
+pub struct Agent {
+    core: Conversations,
+    links: HashMap<String, RelayLink>,
+    /// Relays on whose link our queues are subscribed.
+    subscribed: HashMap<String, usize>,
+    events: VecDeque<AgentEvent>,
+    options: AgentOptions,
+    rng: UnwrapErr<SysRng>,
+}
+
+impl core::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Agent")
+            .field("links", &self.links.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Unix seconds now.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Agent {
+    /// Creates a new profile in `dir` (which must be empty or absent), sending new
+    /// queues to `default_relay`. `at_risk` turns disappearing messages on (1 day) for
+    /// every new contact.
+    pub fn create(
+        dir: impl AsRef<Path>,
+        credentials: &Credentials,
+        default_relay: &RelayAddress,
+        at_risk: bool,
+        options: AgentOptions,
+    ) -> Result<Self, AgentError> {
+        let vault = Vault::create(dir, credentials)?;
+        let core = Conversations::create(vault, default_relay, at_risk, unix_now())?;
+        Ok(Self::with_core(core, options))
+    }
+
+    /// Opens the profile in `dir`. Messages whose disappearing timer ran out while the
+    /// vault was closed are deleted before this returns.
+    pub fn open(
+        dir: impl AsRef<Path>,
+        credentials: &Credentials,
+        options: AgentOptions,
+    ) -> Result<Self, AgentError> {
+        Self::from_vault(Vault::open(dir, credentials)?, options)
+    }
+
+    /// Runs the agent on a vault opened by the caller (e.g. a decoy profile).
+    pub fn from_vault(vault: Vault, options: AgentOptions) -> Result<Self, AgentError> {
+        let mut core = Conversations::open(vault)?;
+        core.expire(unix_now())?;
+        Ok(Self::with_core(core, options))
+    }
+
+    fn with_core(core: Conversations, options: AgentOptions) -> Self {
+        Self {
+            core,
+            links: HashMap::new(),
+            subscribed: HashMap::new(),
+            events: VecDeque::new(),
+            options,
+            rng: UnwrapErr(SysRng),
+        }
+    }
+
+    /// Closes the relay connections and the vault.
+    pub async fn close(mut self) {
+        for (_, link) in self.links.drain() {
+            let _ = link.close().await;
+        }
+        self.core.into_vault().close();
+    }
+
+    /// Closes the connections and hands back the vault (e.g. to change its passphrase).
+    pub async fn into_vault(mut self) -> Vault {
+        for (_, link) in self.links.drain() {
+            let _ = link.close().await;
+        }
+        self.core.into_vault()
+    }
+
+    /// The vault, for operations of the vault itself (passphrase, duress).
+    pub fn vault_mut(&mut self) -> &mut Vault {
+        self.core.vault_mut()
+    }
+
+    // ---- profile and contacts ---------------------------------------------------
+
+    /// The relay new queues go to.
+    pub fn default_relay(&self) -> Result<RelayAddress, AgentError> {
+        self.core.default_relay()
+    }
+
+    /// Sets the relay new queues go to.
+    pub fn set_default_relay(&mut self, relay: &RelayAddress) -> Result<(), AgentError> {
+        self.core.set_default_relay(relay)
+    }
+
+    /// Every contact, sorted by name.
+    pub fn contacts(&self) -> Vec<ContactInfo> {
+        self.core.contacts()
+    }
+
+    /// The conversation with a contact, oldest first.
+    pub fn history(&self, name: &str) -> Result<Vec<HistoryEntry>, AgentError> {
+        self.core.history(name)
+    }
+
+    /// The safety number to compare with a contact (in person or by voice).
+    pub fn safety_number(&self, name: &str) -> Result<SafetyNumber, AgentError> {
+        self.core.safety_number(name)
+    }
+
+    /// Marks a contact verified, after comparing safety numbers. With `typed`, only if
+    /// it matches.
+    pub fn verify(&mut self, name: &str, typed: Option<&str>) -> Result<(), AgentError> {
+        self.core.verify(name, typed)
+    }
+
+    /// The default disappearing-message timer for new contacts (seconds, 0 = off).
+    pub fn default_disappear_timer(&self) -> u32 {
+        self.core.default_timer()
+    }
+
+    /// Sets the default disappearing-message timer for new contacts.
+    pub fn set_default_disappear_timer(&mut self, seconds: u32) -> Result<(), AgentError> {
+        self.core.set_default_timer(seconds)
+    }
+
+    /// Makes an invitation for a new contact, to be known here as `name`: a fresh
+    /// receiving queue on `relay` (default: the profile's relay) and a one-time
+    /// invitation valid for `ttl`. Returns the `passage:i1.` link.
+    pub async fn invite(
+        &mut self,
+        name: &str,
+        relay: Option<&RelayAddress>,
+        ttl: Duration,
+    ) -> Result<String, AgentError> {
+        let relay = match relay {
+            Some(relay) => relay.clone(),
+            None => self.core.default_relay()?,
+        };
+        // Check the name before creating anything at the relay.
+        if self.core.contacts().iter().any(|c| c.name == name) {
+            return Err(AgentError::NameTaken);
+        }
+        let queue = self.link(&relay).await?.create_queue(None).await?;
+        let now = unix_now();
+        let expires_at = now.saturating_add(ttl.as_secs());
+        let link = self
+            .core
+            .invite(name, &relay, &queue, expires_at, now, &mut self.rng)?;
+        self.subscribe_new(&relay, &queue).await;
+        Ok(link)
+    }
+
+    /// Accepts an invitation link from someone to be known here as `name`: creates our
+    /// queue on the default relay and sends the handshake. Returns whether it reached
+    /// the inviter's relay (`Sent`) or waits in the vault (`Queued`, no relay reachable).
+    ///
+    /// Fails with [`AgentError::InvitationAlreadyUsed`] if this profile accepted it
+    /// before or the inviter's relay refuses it (someone else did).
+    pub async fn accept(&mut self, link: &str, name: &str) -> Result<MessageStatus, AgentError> {
+        let now = unix_now();
+        let invitation = self.core.check_invitation(link, name, now)?;
+        let relay = self.core.default_relay()?;
+        let queue = self.link(&relay).await?.create_queue(None).await?;
+        self.core
+            .accept(&invitation, name, &relay, &queue, now, &mut self.rng)?;
+        self.subscribe_new(&relay, &queue).await;
+        self.flush().await;
+        // The accept went out if it left the outbox; a refusal removed the contact.
+        let refused = self
+            .events
+            .iter()
+            .any(|e| matches!(e, AgentEvent::InvitationRefused { contact } if contact == name));
+        if refused {
+            self.events.retain(
+                |e| !matches!(e, AgentEvent::InvitationRefused { contact } if contact == name),
+            );
+            return Err(AgentError::InvitationAlreadyUsed);
+        }
+        let queued = self.core.outbox()?.len();
+        Ok(if queued == 0 {
+            MessageStatus::Sent
+        } else {
+            MessageStatus::Queued
+        })
+    }
+
+    /// Writes a text to a contact. It is committed to the vault, then sent; if the
+    /// contact's relay cannot be reached it stays queued for the next [`sync`](Self::sync).
+    pub async fn send_text(&mut self, name: &str, text: &str) -> Result<SendReport, AgentError> {
+        let id = self
+            .core
+            .compose_text(name, text, unix_now(), &mut self.rng)?;
+        self.flush().await;
+        let status = self
+            .core
+            .history(name)?
+            .iter()
+            .rev()
+            .find(|e| e.id == id)
+            .map(|e| e.status)
+            .unwrap_or(MessageStatus::Sent);
+        Ok(SendReport { id, status })
+    }
+
+    /// Sets a contact's disappearing-message timer (seconds, 0 = off): it applies at
+    /// once to what we send, and the contact adopts it when it receives the change.
+    pub async fn set_disappear_timer(
+        &mut self,
+        name: &str,
+        seconds: u32,
+    ) -> Result<(), AgentError> {
+        self.core
+            .set_timer(name, seconds, unix_now(), &mut self.rng)?;
+        self.flush().await;
+        Ok(())
+    }
+
+    /// Deletes the history entries whose timer has run out, unrecoverably (see
+    /// [`Vault::compact`]). Runs at every open and while receiving; returns how many.
+    pub fn expire_now(&mut self) -> Result<usize, AgentError> {
+        self.core.expire(unix_now())
+    }
+
+    // ---- relays -----------------------------------------------------------------
+
+    /// Connects to every relay that holds our queues, sends everything queued and
+    /// subscribes our queues, so that [`next_event`](Self::next_event) receives.
+    pub async fn sync(&mut self) -> SyncReport {
+        let mut unreachable = 0;
+        let mut by_relay: HashMap<String, (RelayAddress, Vec<QueueCredentials>)> = HashMap::new();
+        for (relay, queue) in self.core.own_queues() {
+            by_relay
+                .entry(relay.to_string())
+                .or_insert_with(|| (relay, Vec::new()))
+                .1
+                .push(queue);
+        }
+        for (key, (relay, queues)) in by_relay {
+            if self.subscribed.get(&key) == Some(&queues.len()) && self.links.contains_key(&key) {
+                continue;
+            }
+            let Ok(link) = self.link(&relay).await else {
+                unreachable += 1;
+                continue;
+            };
+            let mut ok = true;
+            for queue in &queues {
+                if link.subscribe(queue).await.is_err() {
+                    ok = false;
+                }
+            }
+            if ok {
+                self.subscribed.insert(key, queues.len());
+            } else {
+                self.drop_link(&key);
+                unreachable += 1;
+            }
+        }
+        let (flush_unreachable, queued) = self.flush().await;
+        SyncReport {
+            unreachable_relays: unreachable + flush_unreachable,
+            queued,
+        }
+    }
+
+    /// The next event: one already waiting, or the next one the relays bring within
+    /// `idle`. `None` if nothing came for `idle`. Call [`sync`](Self::sync) first.
+    /// Connections that broke are reconnected (and the outbox resent) on the way.
+    pub async fn next_event(&mut self, idle: Duration) -> Option<AgentEvent> {
+        let deadline = tokio::time::Instant::now() + idle;
+        loop {
+            if let Some(event) = self.events.pop_front() {
+                return Some(event);
+            }
+            if self.links.is_empty() || self.subscribed.len() < self.relay_count() {
+                // Lost connections: try again, at most every second.
+                let report = self.sync().await;
+                if report.unreachable_relays > 0 {
+                    let retry = tokio::time::Instant::now() + Duration::from_secs(1);
+                    tokio::time::sleep_until(retry.min(deadline)).await;
+                }
+                if let Some(event) = self.events.pop_front() {
+                    return Some(event);
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return None;
+                }
+                if report.unreachable_relays > 0 {
+                    continue;
+                }
+            }
+            let links = &mut self.links;
+            let next = std::future::poll_fn(|cx| {
+                for (key, link) in links.iter_mut() {
+                    match link.poll_next_event(cx) {
+                        Poll::Ready(event) => return Poll::Ready((key.clone(), event)),
+                        Poll::Pending => {}
+                    }
+                }
+                Poll::Pending
+            });
+            match tokio::time::timeout_at(deadline, next).await {
+                Err(_) => return None,
+                Ok((key, None)) => self.drop_link(&key),
+                Ok((key, Some(event))) => self.handle_relay_event(&key, event).await,
+            }
+        }
+    }
+
+    fn relay_count(&self) -> usize {
+        let mut relays: Vec<String> = self
+            .core
+            .own_queues()
+            .into_iter()
+            .map(|(relay, _)| relay.to_string())
+            .collect();
+        relays.sort();
+        relays.dedup();
+        relays.len()
+    }
+
+    async fn handle_relay_event(&mut self, key: &str, event: Event) {
+        match event {
+            Event::Message {
+                recipient_id,
+                msg_id,
+                timestamp,
+                body,
+            } => {
+                let (disposition, events) = self.core.handle_delivery(
+                    recipient_id,
+                    &body[..],
+                    timestamp,
+                    unix_now(),
+                    &mut self.rng,
+                );
+                self.events.extend(events);
+                if disposition == Disposition::Ack {
+                    self.ack(key, recipient_id, msg_id).await;
+                }
+                self.flush().await;
+            }
+            Event::Undeliverable {
+                recipient_id,
+                msg_id,
+                ..
+            } => {
+                self.events.push_back(AgentEvent::Dropped {
+                    contact: None,
+                    reason: DroppedReason::Undecryptable,
+                });
+                self.ack(key, recipient_id, msg_id).await;
+            }
+            // Another connection (another copy of this profile) took the queue over.
+            Event::End(_) => {}
+            _ => {}
+        }
+    }
+
+    async fn ack(&mut self, key: &str, recipient: RecipientId, msg_id: passage_wire::MsgId) {
+        let Some(queue) = self
+            .core
+            .own_queues()
+            .into_iter()
+            .map(|(_, q)| q)
+            .find(|q| q.recipient_id() == recipient)
+        else {
+            return;
+        };
+        if let Some(link) = self.links.get(key)
+            && let Err(error) = link.ack(&queue, msg_id).await
+            && !matches!(error, LinkError::NoMsg)
+        {
+            // The relay will deliver it again; the vault drops the copy.
+            self.drop_link(key);
+        }
+    }
+
+    /// Sends the outbox, oldest first, pipelined per relay. Returns the relays that
+    /// could not be reached and how many envelopes remain queued.
+    async fn flush(&mut self) -> (usize, usize) {
+        let outbox = match self.core.outbox() {
+            Ok(outbox) => outbox,
+            Err(error) => {
+                self.events.push_back(AgentEvent::Error(error));
+                return (0, 0);
+            }
+        };
+        let mut by_relay: Vec<(RelayAddress, Vec<Outgoing>)> = Vec::new();
+        for item in outbox {
+            match by_relay.iter_mut().find(|(r, _)| *r == item.relay) {
+                Some((_, items)) => items.push(item),
+                None => by_relay.push((item.relay.clone(), vec![item])),
+            }
+        }
+        let mut unreachable = 0;
+        let mut queued = 0;
+        for (relay, items) in by_relay {
+            let results = match self.link(&relay).await {
+                Ok(link) => {
+                    let batch: Vec<_> = items
+                        .iter()
+                        .map(|i| (i.sender_id, i.credentials.clone(), i.envelope.clone()))
+                        .collect();
+                    link.handle().send_batch(&batch).await
+                }
+                Err(_) => {
+                    unreachable += 1;
+                    queued += items.len();
+                    continue;
+                }
+            };
+            let mut broken = false;
+            for (item, result) in items.iter().zip(results) {
+                if matches!(
+                    result,
+                    Err(LinkError::Closed | LinkError::Timeout | LinkError::Transport(_))
+                ) {
+                    broken = true;
+                }
+                if result.is_err()
+                    && !matches!(result, Err(LinkError::Auth | LinkError::Refused(_)))
+                {
+                    queued += 1;
+                }
+                match self.core.handle_sent(item.seq, result.as_ref().map(|_| ())) {
+                    Ok((events, forget)) => {
+                        self.events.extend(events);
+                        if let Some(queue) = forget {
+                            let key = self.core.default_relay().map(|r| r.to_string());
+                            if let Ok(key) = key
+                                && let Some(link) = self.links.get(&key)
+                            {
+                                let _ = link.delete_queue(&queue).await;
+                            }
+                        }
+                    }
+                    Err(error) => self.events.push_back(AgentEvent::Error(error)),
+                }
+            }
+            if broken {
+                self.drop_link(&relay.to_string());
+            }
+        }
+        (unreachable, queued)
+    }
+
+    /// The link to `relay`, connecting if needed.
+    async fn link(&mut self, relay: &RelayAddress) -> Result<&RelayLink, LinkError> {
+        let key = relay.to_string();
+        if !self.links.contains_key(&key) {
+            let link = RelayLink::connect(relay, &self.options.connect).await?;
+            self.links.insert(key.clone(), link);
+            self.subscribed.remove(&key);
+        }
+        self.links.get(&key).ok_or(LinkError::Closed)
+    }
+
+    /// Subscribes a queue just made, if we are receiving on that relay already.
+    async fn subscribe_new(&mut self, relay: &RelayAddress, queue: &QueueCredentials) {
+        let key = relay.to_string();
+        if let Some(count) = self.subscribed.get(&key).copied()
+            && let Some(link) = self.links.get(&key)
+        {
+            if link.subscribe(queue).await.is_ok() {
+                self.subscribed.insert(key, count + 1);
+            } else {
+                self.drop_link(&key);
+            }
+        }
+    }
+
+    fn drop_link(&mut self, key: &str) {
+        self.links.remove(key);
+        self.subscribed.remove(key);
+    }
+}
