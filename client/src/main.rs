@@ -1,10 +1,11 @@
-//! `passage`: not built yet (see the client issue).
+//! `passage`: the Passage client on the command line, for people and scripts.
+//!
+//! Thin: it reads arguments and the passphrase, calls the client library
+//! ([`passage_client::agent`]) and prints what comes back. See `passage --help`.
 #![forbid(unsafe_code)]
 
+mod cli;
+
 fn main() -> std::process::ExitCode {
-    eprintln!(
-        "passage {}: the client is not built yet; this binary only reserves its name.",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::ExitCode::from(2)
+    cli::main()
 }

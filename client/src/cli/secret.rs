@@ -1,0 +1,104 @@
+//! Passphrases for the CLI, and process hardening.
+//!
+//! Order: `--passphrase-file FILE` (first line), else `PASSAGE_PASSPHRASE`, else a
+//! prompt on the terminal. Without any of them and without a terminal: an error at
+//! once, never a process blocked on input nobody will give.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use passage_client::vault::Credentials;
+use zeroize::Zeroizing;
+
+/// No core dumps: a crash must not write the keys in memory to disk.
+pub fn harden_process() {
+    let _ = rlimit::setrlimit(rlimit::Resource::CORE, 0, 0);
+}
+
+fn first_line(bytes: &[u8]) -> Zeroizing<Vec<u8>> {
+    let end = bytes
+        .iter()
+        .position(|b| *b == b'\n')
+        .unwrap_or(bytes.len());
+    let mut line = &bytes[..end];
+    if line.last() == Some(&b'\r') {
+        line = &line[..line.len() - 1];
+    }
+    Zeroizing::new(line.to_vec())
+}
+
+fn from_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    let bytes = Zeroizing::new(std::fs::read(path).context("could not read the passphrase file")?);
+    let line = first_line(&bytes);
+    if line.is_empty() {
+        bail!("the passphrase file's first line is empty");
+    }
+    Ok(line)
+}
+
+fn from_env(name: &str) -> Option<Zeroizing<Vec<u8>>> {
+    let value = std::env::var_os(name)?;
+    let bytes = Zeroizing::new(value.into_encoded_bytes());
+    (!bytes.is_empty()).then_some(bytes)
+}
+
+fn can_prompt() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+fn prompt(question: &str) -> Result<Zeroizing<Vec<u8>>> {
+    let answer = Zeroizing::new(
+        rpassword::prompt_password(question).context("could not read the passphrase")?,
+    );
+    Ok(Zeroizing::new(answer.as_bytes().to_vec()))
+}
+
+fn obtain(file: Option<&Path>, env: &str, confirm: bool, what: &str) -> Result<Zeroizing<Vec<u8>>> {
+    if let Some(path) = file {
+        return from_file(path);
+    }
+    if let Some(bytes) = from_env(env) {
+        return Ok(bytes);
+    }
+    if !can_prompt() {
+        return Err(anyhow!(
+            "no {what}: give --passphrase-file FILE or set {env}, or run in a terminal"
+        ));
+    }
+    let first = prompt(&format!("{}: ", capitalize(what)))?;
+    if first.is_empty() {
+        bail!("empty {what}");
+    }
+    if confirm {
+        let second = prompt(&format!("Repeat the {what}: "))?;
+        if first != second {
+            bail!("the two entries differ; nothing was changed");
+        }
+    }
+    Ok(first)
+}
+
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// The profile's passphrase; `confirm` asks twice at a prompt (for a new profile).
+pub fn credentials(file: Option<&Path>, confirm: bool) -> Result<Credentials> {
+    let bytes = obtain(file, "PASSAGE_PASSPHRASE", confirm, "passphrase")?;
+    Ok(Credentials::new(
+        passage_client::vault::Passphrase::from_bytes(bytes.to_vec()),
+    ))
+}
+
+/// A new passphrase for `passwd`.
+pub fn new_credentials(file: Option<&Path>) -> Result<Credentials> {
+    let bytes = obtain(file, "PASSAGE_NEW_PASSPHRASE", true, "new passphrase")?;
+    Ok(Credentials::new(
+        passage_client::vault::Passphrase::from_bytes(bytes.to_vec()),
+    ))
+}
