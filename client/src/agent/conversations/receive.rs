@@ -1,0 +1,339 @@
+//! Receiving: what a delivered envelope means — the handshake, a text, a receipt,
+//! a timer — committed before the relay may delete it.
+
+use passage_crypto::PendingInvitation;
+use passage_crypto::RatchetState;
+use passage_crypto::handshake::CompleteError;
+use passage_crypto::ratchet::DecryptError;
+use passage_wire::RecipientId;
+use rand_core::CryptoRng;
+use zeroize::Zeroizing;
+
+use super::super::content::Content;
+use super::super::error::AgentError;
+use super::super::event::{AgentEvent, DroppedReason};
+use super::super::ids::{ContactId, MessageId};
+use super::super::records::*;
+use super::{Conversations, Disposition};
+use crate::relay::SenderCredentials;
+
+impl Conversations {
+    // ---- receiving ------------------------------------------------------------
+
+    /// Handles an envelope delivered on our queue `recipient`, stamped by the relay at
+    /// `timestamp`. Returns the events and what to do with the relay's copy.
+    pub fn handle_delivery<R: CryptoRng + ?Sized>(
+        &mut self,
+        recipient: RecipientId,
+        envelope: &[u8],
+        timestamp: u64,
+        now: u64,
+        rng: &mut R,
+    ) -> (Disposition, Vec<AgentEvent>) {
+        match self.try_handle_delivery(recipient, envelope, timestamp, now, rng) {
+            Ok(events) => (Disposition::Ack, events),
+            Err(Dropped(reason, contact)) => (
+                Disposition::Ack,
+                vec![AgentEvent::Dropped { contact, reason }],
+            ),
+            Err(Retry(error)) => (Disposition::Keep, vec![AgentEvent::Error(error)]),
+        }
+    }
+
+    fn try_handle_delivery<R: CryptoRng + ?Sized>(
+        &mut self,
+        recipient: RecipientId,
+        envelope: &[u8],
+        timestamp: u64,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<Vec<AgentEvent>, DeliveryFailure> {
+        let Some(&id) = self.by_queue.get(recipient.as_bytes()) else {
+            return Err(Dropped(DroppedReason::UnknownQueue, None));
+        };
+        let contact = &self.contacts[&id];
+        let name = contact.name.clone();
+        if contact.phase == ContactPhase::Invited {
+            return self.handle_accept(id, envelope, timestamp, now, rng);
+        }
+        let mut ratchet = self.ratchet(id).map_err(Retry)?;
+        let plaintext = match ratchet.decrypt(envelope, now, rng) {
+            Ok(plaintext) => plaintext,
+            Err(DecryptError::AlreadyReceived) => {
+                return Err(Dropped(DroppedReason::Duplicate, Some(name)));
+            }
+            Err(_) => return Err(Dropped(DroppedReason::Undecryptable, Some(name))),
+        };
+        let ratchet_bytes = encode(&ratchet.snapshot()).map_err(|e| Retry(e.into()))?;
+        let content = match Content::decode(&plaintext) {
+            Ok(content) => content,
+            Err(_) => {
+                // The message is consumed: keep the ratchet moving, drop the content.
+                self.vault
+                    .put(ratchet_key(id), &ratchet_bytes)
+                    .map_err(|e| Retry(e.into()))?;
+                return Err(Dropped(DroppedReason::Malformed, Some(name)));
+            }
+        };
+        self.apply(id, content, ratchet_bytes, timestamp, now, rng)
+            .map_err(Retry)
+    }
+
+    fn handle_accept<R: CryptoRng + ?Sized>(
+        &mut self,
+        id: ContactId,
+        envelope: &[u8],
+        timestamp: u64,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<Vec<AgentEvent>, DeliveryFailure> {
+        let contact = &self.contacts[&id];
+        let name = contact.name.clone();
+        let Some(snapshot) = &contact.pending else {
+            return Err(Dropped(DroppedReason::Undecryptable, Some(name)));
+        };
+        let pending = PendingInvitation::from_snapshot(snapshot)
+            .map_err(|_| Retry(AgentError::Record(RecordError)))?;
+        let completed = match pending.complete(envelope, timestamp, now, rng) {
+            Ok(completed) => completed,
+            Err(rejected) => {
+                let reason = match rejected.error {
+                    CompleteError::Expired => DroppedReason::InvitationExpired,
+                    _ => DroppedReason::Undecryptable,
+                };
+                return Err(Dropped(reason, Some(name)));
+            }
+        };
+        let Ok(Content::Hello { queue }) = Content::decode(&completed.first_plaintext) else {
+            return Err(Dropped(DroppedReason::Malformed, Some(name)));
+        };
+        let sender = SenderCredentials::generate(rng);
+        let record = self
+            .contacts
+            .get_mut(&id)
+            .ok_or(Retry(AgentError::NoSuchContact))?;
+        record.phase = ContactPhase::Connected;
+        record.their_identity = Some(completed.contact);
+        record.pending = None;
+        record.their_queue = Some(TheirQueueRecord {
+            address: queue.encode(),
+            sender_secret: *sender.secret().to_bytes(),
+            key_fixed: false,
+        });
+        // The handshake's ratchet, then the welcome: one transaction via queue_content.
+        let ratchet_bytes = encode(&completed.state.snapshot()).map_err(|e| Retry(e.into()))?;
+        self.vault
+            .put(ratchet_key(id), &ratchet_bytes)
+            .map_err(|e| Retry(e.into()))?;
+        self.queue_content(id, &Content::Welcome, OutboxKind::Welcome, None, rng)
+            .map_err(Retry)?;
+        Ok(vec![AgentEvent::Connected { contact: name }])
+    }
+
+    fn apply<R: CryptoRng + ?Sized>(
+        &mut self,
+        id: ContactId,
+        content: Content,
+        ratchet_bytes: Vec<u8>,
+        timestamp: u64,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<Vec<AgentEvent>, AgentError> {
+        let name = self.contacts[&id].name.clone();
+        match content {
+            Content::Hello { .. } => {
+                self.vault.put(ratchet_key(id), &ratchet_bytes)?;
+                Ok(Vec::new())
+            }
+            Content::Welcome => {
+                let mut events = Vec::new();
+                let record = self
+                    .contacts
+                    .get_mut(&id)
+                    .ok_or(AgentError::NoSuchContact)?;
+                if record.phase != ContactPhase::Connected {
+                    record.phase = ContactPhase::Connected;
+                    events.push(AgentEvent::Connected {
+                        contact: name.clone(),
+                    });
+                }
+                let contact_bytes = encode(&*record)?;
+                self.vault.transaction(|tx| {
+                    tx.put(ratchet_key(id), &ratchet_bytes)?;
+                    tx.put(contact_key(id), &contact_bytes)?;
+                    Ok::<_, AgentError>(())
+                })?;
+                Ok(events)
+            }
+            Content::Text {
+                id: msg_id,
+                sent_at,
+                timer_secs,
+                text,
+            } => self.receive_text(
+                id,
+                msg_id,
+                sent_at,
+                timer_secs,
+                text,
+                ratchet_bytes,
+                now,
+                rng,
+            ),
+            Content::Receipt { ids } => {
+                let mut events = Vec::new();
+                let mut updates = Vec::new();
+                let no_history = self.contacts[&id].no_history;
+                for msg_id in ids {
+                    let Some(seq) = self.vault.get(message_index_key(id, &msg_id))? else {
+                        continue;
+                    };
+                    let Ok(seq) = <[u8; 8]>::try_from(seq.as_slice()) else {
+                        continue;
+                    };
+                    let seq = u64::from_be_bytes(seq);
+                    let Some(bytes) = self.vault.get(message_key(id, seq))? else {
+                        continue;
+                    };
+                    let mut record: MessageRecord = decode(&bytes)?;
+                    if record.direction != Direction::Outgoing
+                        || record.status == MessageStatus::Delivered
+                    {
+                        continue;
+                    }
+                    record.status = MessageStatus::Delivered;
+                    events.push(AgentEvent::Status {
+                        contact: name.clone(),
+                        id: msg_id,
+                        status: MessageStatus::Delivered,
+                    });
+                    updates.push((seq, record));
+                }
+                self.vault.transaction(|tx| {
+                    tx.put(ratchet_key(id), &ratchet_bytes)?;
+                    for (seq, record) in &updates {
+                        if no_history {
+                            tx.delete(message_key(id, *seq))?;
+                        } else {
+                            tx.put(message_key(id, *seq), encode(record)?)?;
+                        }
+                    }
+                    Ok::<_, AgentError>(())
+                })?;
+                Ok(events)
+            }
+            Content::Timer { seconds } => {
+                let record = MessageRecord {
+                    id: MessageId::generate(rng),
+                    direction: Direction::Incoming,
+                    kind: EntryKind::Timer(seconds),
+                    sent_at: timestamp,
+                    received_at: Some(now),
+                    status: MessageStatus::Received,
+                    expires_at: None,
+                };
+                let contact = self
+                    .contacts
+                    .get_mut(&id)
+                    .ok_or(AgentError::NoSuchContact)?;
+                contact.timer_secs = seconds;
+                let contact_bytes = encode(&*contact)?;
+                let seq = self.next_seq;
+                self.vault.transaction(|tx| {
+                    tx.put(ratchet_key(id), &ratchet_bytes)?;
+                    tx.put(contact_key(id), &contact_bytes)?;
+                    tx.put(message_key(id, seq), encode(&record)?)?;
+                    tx.put(NEXT_SEQ, (seq + 1).to_be_bytes())?;
+                    Ok::<_, AgentError>(())
+                })?;
+                self.next_seq = seq + 1;
+                Ok(vec![AgentEvent::TimerChanged {
+                    contact: name,
+                    seconds,
+                }])
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn receive_text<R: CryptoRng + ?Sized>(
+        &mut self,
+        id: ContactId,
+        msg_id: MessageId,
+        sent_at: u64,
+        timer_secs: u32,
+        text: String,
+        ratchet_bytes: Vec<u8>,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<Vec<AgentEvent>, AgentError> {
+        let name = self.contacts[&id].name.clone();
+        let text = Zeroizing::new(text);
+        let duplicate = self.vault.contains_key(message_index_key(id, &msg_id));
+        // A receipt goes back either way: the first one may have been lost.
+        let receipt = Content::Receipt { ids: vec![msg_id] };
+        let no_history = self.contacts[&id].no_history;
+        let mut ratchet = RatchetState::from_snapshot(&decode(&ratchet_bytes)?)
+            .map_err(|_| AgentError::Record(RecordError))?;
+        let plaintext = Zeroizing::new(receipt.encode()?);
+        let envelope = ratchet
+            .encrypt(&plaintext, rng)
+            .map_err(|_| AgentError::ChainExhausted)?;
+        let outbox_seq = self.next_seq;
+        let msg_seq = outbox_seq + 1;
+        let outbox = OutboxRecord {
+            contact: id,
+            kind: OutboxKind::Receipt,
+            msg_seq: None,
+            envelope,
+        };
+        let record = MessageRecord {
+            id: msg_id,
+            direction: Direction::Incoming,
+            kind: EntryKind::Text((*text).clone()),
+            sent_at,
+            received_at: Some(now),
+            status: MessageStatus::Received,
+            expires_at: (timer_secs > 0).then(|| now + u64::from(timer_secs)),
+        };
+        let received_at = now;
+        let their_queue_ok = self.contacts[&id].their_queue.is_some();
+        self.vault.transaction(|tx| {
+            if their_queue_ok {
+                tx.put(ratchet_key(id), encode(&ratchet.snapshot())?)?;
+                tx.put(outbox_key(outbox_seq), encode(&outbox)?)?;
+            } else {
+                tx.put(ratchet_key(id), &ratchet_bytes)?;
+            }
+            if !duplicate {
+                if !no_history {
+                    tx.put(message_key(id, msg_seq), encode(&record)?)?;
+                }
+                tx.put(message_index_key(id, &msg_id), msg_seq.to_be_bytes())?;
+            }
+            tx.put(NEXT_SEQ, (outbox_seq + 2).to_be_bytes())?;
+            Ok::<_, AgentError>(())
+        })?;
+        self.next_seq = outbox_seq + 2;
+        if duplicate {
+            return Ok(Vec::new());
+        }
+        Ok(vec![AgentEvent::Message {
+            contact: name,
+            id: msg_id,
+            text: text.to_string(),
+            sent_at,
+            received_at,
+        }])
+    }
+}
+
+use DeliveryFailure::{Dropped, Retry};
+
+/// Why a delivery produced no ordinary events.
+enum DeliveryFailure {
+    /// Worthless (forged, replayed, malformed): acknowledge and drop it.
+    Dropped(DroppedReason, Option<String>),
+    /// Our side failed (the vault): leave it at the relay and try again later.
+    Retry(AgentError),
+}

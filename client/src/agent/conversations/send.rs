@@ -1,0 +1,266 @@
+//! Sending: texts and control messages into the outbox, and what a relay's answer
+//! to a `SEND` changes.
+
+use passage_crypto::RatchetState;
+use passage_crypto::primitives::DhSecret;
+use passage_crypto::ratchet::RatchetSnapshot;
+use passage_wire::QueueAddress;
+use rand_core::CryptoRng;
+use zeroize::Zeroizing;
+
+use super::super::content::{Content, MAX_TEXT_LEN, MAX_TIMER_SECS};
+use super::super::error::AgentError;
+use super::super::event::AgentEvent;
+use super::super::ids::{ContactId, MessageId};
+use super::super::records::*;
+use super::{Conversations, Outgoing};
+use crate::relay::{LinkError, QueueCredentials, SenderCredentials};
+
+impl Conversations {
+    // ---- sending --------------------------------------------------------------
+
+    pub(super) fn ratchet(&self, id: ContactId) -> Result<RatchetState, AgentError> {
+        let bytes = self
+            .vault
+            .get(ratchet_key(id))?
+            .ok_or(AgentError::NotConnected)?;
+        let snapshot: RatchetSnapshot = decode(&bytes)?;
+        RatchetState::from_snapshot(&snapshot).map_err(|_| AgentError::Record(RecordError))
+    }
+
+    /// Encrypts a text to a contact and queues it. Returns its id.
+    pub fn compose_text<R: CryptoRng + ?Sized>(
+        &mut self,
+        name: &str,
+        text: &str,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<MessageId, AgentError> {
+        if text.len() > MAX_TEXT_LEN {
+            return Err(AgentError::TextTooLong {
+                len: text.len(),
+                max: MAX_TEXT_LEN,
+            });
+        }
+        let id = self.find(name)?;
+        let timer_secs = self.contacts[&id].timer_secs;
+        let msg_id = MessageId::generate(rng);
+        let content = Content::Text {
+            id: msg_id,
+            sent_at: now,
+            timer_secs,
+            text: text.to_owned(),
+        };
+        let record = MessageRecord {
+            id: msg_id,
+            direction: Direction::Outgoing,
+            kind: EntryKind::Text(text.to_owned()),
+            sent_at: now,
+            received_at: None,
+            status: MessageStatus::Queued,
+            expires_at: (timer_secs > 0).then(|| now + u64::from(timer_secs)),
+        };
+        self.queue_content(id, &content, OutboxKind::Text, Some(record), rng)?;
+        Ok(msg_id)
+    }
+
+    /// Sets a contact's disappearing-message timer and tells the contact.
+    pub fn set_timer<R: CryptoRng + ?Sized>(
+        &mut self,
+        name: &str,
+        seconds: u32,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<(), AgentError> {
+        if seconds > MAX_TIMER_SECS {
+            return Err(AgentError::TimerTooLong);
+        }
+        let id = self.find(name)?;
+        let record = MessageRecord {
+            id: MessageId::generate(rng),
+            direction: Direction::Outgoing,
+            kind: EntryKind::Timer(seconds),
+            sent_at: now,
+            received_at: None,
+            status: MessageStatus::Queued,
+            expires_at: None,
+        };
+        self.contacts
+            .get_mut(&id)
+            .ok_or(AgentError::NoSuchContact)?
+            .timer_secs = seconds;
+        self.queue_content(
+            id,
+            &Content::Timer { seconds },
+            OutboxKind::Timer,
+            Some(record),
+            rng,
+        )?;
+        Ok(())
+    }
+
+    /// Encrypts `content` with the contact's ratchet and commits ratchet, history entry
+    /// (if any), outbox and contact record together.
+    pub(super) fn queue_content<R: CryptoRng + ?Sized>(
+        &mut self,
+        id: ContactId,
+        content: &Content,
+        kind: OutboxKind,
+        history: Option<MessageRecord>,
+        rng: &mut R,
+    ) -> Result<(), AgentError> {
+        let contact = self.contacts.get(&id).ok_or(AgentError::NoSuchContact)?;
+        if contact.their_queue.is_none() {
+            return Err(AgentError::NotConnected);
+        }
+        let mut ratchet = self.ratchet(id)?;
+        let plaintext = Zeroizing::new(content.encode()?);
+        let envelope = ratchet
+            .encrypt(&plaintext, rng)
+            .map_err(|_| AgentError::ChainExhausted)?;
+        let outbox_seq = self.next_seq;
+        let msg_seq = outbox_seq + 1;
+        let outbox = OutboxRecord {
+            contact: id,
+            kind,
+            msg_seq: history.as_ref().map(|_| msg_seq),
+            envelope,
+        };
+        let contact_bytes = encode(contact)?;
+        self.vault.transaction(|tx| {
+            tx.put(contact_key(id), &contact_bytes)?;
+            tx.put(ratchet_key(id), encode(&ratchet.snapshot())?)?;
+            tx.put(outbox_key(outbox_seq), encode(&outbox)?)?;
+            if let Some(record) = &history {
+                tx.put(message_key(id, msg_seq), encode(record)?)?;
+                tx.put(message_index_key(id, &record.id), msg_seq.to_be_bytes())?;
+            }
+            tx.put(NEXT_SEQ, (outbox_seq + 2).to_be_bytes())?;
+            Ok::<_, AgentError>(())
+        })?;
+        self.next_seq = outbox_seq + 2;
+        Ok(())
+    }
+
+    /// Everything waiting in the outbox, oldest first.
+    pub fn outbox(&self) -> Result<Vec<Outgoing>, AgentError> {
+        let mut items = Vec::new();
+        for key in self.vault.keys_with_prefix(OUTBOX_PREFIX) {
+            let Some(seq) = seq_of(&key) else { continue };
+            let Some(bytes) = self.vault.get(&*key)? else {
+                continue;
+            };
+            let item: OutboxRecord = decode(&bytes)?;
+            let Some(contact) = self.contacts.get(&item.contact) else {
+                continue;
+            };
+            let Some(their) = &contact.their_queue else {
+                continue;
+            };
+            let address = QueueAddress::decode(&their.address)
+                .map_err(|_| AgentError::Record(RecordError))?;
+            let envelope: Box<[u8; passage_crypto::ENVELOPE_LEN]> = item
+                .envelope
+                .clone()
+                .into_boxed_slice()
+                .try_into()
+                .map_err(|_| AgentError::Record(RecordError))?;
+            items.push(Outgoing {
+                seq,
+                relay: address.relay,
+                sender_id: address.sender_id,
+                credentials: SenderCredentials::from_secret(
+                    DhSecret::from_bytes(their.sender_secret),
+                    !their.key_fixed,
+                ),
+                envelope,
+            });
+        }
+        Ok(items)
+    }
+
+    /// A relay answered the `SEND` of outbox entry `seq`. Returns the events, and our
+    /// queue to delete if a contact had to be forgotten.
+    pub fn handle_sent(
+        &mut self,
+        seq: u64,
+        result: Result<(), &LinkError>,
+    ) -> Result<(Vec<AgentEvent>, Option<QueueCredentials>), AgentError> {
+        let key = outbox_key(seq);
+        let Some(bytes) = self.vault.get(&key)? else {
+            return Ok((Vec::new(), None));
+        };
+        let item: OutboxRecord = decode(&bytes)?;
+        let id = item.contact;
+        let Some(contact) = self.contacts.get(&id) else {
+            self.vault.delete(&key)?;
+            return Ok((Vec::new(), None));
+        };
+        let name = contact.name.clone();
+        let status = match result {
+            Ok(()) => MessageStatus::Sent,
+            Err(error) if is_permanent(error) => {
+                if item.kind == OutboxKind::Accept {
+                    // The inviter's queue took another sender's key: the invitation
+                    // was used (or the queue is gone). This relationship cannot start.
+                    let queue = self.forget_contact(id)?;
+                    let event = AgentEvent::InvitationRefused { contact: name };
+                    return Ok((vec![event], queue));
+                }
+                MessageStatus::Failed
+            }
+            // Temporary (timeout, quota, connection): stays queued for the next try.
+            Err(_) => return Ok((Vec::new(), None)),
+        };
+        let mut events = Vec::new();
+        let mut contact_bytes = None;
+        if status == MessageStatus::Sent
+            && let Some(their) = &contact.their_queue
+            && !their.key_fixed
+        {
+            let record = self
+                .contacts
+                .get_mut(&id)
+                .ok_or(AgentError::NoSuchContact)?;
+            if let Some(their) = record.their_queue.as_mut() {
+                their.key_fixed = true;
+            }
+            contact_bytes = Some(encode(&*record)?);
+        }
+        let mut history = None;
+        if let Some(msg_seq) = item.msg_seq
+            && let Some(bytes) = self.vault.get(message_key(id, msg_seq))?
+        {
+            let mut record: MessageRecord = decode(&bytes)?;
+            if record.status == MessageStatus::Queued {
+                record.status = status;
+                events.push(AgentEvent::Status {
+                    contact: name.clone(),
+                    id: record.id,
+                    status,
+                });
+                history = Some((msg_seq, record));
+            }
+        }
+        let delete_history = history.as_ref().is_some_and(|(_, r)| {
+            self.contacts[&id].no_history && r.status == MessageStatus::Delivered
+        });
+        self.vault.transaction(|tx| {
+            tx.delete(&key)?;
+            if let Some(bytes) = &contact_bytes {
+                tx.put(contact_key(id), bytes)?;
+            }
+            if let Some((msg_seq, record)) = &history
+                && !delete_history
+            {
+                tx.put(message_key(id, *msg_seq), encode(record)?)?;
+            }
+            Ok::<_, AgentError>(())
+        })?;
+        Ok((events, None))
+    }
+}
+
+fn is_permanent(error: &LinkError) -> bool {
+    matches!(error, LinkError::Auth | LinkError::Refused(_))
+}

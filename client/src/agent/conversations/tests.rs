@@ -1,0 +1,400 @@
+//! The agent's protocol core without a network: two (or three) profiles in real vaults,
+//! envelopes carried by hand, so every rule is checked deterministically — the
+//! handshake, receipts, statuses, replays, tampering, timers and forgetting.
+
+use std::path::PathBuf;
+
+use passage_crypto::primitives::DhSecret;
+use passage_wire::{RecipientId, RelayAddress, SenderId};
+use rand_core::UnwrapErr;
+
+use super::*;
+use crate::agent::event::{AgentEvent, DroppedReason};
+use crate::agent::records::{Direction, MessageStatus};
+use crate::relay::{LinkError, QueueCredentials};
+use crate::vault::{Credentials, Vault};
+
+const NOW: u64 = 1_800_000_000;
+
+fn rng() -> UnwrapErr<getrandom::SysRng> {
+    UnwrapErr(getrandom::SysRng)
+}
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new() -> Self {
+        let mut id = [0u8; 8];
+        getrandom::fill(&mut id).unwrap();
+        Self(std::env::temp_dir().join(format!("agent-test-{}", hex::encode(id))))
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn relay() -> RelayAddress {
+    "passage://AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA@relay.invalid:443"
+        .parse()
+        .unwrap()
+}
+
+/// A queue as the relay would make it (the relay's key is any valid X25519 key).
+fn queue() -> QueueCredentials {
+    let mut rng = rng();
+    QueueCredentials::from_parts(
+        RecipientId::generate(&mut rng),
+        SenderId::generate(&mut rng),
+        DhSecret::generate(&mut rng),
+        DhSecret::generate(&mut rng),
+        DhSecret::generate(&mut rng).public_key(),
+    )
+    .unwrap()
+}
+
+struct Profile {
+    _dir: Dir,
+    core: Conversations,
+    /// Our receiving queues, by contact name.
+    queues: Vec<(String, QueueCredentials)>,
+}
+
+impl Profile {
+    fn new() -> Self {
+        let dir = Dir::new();
+        let vault = Vault::create(&dir.0, &Credentials::new("pass")).unwrap();
+        let core = Conversations::create(vault, &relay(), false, NOW).unwrap();
+        Self {
+            _dir: dir,
+            core,
+            queues: Vec::new(),
+        }
+    }
+
+    fn queue_of(&self, name: &str) -> RecipientId {
+        self.queues
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap()
+            .1
+            .recipient_id()
+    }
+
+    /// Takes everything from the outbox as the relay would (`OK` to each).
+    fn drain(&mut self) -> Vec<(SenderId, Vec<u8>)> {
+        let mut out = Vec::new();
+        for item in self.core.outbox().unwrap() {
+            out.push((item.sender_id, item.envelope.to_vec()));
+            self.core.handle_sent(item.seq, Ok(())).unwrap();
+        }
+        out
+    }
+
+    fn deliver(&mut self, from: &str, envelope: &[u8]) -> (Disposition, Vec<AgentEvent>) {
+        let queue = self.queue_of(from);
+        self.core
+            .handle_delivery(queue, envelope, NOW, NOW, &mut rng())
+    }
+}
+
+/// Alice invites Bob; Bob accepts; both connected.
+fn connected_pair() -> (Profile, Profile) {
+    let mut alice = Profile::new();
+    let mut bob = Profile::new();
+    let qa = queue();
+    let link = alice
+        .core
+        .invite("Bob", &relay(), &qa, NOW + 3600, NOW, &mut rng())
+        .unwrap();
+    alice.queues.push(("Bob".into(), qa));
+    let invitation = bob.core.check_invitation(&link, "Alice", NOW).unwrap();
+    let qb = queue();
+    bob.core
+        .accept(&invitation, "Alice", &relay(), &qb, NOW, &mut rng())
+        .unwrap();
+    bob.queues.push(("Alice".into(), qb));
+    assert_eq!(bob.core.contacts()[0].status, ContactStatus::Accepted);
+
+    let accept = bob.drain();
+    assert_eq!(accept.len(), 1);
+    let (disposition, events) = alice.deliver("Bob", &accept[0].1);
+    assert_eq!(disposition, Disposition::Ack);
+    assert!(matches!(&events[..], [AgentEvent::Connected { contact }] if contact == "Bob"));
+
+    let welcome = alice.drain();
+    assert_eq!(welcome.len(), 1);
+    let (_, events) = bob.deliver("Alice", &welcome[0].1);
+    assert!(matches!(&events[..], [AgentEvent::Connected { contact }] if contact == "Alice"));
+    assert_eq!(bob.core.contacts()[0].status, ContactStatus::Connected);
+    assert_eq!(
+        alice.core.safety_number("Bob").unwrap().digits(),
+        bob.core.safety_number("Alice").unwrap().digits()
+    );
+    (alice, bob)
+}
+
+#[test]
+fn texts_receipts_and_statuses() {
+    let (mut alice, mut bob) = connected_pair();
+    let id = alice
+        .core
+        .compose_text("Bob", "meet at the station", NOW, &mut rng())
+        .unwrap();
+    assert_eq!(
+        alice.core.history("Bob").unwrap()[0].status,
+        MessageStatus::Queued
+    );
+    let sent = alice.drain();
+    assert_eq!(
+        alice.core.history("Bob").unwrap()[0].status,
+        MessageStatus::Sent
+    );
+    let (_, events) = bob.deliver("Alice", &sent[0].1);
+    match &events[..] {
+        [
+            AgentEvent::Message {
+                contact,
+                id: got,
+                text,
+                ..
+            },
+        ] => {
+            assert_eq!(contact, "Alice");
+            assert_eq!(*got, id);
+            assert_eq!(text, "meet at the station");
+        }
+        other => panic!("unexpected events {other:?}"),
+    }
+    let receipt = bob.drain();
+    let (_, events) = alice.deliver("Bob", &receipt[0].1);
+    assert!(matches!(
+        &events[..],
+        [AgentEvent::Status {
+            status: MessageStatus::Delivered,
+            ..
+        }]
+    ));
+    let history = alice.core.history("Bob").unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].status, MessageStatus::Delivered);
+    assert_eq!(history[0].direction, Direction::Outgoing);
+    let history = bob.core.history("Alice").unwrap();
+    assert_eq!(history[0].text(), Some("meet at the station"));
+    assert_eq!(history[0].status, MessageStatus::Received);
+}
+
+#[test]
+fn replayed_and_tampered_envelopes_are_dropped_and_the_conversation_goes_on() {
+    let (mut alice, mut bob) = connected_pair();
+    alice
+        .core
+        .compose_text("Bob", "one", NOW, &mut rng())
+        .unwrap();
+    let first = alice.drain().remove(0).1;
+    alice
+        .core
+        .compose_text("Bob", "two", NOW, &mut rng())
+        .unwrap();
+    let second = alice.drain().remove(0).1;
+
+    assert!(matches!(
+        &bob.deliver("Alice", &first).1[..],
+        [AgentEvent::Message { .. }]
+    ));
+    // The relay (or a crash before ACK) hands the same envelope over again.
+    let (disposition, events) = bob.deliver("Alice", &first);
+    assert_eq!(disposition, Disposition::Ack);
+    assert!(matches!(&events[..], [AgentEvent::Dropped { .. }]));
+    // One flipped byte anywhere: header or body.
+    for position in [10, 2000, second.len() - 1] {
+        let mut tampered = second.clone();
+        tampered[position] ^= 0x40;
+        let (disposition, events) = bob.deliver("Alice", &tampered);
+        assert_eq!(disposition, Disposition::Ack);
+        assert!(
+            matches!(
+                &events[..],
+                [AgentEvent::Dropped {
+                    reason: DroppedReason::Undecryptable,
+                    ..
+                }]
+            ),
+            "{events:?}"
+        );
+    }
+    assert!(matches!(
+        &bob.deliver("Alice", &second).1[..],
+        [AgentEvent::Message { .. }]
+    ));
+    let texts: Vec<_> = bob
+        .core
+        .history("Alice")
+        .unwrap()
+        .iter()
+        .map(|e| e.text().unwrap().to_owned())
+        .collect();
+    assert_eq!(texts, ["one", "two"]);
+    // Bob's answer still decrypts at Alice's.
+    bob.drain();
+    bob.core
+        .compose_text("Alice", "three", NOW, &mut rng())
+        .unwrap();
+    let answer = bob.drain().remove(0).1;
+    assert!(matches!(
+        &alice.deliver("Bob", &answer).1[..],
+        [AgentEvent::Message { .. }]
+    ));
+}
+
+#[test]
+fn invitations_are_single_use_and_checked() {
+    let (mut alice, mut bob) = connected_pair();
+    // The same vault cannot accept the same link twice.
+    let qa = queue();
+    let link = alice
+        .core
+        .invite("Carol", &relay(), &qa, NOW + 60, NOW, &mut rng())
+        .unwrap();
+    let invitation = bob.core.check_invitation(&link, "Carol", NOW).unwrap();
+    bob.core
+        .accept(&invitation, "Carol", &relay(), &queue(), NOW, &mut rng())
+        .unwrap();
+    assert!(matches!(
+        bob.core.check_invitation(&link, "Carol2", NOW),
+        Err(AgentError::InvitationAlreadyUsed)
+    ));
+    // Expired, garbage, taken names.
+    assert!(matches!(
+        Profile::new().core.check_invitation(&link, "X", NOW + 61),
+        Err(AgentError::InvitationExpired)
+    ));
+    assert!(matches!(
+        bob.core.check_invitation("passage:i1.AAAA", "X", NOW),
+        Err(AgentError::InvalidInvitation)
+    ));
+    assert!(matches!(
+        alice
+            .core
+            .invite("Bob", &relay(), &queue(), NOW + 60, NOW, &mut rng()),
+        Err(AgentError::NameTaken)
+    ));
+    assert!(matches!(
+        alice
+            .core
+            .invite(" x", &relay(), &queue(), NOW + 60, NOW, &mut rng()),
+        Err(AgentError::InvalidName { .. })
+    ));
+
+    // Someone else's accept reached the relay first: ours is refused for good, and
+    // the half-made contact disappears.
+    let pending = bob.core.outbox().unwrap();
+    let accept = pending
+        .iter()
+        .find(|i| i.sender_id == qa.sender_id())
+        .unwrap();
+    let (events, forget) = bob
+        .core
+        .handle_sent(accept.seq, Err(&LinkError::Auth))
+        .unwrap();
+    assert!(
+        matches!(&events[..], [AgentEvent::InvitationRefused { contact }] if contact == "Carol")
+    );
+    assert!(forget.is_some());
+    assert!(bob.core.contacts().iter().all(|c| c.name != "Carol"));
+    assert!(bob.core.outbox().unwrap().is_empty());
+
+    // A stranger's accept on a connected queue does not decrypt: dropped.
+    let mut mallory = Profile::new();
+    let invitation = mallory.core.check_invitation(&link, "A", NOW).unwrap();
+    mallory
+        .core
+        .accept(&invitation, "A", &relay(), &queue(), NOW, &mut rng())
+        .unwrap();
+    let forged = mallory.drain().remove(0).1;
+    let (_, events) = alice.deliver("Bob", &forged);
+    assert!(matches!(&events[..], [AgentEvent::Dropped { .. }]));
+}
+
+#[test]
+fn a_temporary_failure_keeps_the_envelope_and_a_permanent_one_fails_the_message() {
+    let (mut alice, _bob) = connected_pair();
+    alice
+        .core
+        .compose_text("Bob", "x", NOW, &mut rng())
+        .unwrap();
+    let item = alice.core.outbox().unwrap().remove(0);
+    let (events, _) = alice
+        .core
+        .handle_sent(item.seq, Err(&LinkError::Timeout))
+        .unwrap();
+    assert!(events.is_empty());
+    let again = alice.core.outbox().unwrap().remove(0);
+    assert_eq!(again.envelope, item.envelope, "resent byte for byte");
+    alice
+        .core
+        .handle_sent(again.seq, Err(&LinkError::Auth))
+        .unwrap();
+    assert!(alice.core.outbox().unwrap().is_empty());
+    assert_eq!(
+        alice.core.history("Bob").unwrap()[0].status,
+        MessageStatus::Failed
+    );
+}
+
+#[test]
+fn state_survives_reopening_the_vault() {
+    let (mut alice, mut bob) = connected_pair();
+    alice
+        .core
+        .compose_text("Bob", "queued", NOW, &mut rng())
+        .unwrap();
+    let dir = alice._dir.0.clone();
+    let core = std::mem::replace(&mut alice.core, Profile::new().core);
+    core.into_vault().close();
+    let vault = Vault::open(&dir, &Credentials::new("pass")).unwrap();
+    alice.core = Conversations::open(vault).unwrap();
+    let sent = alice.drain();
+    assert_eq!(sent.len(), 1);
+    assert!(matches!(
+        &bob.deliver("Alice", &sent[0].1).1[..],
+        [AgentEvent::Message { .. }]
+    ));
+}
+
+#[test]
+fn timers_are_adopted_and_expired_messages_are_deleted_on_both_sides() {
+    let (mut alice, mut bob) = connected_pair();
+    alice.core.set_timer("Bob", 5, NOW, &mut rng()).unwrap();
+    let announce = alice.drain().remove(0).1;
+    let (_, events) = bob.deliver("Alice", &announce);
+    assert!(matches!(
+        &events[..],
+        [AgentEvent::TimerChanged { seconds: 5, .. }]
+    ));
+    assert_eq!(bob.core.contacts()[0].disappear_after_secs, 5);
+
+    alice
+        .core
+        .compose_text("Bob", "gone soon", NOW, &mut rng())
+        .unwrap();
+    let text = alice.drain().remove(0).1;
+    bob.deliver("Alice", &text);
+    bob.core
+        .compose_text("Alice", "me too", NOW, &mut rng())
+        .unwrap();
+    assert_eq!(bob.core.expire(NOW + 4).unwrap(), 0);
+    assert_eq!(bob.core.expire(NOW + 6).unwrap(), 2);
+    assert_eq!(alice.core.expire(NOW + 6).unwrap(), 1);
+    for history in [
+        alice.core.history("Bob").unwrap(),
+        bob.core.history("Alice").unwrap(),
+    ] {
+        assert!(
+            history.iter().all(|e| e.text().is_none()),
+            "only timer entries remain"
+        );
+    }
+}
