@@ -4,10 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use passage_wire::ids::MSG_ID_LEN;
 use passage_wire::{MsgId, QUEUE_ID_LEN, RecipientId, SenderId};
 
-use super::codec::{MsgEntry, QueueState};
+use super::index::Index;
 use super::ops::{self, Tables};
 use super::{
     QueueRecord, StorageFault, Store, StoreError, StoreStats, StoredMessage, WriteError, WriteOp,
@@ -15,7 +14,6 @@ use super::{
 };
 
 type Id = [u8; QUEUE_ID_LEN];
-type MsgIdBytes = [u8; MSG_ID_LEN];
 
 /// An in-memory [`Store`] with the same semantics as [`RedbStore`](super::RedbStore),
 /// for tests and for fuzzing the relay's state machine. Nothing survives a drop.
@@ -25,6 +23,7 @@ type MsgIdBytes = [u8; MSG_ID_LEN];
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<MemoryTables>,
+    index: Index,
     failing: AtomicBool,
 }
 
@@ -38,11 +37,8 @@ impl core::fmt::Debug for MemoryStore {
 #[derive(Default)]
 struct MemoryTables {
     queues: HashMap<Id, QueueRecord>,
-    states: HashMap<Id, QueueState>,
     senders: HashMap<Id, RecipientId>,
     messages: BTreeMap<(Id, u64), StoredMessage>,
-    msg_ids: BTreeMap<(Id, MsgIdBytes), MsgEntry>,
-    expiry: BTreeMap<(u64, Id, u64), MsgId>,
 }
 
 impl MemoryStore {
@@ -57,10 +53,15 @@ impl MemoryStore {
         self.failing.store(failing, Ordering::SeqCst);
     }
 
-    fn tables(&self) -> Result<MutexGuard<'_, MemoryTables>, StorageFault> {
+    fn check(&self) -> Result<(), StorageFault> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(StorageFault::Injected);
         }
+        Ok(())
+    }
+
+    fn tables(&self) -> Result<MutexGuard<'_, MemoryTables>, StorageFault> {
+        self.check()?;
         // Nothing under this lock panics (the lints forbid it), so a poisoned lock can only
         // come from a test's own panic; the data behind it is still usable.
         Ok(self
@@ -69,20 +70,29 @@ impl MemoryStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
-    fn record(tables: &MemoryTables, rid: &RecipientId) -> Option<QueueRecord> {
-        let mut record = tables.queues.get(rid.as_bytes())?.clone();
-        record.sender_auth_key = tables
-            .states
-            .get(rid.as_bytes())
-            .and_then(|s| s.sender_auth_key);
-        Some(record)
+    /// The queue's first message with sequence number `from` or later.
+    fn first_from(
+        &self,
+        recipient_id: &RecipientId,
+        from: Option<u64>,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        let tables = self.tables()?;
+        let Some(from) = from else {
+            return Ok(None);
+        };
+        let id = *recipient_id.as_bytes();
+        Ok(tables
+            .messages
+            .range((id, from)..=(id, u64::MAX))
+            .next()
+            .map(|(_, m)| m.clone()))
     }
 }
 
 impl Store for MemoryStore {
     fn queue(&self, recipient_id: &RecipientId) -> Result<Option<QueueRecord>, StoreError> {
         let tables = self.tables()?;
-        Ok(Self::record(&tables, recipient_id))
+        Ok(tables.queues.get(recipient_id.as_bytes()).cloned())
     }
 
     fn queue_by_sender(&self, sender_id: &SenderId) -> Result<Option<QueueRecord>, StoreError> {
@@ -90,15 +100,17 @@ impl Store for MemoryStore {
         Ok(tables
             .senders
             .get(sender_id.as_bytes())
-            .and_then(|rid| Self::record(&tables, rid)))
+            .and_then(|rid| tables.queues.get(rid.as_bytes()).cloned()))
     }
 
     fn first_message(
         &self,
         recipient_id: &RecipientId,
     ) -> Result<Option<StoredMessage>, StoreError> {
-        let tables = self.tables()?;
-        Ok(tables.first_from(recipient_id, 0))
+        let head = self
+            .index
+            .with(recipient_id, |q| q.entries.front().map(|e| e.seq));
+        self.first_from(recipient_id, head.flatten())
     }
 
     fn message_after(
@@ -106,35 +118,34 @@ impl Store for MemoryStore {
         recipient_id: &RecipientId,
         msg_id: &MsgId,
     ) -> Result<Option<StoredMessage>, StoreError> {
-        let tables = self.tables()?;
-        let id = *recipient_id.as_bytes();
-        let from = tables
-            .msg_ids
-            .get(&(id, *msg_id.as_bytes()))
-            .map_or(0, |entry| entry.seq.saturating_add(1));
-        Ok(tables.first_from(recipient_id, from))
+        let next = self.index.with(recipient_id, |q| match q.position(msg_id) {
+            Some(at) => q.entries.get(at.saturating_add(1)).map(|e| e.seq),
+            None => q.entries.front().map(|e| e.seq),
+        });
+        self.first_from(recipient_id, next.flatten())
     }
 
     fn has_message(&self, recipient_id: &RecipientId, msg_id: &MsgId) -> Result<bool, StoreError> {
-        let tables = self.tables()?;
-        Ok(tables
-            .msg_ids
-            .contains_key(&(*recipient_id.as_bytes(), *msg_id.as_bytes())))
+        self.check()?;
+        Ok(self
+            .index
+            .with(recipient_id, |q| q.position(msg_id).is_some())
+            .unwrap_or(false))
     }
 
     fn message_count(&self, recipient_id: &RecipientId) -> Result<u64, StoreError> {
-        let tables = self.tables()?;
-        Ok(tables
-            .states
-            .get(recipient_id.as_bytes())
-            .map_or(0, |s| s.count))
+        self.check()?;
+        Ok(self
+            .index
+            .with(recipient_id, |q| q.entries.len() as u64)
+            .unwrap_or(0))
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {
-        let tables = self.tables()?;
+        self.check()?;
         Ok(StoreStats {
-            queues: tables.queues.len() as u64,
-            messages: tables.messages.len() as u64,
+            queues: self.index.queues(),
+            messages: self.index.messages(),
             bytes_on_disk: 0,
         })
     }
@@ -147,53 +158,30 @@ impl Store for MemoryStore {
         };
         // Ops check before they write, so applying them in place is safe; only a fault (which
         // this store never has mid-batch) would need the copy a transaction gives.
-        match ops::apply_batch(&mut *tables, ops) {
-            Ok(results) => results,
+        let mut overlay = self.index.overlay();
+        match ops::apply_batch(&mut *tables, &mut overlay, ops) {
+            Ok(results) => {
+                overlay.publish();
+                results
+            }
             Err(fault) => fail_all(len, &fault),
         }
     }
 }
 
-impl MemoryTables {
-    /// The queue's first message with sequence number `from` or later.
-    fn first_from(&self, recipient_id: &RecipientId, from: u64) -> Option<StoredMessage> {
-        let id = *recipient_id.as_bytes();
-        self.messages
-            .range((id, from)..=(id, u64::MAX))
-            .next()
-            .map(|(_, m)| m.clone())
-    }
-}
-
 impl Tables for MemoryTables {
-    fn queue_sender(&self, rid: &RecipientId) -> Result<Option<SenderId>, StorageFault> {
-        Ok(self.queues.get(rid.as_bytes()).map(|r| r.sender_id))
+    fn put_queue(&mut self, record: &QueueRecord) -> Result<(), StorageFault> {
+        self.queues
+            .insert(*record.recipient_id.as_bytes(), record.clone());
+        Ok(())
     }
 
-    fn put_queue(&mut self, record: &QueueRecord) -> Result<(), StorageFault> {
-        let mut record = record.clone();
-        // The sender key lives in the state, as on disk.
-        record.sender_auth_key = None;
-        self.queues.insert(*record.recipient_id.as_bytes(), record);
-        Ok(())
+    fn queue(&self, rid: &RecipientId) -> Result<Option<QueueRecord>, StorageFault> {
+        Ok(self.queues.get(rid.as_bytes()).cloned())
     }
 
     fn remove_queue(&mut self, rid: &RecipientId) -> Result<(), StorageFault> {
         self.queues.remove(rid.as_bytes());
-        Ok(())
-    }
-
-    fn state(&self, rid: &RecipientId) -> Result<Option<QueueState>, StorageFault> {
-        Ok(self.states.get(rid.as_bytes()).copied())
-    }
-
-    fn put_state(&mut self, rid: &RecipientId, state: &QueueState) -> Result<(), StorageFault> {
-        self.states.insert(*rid.as_bytes(), *state);
-        Ok(())
-    }
-
-    fn remove_state(&mut self, rid: &RecipientId) -> Result<(), StorageFault> {
-        self.states.remove(rid.as_bytes());
         Ok(())
     }
 
@@ -211,79 +199,19 @@ impl Tables for MemoryTables {
         Ok(())
     }
 
-    fn msg_entry(
-        &self,
-        rid: &RecipientId,
-        msg_id: &MsgId,
-    ) -> Result<Option<MsgEntry>, StorageFault> {
-        Ok(self
-            .msg_ids
-            .get(&(*rid.as_bytes(), *msg_id.as_bytes()))
-            .copied())
-    }
-
-    fn queue_entries(&self, rid: &RecipientId) -> Result<Vec<(MsgId, MsgEntry)>, StorageFault> {
-        let id = *rid.as_bytes();
-        let range = (id, [0u8; MSG_ID_LEN])..=(id, [0xffu8; MSG_ID_LEN]);
-        Ok(self
-            .msg_ids
-            .range(range)
-            .map(|((_, m), e)| (MsgId::from_bytes(*m), *e))
-            .collect())
-    }
-
     fn put_message(
         &mut self,
         rid: &RecipientId,
         seq: u64,
         message: &StoredMessage,
     ) -> Result<(), StorageFault> {
-        let id = *rid.as_bytes();
-        self.messages.insert((id, seq), message.clone());
-        self.msg_ids.insert(
-            (id, *message.msg_id.as_bytes()),
-            MsgEntry {
-                seq,
-                received_at: message.received_at,
-            },
-        );
-        self.expiry
-            .insert((message.received_at, id, seq), message.msg_id);
+        self.messages
+            .insert((*rid.as_bytes(), seq), message.clone());
         Ok(())
     }
 
-    fn remove_message(
-        &mut self,
-        rid: &RecipientId,
-        msg_id: &MsgId,
-        entry: MsgEntry,
-    ) -> Result<(), StorageFault> {
-        let id = *rid.as_bytes();
-        self.messages.remove(&(id, entry.seq));
-        self.msg_ids.remove(&(id, *msg_id.as_bytes()));
-        self.expiry.remove(&(entry.received_at, id, entry.seq));
+    fn remove_message(&mut self, rid: &RecipientId, seq: u64) -> Result<(), StorageFault> {
+        self.messages.remove(&(*rid.as_bytes(), seq));
         Ok(())
-    }
-
-    fn expired(
-        &self,
-        before: u64,
-        limit: usize,
-    ) -> Result<Vec<(RecipientId, MsgId, MsgEntry)>, StorageFault> {
-        Ok(self
-            .expiry
-            .range(..(before, [0u8; QUEUE_ID_LEN], 0))
-            .take(limit)
-            .map(|((received_at, id, seq), msg_id)| {
-                (
-                    RecipientId::from_bytes(*id),
-                    *msg_id,
-                    MsgEntry {
-                        seq: *seq,
-                        received_at: *received_at,
-                    },
-                )
-            })
-            .collect())
     }
 }

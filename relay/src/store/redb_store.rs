@@ -1,23 +1,22 @@
 //! [`RedbStore`]: the default store, one redb file in the relay's data directory.
 //!
-//! Layout: see the `codec` module. Every [`Store::commit`] is one redb write transaction
-//! with [`Durability::Immediate`]: redb writes the new pages and its commit slot, then
-//! fsyncs, before `commit` returns; a crash at any point leaves the previous commit or this
-//! one, never part of it.
+//! Layout: see the `codec` module; the counters and lookups beside it: the `index` module.
+//! Every [`Store::commit`] is one redb write transaction with [`Durability::Immediate`]:
+//! redb writes the new pages and its commit slot, then fsyncs, before `commit` returns; a
+//! crash at any point leaves the previous commit or this one, never part of it. The index
+//! takes the batch's changes only after that, so a reader never sees a write the disk
+//! could still lose.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use passage_wire::ids::MSG_ID_LEN;
 use passage_wire::{MsgId, QUEUE_ID_LEN, RecipientId, SenderId};
 use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
-    TableDefinition, WriteTransaction,
+    Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction,
 };
 
-use super::codec::{
-    self, EXPIRY_KEY_LEN, MESSAGE_KEY_LEN, MSG_ENTRY_LEN, MSG_ID_KEY_LEN, MsgEntry, QueueState,
-    SCHEMA_VERSION,
-};
+use super::codec::{self, MESSAGE_KEY_LEN, SCHEMA_V1, SCHEMA_VERSION};
+use super::index::{Entry, Index, QueueIndex};
 use super::ops::{self, Tables};
 use super::{
     QueueRecord, StorageFault, Store, StoreError, StoreStats, StoredMessage, WriteError, WriteOp,
@@ -32,15 +31,15 @@ pub const CACHE_BYTES: usize = 64 * 1024 * 1024;
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SCHEMA_KEY: &str = "schema";
 const QUEUES: TableDefinition<&[u8; QUEUE_ID_LEN], &[u8]> = TableDefinition::new("queues");
-const QUEUE_STATE: TableDefinition<&[u8; QUEUE_ID_LEN], &[u8]> =
-    TableDefinition::new("queue_state");
 const SENDERS: TableDefinition<&[u8; QUEUE_ID_LEN], &[u8; QUEUE_ID_LEN]> =
     TableDefinition::new("senders");
 const MESSAGES: TableDefinition<&[u8; MESSAGE_KEY_LEN], &[u8]> = TableDefinition::new("messages");
-const MSG_IDS: TableDefinition<&[u8; MSG_ID_KEY_LEN], &[u8; MSG_ENTRY_LEN]> =
-    TableDefinition::new("msg_ids");
-const EXPIRY: TableDefinition<&[u8; EXPIRY_KEY_LEN], &[u8; MSG_ID_LEN]> =
-    TableDefinition::new("expiry");
+
+/// Schema 1 tables, dropped when a file is converted (see `codec`).
+const V1_QUEUE_STATE: TableDefinition<&[u8; QUEUE_ID_LEN], &[u8]> =
+    TableDefinition::new("queue_state");
+const V1_MSG_IDS: TableDefinition<&[u8; 48], &[u8; 16]> = TableDefinition::new("msg_ids");
+const V1_EXPIRY: TableDefinition<&[u8; 40], &[u8; 24]> = TableDefinition::new("expiry");
 
 /// Why [`RedbStore::open`] failed.
 #[derive(Debug, thiserror::Error)]
@@ -64,11 +63,13 @@ pub enum OpenError {
     },
 }
 
-/// The default [`Store`]: a redb database in one file. See the module doc of
-/// [`store`](super) for what the file holds, and [`CACHE_BYTES`] for its memory use.
+/// The default [`Store`]: a redb database in one file, and its in-memory index. See the
+/// module doc of [`store`](super) for what the file holds, and [`CACHE_BYTES`] for its
+/// memory use.
 pub struct RedbStore {
     db: Database,
     path: PathBuf,
+    index: Index,
 }
 
 impl core::fmt::Debug for RedbStore {
@@ -77,9 +78,15 @@ impl core::fmt::Debug for RedbStore {
     }
 }
 
+fn engine(e: impl Into<redb::Error>) -> OpenError {
+    OpenError::Storage(StorageFault::engine(e))
+}
+
 impl RedbStore {
     /// Opens the store at `path`, creating it (readable by its owner only) if it does not
-    /// exist. After a crash, redb checks and repairs the file first, which reads all of it.
+    /// exist, converting a schema 1 file, and building the index from every queue record
+    /// and message header (so opening reads the whole file). After a crash, redb checks and
+    /// repairs the file first, which reads all of it too.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
         let path = path.as_ref().to_path_buf();
         create_private(&path).map_err(OpenError::Create)?;
@@ -88,15 +95,13 @@ impl RedbStore {
             .create(&path)
             .map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse,
-                e => OpenError::Storage(StorageFault::engine(e)),
+                e => engine(e),
             })?;
-        let txn = db
-            .begin_write()
-            .map_err(|e| OpenError::Storage(StorageFault::engine(e)))?;
+        let txn = db.begin_write().map_err(engine)?;
         prepare(&txn)?;
-        txn.commit()
-            .map_err(|e| OpenError::Storage(StorageFault::engine(e)))?;
-        Ok(Self { db, path })
+        let index = load_index(&txn)?;
+        txn.commit().map_err(engine)?;
+        Ok(Self { db, path, index })
     }
 
     fn read<T>(
@@ -109,25 +114,27 @@ impl RedbStore {
 
     /// The queue's first message with sequence number `from` or later.
     fn first_from(
-        txn: &redb::ReadTransaction,
+        &self,
         recipient_id: &RecipientId,
         from: u64,
-    ) -> Result<Option<StoredMessage>, StorageFault> {
-        let messages = txn.open_table(MESSAGES).map_err(StorageFault::engine)?;
-        let (lo, hi) = (
-            codec::message_key(recipient_id, from),
-            codec::message_key(recipient_id, u64::MAX),
-        );
-        let mut range = messages
-            .range::<&[u8; MESSAGE_KEY_LEN]>(&lo..=&hi)
-            .map_err(StorageFault::engine)?;
-        match range.next() {
-            Some(entry) => {
-                let (_, value) = entry.map_err(StorageFault::engine)?;
-                codec::decode_message(value.value()).map(Some)
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        self.read(|txn| {
+            let messages = txn.open_table(MESSAGES).map_err(StorageFault::engine)?;
+            let (lo, hi) = (
+                codec::message_key(recipient_id, from),
+                codec::message_key(recipient_id, u64::MAX),
+            );
+            let mut range = messages
+                .range::<&[u8; MESSAGE_KEY_LEN]>(&lo..=&hi)
+                .map_err(StorageFault::engine)?;
+            match range.next() {
+                Some(entry) => {
+                    let (_, value) = entry.map_err(StorageFault::engine)?;
+                    codec::decode_message(value.value()).map(Some)
+                }
+                None => Ok(None),
             }
-            None => Ok(None),
-        }
+        })
     }
 
     fn record_in(
@@ -135,19 +142,10 @@ impl RedbStore {
         rid: &RecipientId,
     ) -> Result<Option<QueueRecord>, StorageFault> {
         let queues = txn.open_table(QUEUES).map_err(StorageFault::engine)?;
-        let Some(fixed) = queues.get(rid.as_bytes()).map_err(StorageFault::engine)? else {
-            return Ok(None);
-        };
-        let states = txn.open_table(QUEUE_STATE).map_err(StorageFault::engine)?;
-        let sender_key = match states.get(rid.as_bytes()).map_err(StorageFault::engine)? {
-            Some(state) => codec::decode_state(state.value())?.sender_auth_key,
-            None => {
-                return Err(StorageFault::Corrupt {
-                    what: "queue state",
-                });
-            }
-        };
-        codec::decode_record(*rid, fixed.value(), sender_key).map(Some)
+        match queues.get(rid.as_bytes()).map_err(StorageFault::engine)? {
+            Some(value) => codec::decode_record(*rid, value.value()).map(Some),
+            None => Ok(None),
+        }
     }
 
     fn try_commit(
@@ -157,10 +155,14 @@ impl RedbStore {
         let mut txn = self.db.begin_write().map_err(StorageFault::engine)?;
         txn.set_durability(Durability::Immediate)
             .map_err(StorageFault::engine)?;
-        let applied = RedbTables::open(&txn).and_then(|mut t| ops::apply_batch(&mut t, ops));
+        let mut overlay = self.index.overlay();
+        let applied =
+            RedbTables::open(&txn).and_then(|mut t| ops::apply_batch(&mut t, &mut overlay, ops));
         match applied {
             Ok(results) => {
                 txn.commit().map_err(StorageFault::engine)?;
+                // Durable: now readers may see it.
+                overlay.publish();
                 Ok(results)
             }
             Err(fault) => {
@@ -186,25 +188,101 @@ fn create_private(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Checks or writes the layout version and creates every table, so reads never meet a
-/// missing one.
+/// Checks or writes the layout version (converting a schema 1 file) and creates every
+/// table, so reads never meet a missing one.
 fn prepare(txn: &WriteTransaction) -> Result<(), OpenError> {
-    let storage = |e: redb::TableError| OpenError::Storage(StorageFault::engine(e));
-    let mut meta = txn.open_table(META).map_err(storage)?;
-    let found = meta
-        .get(SCHEMA_KEY)
-        .map_err(|e| OpenError::Storage(StorageFault::engine(e)))?
-        .map(|v| v.value());
+    let mut meta = txn.open_table(META).map_err(engine)?;
+    let found = meta.get(SCHEMA_KEY).map_err(engine)?.map(|v| v.value());
     match found {
         Some(SCHEMA_VERSION) => {}
+        Some(SCHEMA_V1) => {
+            convert_v1(txn)?;
+            meta.insert(SCHEMA_KEY, SCHEMA_VERSION).map_err(engine)?;
+        }
         Some(found) => return Err(OpenError::UnknownSchema { found }),
         None => {
-            meta.insert(SCHEMA_KEY, SCHEMA_VERSION)
-                .map_err(|e| OpenError::Storage(StorageFault::engine(e)))?;
+            meta.insert(SCHEMA_KEY, SCHEMA_VERSION).map_err(engine)?;
         }
     }
     RedbTables::open(txn).map_err(OpenError::Storage)?;
     Ok(())
+}
+
+/// Converts a schema 1 file in the open transaction: the sender key moves from
+/// `queue_state` into the queue record; the counters and both message indexes are dropped
+/// (the index is rebuilt from the messages). A record that does not decode is left as it
+/// is: its queue is then marked damaged, as in a schema 2 file.
+fn convert_v1(txn: &WriteTransaction) -> Result<(), OpenError> {
+    {
+        let mut queues = txn.open_table(QUEUES).map_err(engine)?;
+        let states = txn.open_table(V1_QUEUE_STATE).map_err(engine)?;
+        let mut converted = Vec::new();
+        for item in queues.iter().map_err(engine)? {
+            let (key, value) = item.map_err(engine)?;
+            let rid = RecipientId::from_bytes(*key.value());
+            let sender_key = match states.get(key.value()).map_err(engine)? {
+                Some(state) => match codec::decode_state(state.value()) {
+                    Ok(state) => state.sender_auth_key,
+                    Err(_) => continue,
+                },
+                None => continue,
+            };
+            if let Ok(record) = codec::decode_record_v1(rid, value.value(), sender_key) {
+                converted.push((rid, codec::encode_record(&record)));
+            }
+        }
+        for (rid, value) in converted {
+            queues
+                .insert(rid.as_bytes(), value.as_slice())
+                .map_err(engine)?;
+        }
+    }
+    txn.delete_table(V1_QUEUE_STATE).map_err(engine)?;
+    txn.delete_table(V1_MSG_IDS).map_err(engine)?;
+    txn.delete_table(V1_EXPIRY).map_err(engine)?;
+    Ok(())
+}
+
+/// Builds the index from every queue record and every message's id and arrival time.
+fn load_index(txn: &WriteTransaction) -> Result<Index, OpenError> {
+    let mut map = HashMap::new();
+    let queues = txn.open_table(QUEUES).map_err(engine)?;
+    for item in queues.iter().map_err(engine)? {
+        let (key, value) = item.map_err(engine)?;
+        let rid = RecipientId::from_bytes(*key.value());
+        let queue = match codec::decode_record(rid, value.value()) {
+            Ok(record) => QueueIndex::new(record.sender_id, record.sender_auth_key),
+            Err(_) => {
+                let mut queue = QueueIndex::new(SenderId::from_bytes([0; QUEUE_ID_LEN]), None);
+                queue.damaged = true;
+                queue
+            }
+        };
+        map.insert(rid, queue);
+    }
+    let messages = txn.open_table(MESSAGES).map_err(engine)?;
+    // Key order: by queue, then by sequence number, so each queue's entries come in order.
+    for item in messages.iter().map_err(engine)? {
+        let (key, value) = item.map_err(engine)?;
+        let (rid, seq) = codec::message_key_parts(key.value());
+        // A message without a queue cannot be reached (nor arise: a queue's deletion takes
+        // its messages in the same transaction); it is left alone.
+        let Some(queue) = map.get_mut(&rid) else {
+            continue;
+        };
+        match codec::decode_message_meta(value.value()) {
+            Ok((msg_id, received_at)) => {
+                queue.entries.push_back(Entry {
+                    seq,
+                    msg_id,
+                    received_at,
+                });
+                queue.next_seq = queue.next_seq.max(seq.saturating_add(1));
+            }
+            Err(_) => queue.damaged = true,
+        }
+    }
+    Ok(Index::from_queues(map))
 }
 
 impl Store for RedbStore {
@@ -230,7 +308,14 @@ impl Store for RedbStore {
         &self,
         recipient_id: &RecipientId,
     ) -> Result<Option<StoredMessage>, StoreError> {
-        self.read(|txn| Self::first_from(txn, recipient_id, 0))
+        match self
+            .index
+            .with(recipient_id, |q| q.entries.front().map(|e| e.seq))
+            .flatten()
+        {
+            Some(seq) => self.first_from(recipient_id, seq),
+            None => Ok(None),
+        }
     }
 
     fn message_after(
@@ -238,50 +323,31 @@ impl Store for RedbStore {
         recipient_id: &RecipientId,
         msg_id: &MsgId,
     ) -> Result<Option<StoredMessage>, StoreError> {
-        self.read(|txn| {
-            let msg_ids = txn.open_table(MSG_IDS).map_err(StorageFault::engine)?;
-            let from = msg_ids
-                .get(&codec::msg_id_key(recipient_id, msg_id))
-                .map_err(StorageFault::engine)?
-                .map_or(0, |entry| {
-                    codec::decode_entry(entry.value()).seq.saturating_add(1)
-                });
-            Self::first_from(txn, recipient_id, from)
-        })
+        let next = self.index.with(recipient_id, |q| match q.position(msg_id) {
+            Some(at) => q.entries.get(at.saturating_add(1)).map(|e| e.seq),
+            None => q.entries.front().map(|e| e.seq),
+        });
+        match next.flatten() {
+            Some(seq) => self.first_from(recipient_id, seq),
+            None => Ok(None),
+        }
     }
 
     fn has_message(&self, recipient_id: &RecipientId, msg_id: &MsgId) -> Result<bool, StoreError> {
-        self.read(|txn| {
-            let msg_ids = txn.open_table(MSG_IDS).map_err(StorageFault::engine)?;
-            Ok(msg_ids
-                .get(&codec::msg_id_key(recipient_id, msg_id))
-                .map_err(StorageFault::engine)?
-                .is_some())
-        })
+        Ok(self
+            .index
+            .with(recipient_id, |q| q.position(msg_id).is_some())
+            .unwrap_or(false))
     }
 
     fn message_count(&self, recipient_id: &RecipientId) -> Result<u64, StoreError> {
-        self.read(|txn| {
-            let states = txn.open_table(QUEUE_STATE).map_err(StorageFault::engine)?;
-            match states
-                .get(recipient_id.as_bytes())
-                .map_err(StorageFault::engine)?
-            {
-                Some(state) => Ok(codec::decode_state(state.value())?.count),
-                None => Ok(0),
-            }
-        })
+        Ok(self
+            .index
+            .with(recipient_id, |q| q.entries.len() as u64)
+            .unwrap_or(0))
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {
-        let (queues, messages) = self.read(|txn| {
-            let queues = txn.open_table(QUEUES).map_err(StorageFault::engine)?;
-            let messages = txn.open_table(MESSAGES).map_err(StorageFault::engine)?;
-            Ok((
-                queues.len().map_err(StorageFault::engine)?,
-                messages.len().map_err(StorageFault::engine)?,
-            ))
-        })?;
         let metadata = std::fs::metadata(&self.path).map_err(StorageFault::engine)?;
         // redb grows the file by doubling it, sparsely: what the disk holds is the blocks
         // written, which can be half the file's length.
@@ -290,8 +356,8 @@ impl Store for RedbStore {
         #[cfg(not(unix))]
         let bytes_on_disk = metadata.len();
         Ok(StoreStats {
-            queues,
-            messages,
+            queues: self.index.queues(),
+            messages: self.index.messages(),
             bytes_on_disk,
         })
     }
@@ -309,38 +375,21 @@ impl Store for RedbStore {
 /// The tables of one write transaction.
 struct RedbTables<'t> {
     queues: Table<'t, &'static [u8; QUEUE_ID_LEN], &'static [u8]>,
-    states: Table<'t, &'static [u8; QUEUE_ID_LEN], &'static [u8]>,
     senders: Table<'t, &'static [u8; QUEUE_ID_LEN], &'static [u8; QUEUE_ID_LEN]>,
     messages: Table<'t, &'static [u8; MESSAGE_KEY_LEN], &'static [u8]>,
-    msg_ids: Table<'t, &'static [u8; MSG_ID_KEY_LEN], &'static [u8; MSG_ENTRY_LEN]>,
-    expiry: Table<'t, &'static [u8; EXPIRY_KEY_LEN], &'static [u8; MSG_ID_LEN]>,
 }
 
 impl<'t> RedbTables<'t> {
     fn open(txn: &'t WriteTransaction) -> Result<Self, StorageFault> {
         Ok(Self {
             queues: txn.open_table(QUEUES).map_err(StorageFault::engine)?,
-            states: txn.open_table(QUEUE_STATE).map_err(StorageFault::engine)?,
             senders: txn.open_table(SENDERS).map_err(StorageFault::engine)?,
             messages: txn.open_table(MESSAGES).map_err(StorageFault::engine)?,
-            msg_ids: txn.open_table(MSG_IDS).map_err(StorageFault::engine)?,
-            expiry: txn.open_table(EXPIRY).map_err(StorageFault::engine)?,
         })
     }
 }
 
 impl Tables for RedbTables<'_> {
-    fn queue_sender(&self, rid: &RecipientId) -> Result<Option<SenderId>, StorageFault> {
-        match self
-            .queues
-            .get(rid.as_bytes())
-            .map_err(StorageFault::engine)?
-        {
-            Some(v) => codec::decode_record_sender(v.value()).map(Some),
-            None => Ok(None),
-        }
-    }
-
     fn put_queue(&mut self, record: &QueueRecord) -> Result<(), StorageFault> {
         let value = codec::encode_record(record);
         self.queues
@@ -349,33 +398,19 @@ impl Tables for RedbTables<'_> {
         Ok(())
     }
 
-    fn remove_queue(&mut self, rid: &RecipientId) -> Result<(), StorageFault> {
-        self.queues
-            .remove(rid.as_bytes())
-            .map_err(StorageFault::engine)?;
-        Ok(())
-    }
-
-    fn state(&self, rid: &RecipientId) -> Result<Option<QueueState>, StorageFault> {
+    fn queue(&self, rid: &RecipientId) -> Result<Option<QueueRecord>, StorageFault> {
         match self
-            .states
+            .queues
             .get(rid.as_bytes())
             .map_err(StorageFault::engine)?
         {
-            Some(v) => codec::decode_state(v.value()).map(Some),
+            Some(value) => codec::decode_record(*rid, value.value()).map(Some),
             None => Ok(None),
         }
     }
 
-    fn put_state(&mut self, rid: &RecipientId, state: &QueueState) -> Result<(), StorageFault> {
-        self.states
-            .insert(rid.as_bytes(), codec::encode_state(state).as_slice())
-            .map_err(StorageFault::engine)?;
-        Ok(())
-    }
-
-    fn remove_state(&mut self, rid: &RecipientId) -> Result<(), StorageFault> {
-        self.states
+    fn remove_queue(&mut self, rid: &RecipientId) -> Result<(), StorageFault> {
+        self.queues
             .remove(rid.as_bytes())
             .map_err(StorageFault::engine)?;
         Ok(())
@@ -403,107 +438,25 @@ impl Tables for RedbTables<'_> {
         Ok(())
     }
 
-    fn msg_entry(
-        &self,
-        rid: &RecipientId,
-        msg_id: &MsgId,
-    ) -> Result<Option<MsgEntry>, StorageFault> {
-        Ok(self
-            .msg_ids
-            .get(&codec::msg_id_key(rid, msg_id))
-            .map_err(StorageFault::engine)?
-            .map(|v| codec::decode_entry(v.value())))
-    }
-
-    fn queue_entries(&self, rid: &RecipientId) -> Result<Vec<(MsgId, MsgEntry)>, StorageFault> {
-        let (lo, hi) = codec::msg_id_key_bounds(rid);
-        let mut entries = Vec::new();
-        for item in self
-            .msg_ids
-            .range::<&[u8; MSG_ID_KEY_LEN]>(&lo..=&hi)
-            .map_err(StorageFault::engine)?
-        {
-            let (key, value) = item.map_err(StorageFault::engine)?;
-            entries.push((
-                codec::msg_id_of_key(key.value()),
-                codec::decode_entry(value.value()),
-            ));
-        }
-        Ok(entries)
-    }
-
     fn put_message(
         &mut self,
         rid: &RecipientId,
         seq: u64,
         message: &StoredMessage,
     ) -> Result<(), StorageFault> {
-        let entry = MsgEntry {
-            seq,
-            received_at: message.received_at,
-        };
         self.messages
             .insert(
                 &codec::message_key(rid, seq),
                 codec::encode_message(message).as_slice(),
             )
             .map_err(StorageFault::engine)?;
-        self.msg_ids
-            .insert(
-                &codec::msg_id_key(rid, &message.msg_id),
-                &codec::encode_entry(entry),
-            )
-            .map_err(StorageFault::engine)?;
-        self.expiry
-            .insert(
-                &codec::expiry_key(message.received_at, rid, seq),
-                message.msg_id.as_bytes(),
-            )
-            .map_err(StorageFault::engine)?;
         Ok(())
     }
 
-    fn remove_message(
-        &mut self,
-        rid: &RecipientId,
-        msg_id: &MsgId,
-        entry: MsgEntry,
-    ) -> Result<(), StorageFault> {
+    fn remove_message(&mut self, rid: &RecipientId, seq: u64) -> Result<(), StorageFault> {
         self.messages
-            .remove(&codec::message_key(rid, entry.seq))
-            .map_err(StorageFault::engine)?;
-        self.msg_ids
-            .remove(&codec::msg_id_key(rid, msg_id))
-            .map_err(StorageFault::engine)?;
-        self.expiry
-            .remove(&codec::expiry_key(entry.received_at, rid, entry.seq))
+            .remove(&codec::message_key(rid, seq))
             .map_err(StorageFault::engine)?;
         Ok(())
-    }
-
-    fn expired(
-        &self,
-        before: u64,
-        limit: usize,
-    ) -> Result<Vec<(RecipientId, MsgId, MsgEntry)>, StorageFault> {
-        let end = codec::expiry_key(before, &RecipientId::from_bytes([0; QUEUE_ID_LEN]), 0);
-        let mut found = Vec::new();
-        for item in self
-            .expiry
-            .range::<&[u8; EXPIRY_KEY_LEN]>(..&end)
-            .map_err(StorageFault::engine)?
-        {
-            if found.len() >= limit {
-                break;
-            }
-            let (key, value) = item.map_err(StorageFault::engine)?;
-            let (received_at, rid, seq) = codec::expiry_key_parts(key.value());
-            found.push((
-                rid,
-                MsgId::from_bytes(*value.value()),
-                MsgEntry { seq, received_at },
-            ));
-        }
-        Ok(found)
     }
 }

@@ -96,14 +96,14 @@ fn unknown_layout_and_damaged_records_are_errors() {
         let store = RedbStore::open(&path).unwrap();
         assert!(one(&store, WriteOp::CreateQueue(record(1))).is_ok());
     }
-    // Damage the queue's state record behind the store's back.
+    // Damage the queue's record behind the store's back.
     {
         let db = redb::Database::create(&path).unwrap();
         let txn = db.begin_write().unwrap();
         {
-            let definition = redb::TableDefinition::<&[u8; 24], &[u8]>::new("queue_state");
+            let definition = redb::TableDefinition::<&[u8; 24], &[u8]>::new("queues");
             let mut t = txn.open_table(definition).unwrap();
-            t.insert(rid(1).as_bytes(), [1u8, 7].as_slice()).unwrap();
+            t.insert(rid(1).as_bytes(), [2u8, 7].as_slice()).unwrap();
         }
         txn.commit().unwrap();
     }
@@ -228,4 +228,113 @@ fn sigkill_loses_no_acknowledged_message() {
             "message {n}: {result:?}"
         );
     }
+}
+
+/// A schema 1 file (four tables per message, sender key in `queue_state`) is converted at
+/// open: queues, sender keys and messages are kept, in order, and stay usable.
+#[test]
+fn a_schema_1_file_is_converted() {
+    use super::super::codec;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let meta = redb::TableDefinition::<&str, u64>::new("meta");
+            txn.open_table(meta).unwrap().insert("schema", 1).unwrap();
+            let bytes = redb::TableDefinition::<&[u8; 24], &[u8]>::new;
+            let mut queues = txn.open_table(bytes("queues")).unwrap();
+            let mut states = txn.open_table(bytes("queue_state")).unwrap();
+            let senders = redb::TableDefinition::<&[u8; 24], &[u8; 24]>::new("senders");
+            let mut senders = txn.open_table(senders).unwrap();
+            let messages = redb::TableDefinition::<&[u8; 32], &[u8]>::new("messages");
+            let mut messages = txn.open_table(messages).unwrap();
+            let msg_ids = redb::TableDefinition::<&[u8; 48], &[u8; 16]>::new("msg_ids");
+            txn.open_table(msg_ids)
+                .unwrap()
+                .insert(&[1; 48], &[2; 16])
+                .unwrap();
+            let mut fixed = record(1);
+            fixed.sender_auth_key = Some(key(4));
+            for (n, queue, count) in [(1u8, fixed, 2u64), (2, record(2), 0)] {
+                let (value, state) = codec::encode_v1(&queue, count, 7);
+                queues.insert(rid(n).as_bytes(), value.as_slice()).unwrap();
+                states.insert(rid(n).as_bytes(), state.as_slice()).unwrap();
+                senders
+                    .insert(sid(n).as_bytes(), rid(n).as_bytes())
+                    .unwrap();
+            }
+            for (seq, n) in [(5u64, 30u64), (6, 20)] {
+                messages
+                    .insert(
+                        &codec::message_key(&rid(1), seq),
+                        codec::encode_message(&message(n, 100)).as_slice(),
+                    )
+                    .unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+    for _ in 0..2 {
+        let store = RedbStore::open(&path).unwrap();
+        let mut expected = record(1);
+        expected.sender_auth_key = Some(key(4));
+        assert_same_record(&store.queue_by_sender(&sid(1)).unwrap().unwrap(), &expected);
+        assert_same_record(&store.queue(&rid(2)).unwrap().unwrap(), &record(2));
+        assert_eq!(store.message_count(&rid(1)).unwrap(), 2);
+        assert_eq!(
+            store.first_message(&rid(1)).unwrap(),
+            Some(message(30, 100))
+        );
+        assert_eq!(
+            store.message_after(&rid(1), &msg_id(30)).unwrap(),
+            Some(message(20, 100))
+        );
+        assert_eq!(store.stats().unwrap().messages, 2);
+    }
+    let store = RedbStore::open(&path).unwrap();
+    // The fixed key still holds; a new message comes after the old ones.
+    assert!(matches!(
+        one(
+            &store,
+            WriteOp::Append {
+                recipient_id: rid(1),
+                sender_key: Some(key(5)),
+                message: message(1, 200),
+                quota: 10,
+            }
+        ),
+        Err(WriteError::SenderKeyMismatch)
+    ));
+    assert!(one(&store, append(1, 40, 200)).is_ok());
+    for n in [30, 20] {
+        let ack = WriteOp::Ack {
+            recipient_id: rid(1),
+            msg_id: msg_id(n),
+        };
+        assert!(matches!(
+            one(&store, ack),
+            Ok(WriteOutcome::Acked { found: true })
+        ));
+    }
+    assert_eq!(
+        store.first_message(&rid(1)).unwrap(),
+        Some(message(40, 200))
+    );
+    drop(store);
+    // The old tables are gone.
+    let db = redb::Database::create(&path).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    let names: Vec<String> = txn
+        .list_tables()
+        .unwrap()
+        .map(|t| redb::TableHandle::name(&t).to_string())
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n == "queue_state" || n == "msg_ids" || n == "expiry"),
+        "{names:?}"
+    );
 }
