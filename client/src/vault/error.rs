@@ -43,6 +43,10 @@ pub enum OpenError {
         "the vault's data is damaged (a committed record fails its integrity check): keep a copy of the directory before trying anything else"
     )]
     Corrupted,
+    /// [`Vault::open_decoy`](super::Vault::open_decoy): the credentials opened a
+    /// profile that has no decoy (no duress passphrase was set with it).
+    #[error("this profile has no decoy: set a duress passphrase first")]
+    NoDecoy,
     /// The key slot opened but was written by a newer format version.
     #[error("the vault was written by a newer version of this program: update it")]
     UnsupportedVersion,
@@ -101,6 +105,33 @@ pub enum WriteError {
     Io(#[from] std::io::Error),
 }
 
+/// [`Vault::set_duress`](super::Vault::set_duress) failed. Unless the error is
+/// [`Io`](Self::Io), nothing was changed: the old duress passphrase (if any) still
+/// opens the old decoy.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetDuressError {
+    /// The duress credentials are the profile's own: they would open it, not a decoy.
+    #[error("the duress passphrase must differ from the passphrase: nothing was changed")]
+    SameAsPassphrase,
+    /// The vault was opened with [`Vault::open_decoy`](super::Vault::open_decoy): a
+    /// decoy has no decoy of its own. Set the duress passphrase on the real profile.
+    #[error("this is the decoy profile: set the duress passphrase from the real one")]
+    OpenedAsDecoy,
+    /// Argon2id could not get its memory.
+    #[error(
+        "the key derivation could not get its {ARGON2_MEMORY_MIB} MiB of memory: close other apps and try again"
+    )]
+    OutOfMemory,
+    /// An earlier write failed; reopen the vault first.
+    #[error("an earlier write failed: close the vault and open it again")]
+    Poisoned,
+    /// The file system refused a write. The vault is poisoned if the key slot's state
+    /// is uncertain; reopen it and set the duress passphrase again.
+    #[error("could not write the decoy profile: {0}")]
+    Io(#[from] std::io::Error),
+}
+
 /// [`Vault::change_passphrase`](super::Vault::change_passphrase) failed; the old
 /// credentials still open the vault. (After an [`Io`](Self::Io) error the new ones may
 /// too, from the spare position, until the next key-slot rewrite overwrites it.)
@@ -118,6 +149,14 @@ pub enum ChangePassphraseError {
     /// An earlier write failed; reopen the vault first.
     #[error("an earlier write failed: close the vault and open it again")]
     Poisoned,
+    /// The vault was opened with [`Vault::open_decoy`](super::Vault::open_decoy): the
+    /// decoy's passphrase is the duress passphrase, changed with
+    /// [`Vault::set_duress`](super::Vault::set_duress) from the real profile.
+    #[error("this is the decoy profile: change the duress passphrase from the real one")]
+    OpenedAsDecoy,
+    /// The new passphrase is the duress passphrase: it would open two profiles.
+    #[error("the new passphrase is the duress passphrase: choose another")]
+    SameAsDuress,
     /// The file system refused a write.
     #[error("could not write the key slot: {0}")]
     Io(#[from] std::io::Error),

@@ -8,9 +8,15 @@
 //!   [4096·(i+1), +4096)   position i < SLOT_COUNT: nonce (24) ‖ XChaCha20-Poly1305(
 //!                           slot key i, aad = "slot" ‖ i ‖ salt, slot payload (4056))
 //!                         or, if unused, 4096 random bytes
-//! slot payload            version u8 = 1 ‖ kind u8 = 0 (profile) ‖ reserved positions u8
+//! slot payload            version u8 = 1 ‖ kind u8 ‖ reserved positions u8
 //!                         ‖ generation u64 ‖ profile id (16) ‖ data key (32)
-//!                         ‖ segment epoch u64 ‖ segment secret (32) ‖ zeros
+//!                         ‖ segment epoch u64 ‖ segment secret (32)
+//!                         ‖ erase-on-open positions u8 ‖ decoy flag u8
+//!                         ‖ [decoy KEK (32) if the flag is 1] ‖ zeros
+//!   kind 0 (profile): erase-on-open = 0. kind 1 (duress): erase-on-open ≠ 0, the
+//!   positions an open with this slot's credentials erases before anything else.
+//!   (Payloads written before the duress fields existed have zeros there: kind 0, no
+//!   decoy, so they read unchanged.)
 //!
 //! segment file (name = hex(HMAC(name key, "segment" ‖ epoch))[..32], size from
 //! SEGMENT_SIZES, records from offset 0, every byte past the last record random)
@@ -53,8 +59,12 @@ pub(crate) const KEYSLOT_FILE_LEN: usize = SALT_BLOCK_LEN + SLOT_COUNT * SLOT_LE
 pub(crate) const SLOT_PLAINTEXT_LEN: usize = SLOT_LEN - XCHACHA_NONCE_LEN - AEAD_TAG_LEN;
 /// The format version a slot payload carries (inside the encryption, never in clear).
 pub(crate) const FORMAT_VERSION: u8 = 1;
-/// Slot kind: an ordinary profile. (The duress issue adds a kind for a duress slot.)
+/// Slot kind: an ordinary profile.
 const SLOT_KIND_PROFILE: u8 = 0;
+/// Slot kind: a decoy profile whose credentials are the duress passphrase. Opening it
+/// erases the positions in [`SlotPayload::erase_on_open`], then turns the slot into an
+/// ordinary profile.
+const SLOT_KIND_DURESS: u8 = 1;
 /// Length of a profile's random id.
 pub(crate) const PROFILE_ID_LEN: usize = 16;
 
@@ -65,8 +75,8 @@ pub(crate) struct SlotPayload {
     pub(crate) generation: u64,
     /// Random; tells positions of the same profile apart from another profile's.
     pub(crate) profile_id: [u8; PROFILE_ID_LEN],
-    /// Bit i set: position i belongs to another profile this one knows of (a decoy) and
-    /// must not be reused as a spare. Always 0 until the duress issue.
+    /// Bit i set: position i belongs to another profile this one knows of (the decoy,
+    /// or for a decoy the real profile) and is never written by this profile's rewrites.
     pub(crate) reserved_positions: u8,
     /// The profile's data key: root of its file names and record keys.
     pub(crate) data_key: Secret32,
@@ -75,6 +85,12 @@ pub(crate) struct SlotPayload {
     /// The current segment's random secret; compaction replaces it, which is what makes
     /// the old segment's records unreadable even with the passphrase.
     pub(crate) segment_secret: Secret32,
+    /// Non-zero only in a duress slot (kind 1): the positions (the real profile's) that
+    /// an open with this slot's credentials overwrites with random bytes first.
+    pub(crate) erase_on_open: u8,
+    /// In a real profile with a decoy: the decoy's KEK (the duress passphrase's), so
+    /// that the owner can open and write the decoy with the real passphrase.
+    pub(crate) decoy_kek: Option<Secret32>,
 }
 
 impl core::fmt::Debug for SlotPayload {
@@ -86,6 +102,18 @@ impl core::fmt::Debug for SlotPayload {
     }
 }
 
+/// The two positions of key-slot position `index`'s pair, as a bit mask. A profile
+/// that shares the file with another (real and decoy) stays inside its pair, so that
+/// neither's rewrites ever touch the other's positions.
+pub(crate) fn pair_mask(index: usize) -> u8 {
+    0b11 << ((index / 2) * 2)
+}
+
+/// Every position, as a bit mask.
+pub(crate) const ALL_POSITIONS: u8 = (1 << SLOT_COUNT) - 1;
+
+const _: () = assert!(SLOT_COUNT == 4, "pair_mask assumes two pairs");
+
 /// A position decrypted but its payload is not one this version reads.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum SlotDecodeError {
@@ -96,16 +124,47 @@ pub(crate) enum SlotDecodeError {
 }
 
 impl SlotPayload {
+    /// Whether this is a duress slot (a decoy not yet switched to).
+    pub(crate) fn is_duress(&self) -> bool {
+        self.erase_on_open != 0
+    }
+
+    /// The same profile at the next generation (same keys, same kind and links).
+    pub(crate) fn next_generation(&self) -> Self {
+        Self {
+            generation: self.generation.saturating_add(1),
+            profile_id: self.profile_id,
+            reserved_positions: self.reserved_positions,
+            data_key: self.data_key.clone(),
+            epoch: self.epoch,
+            segment_secret: self.segment_secret.clone(),
+            erase_on_open: self.erase_on_open,
+            decoy_kek: self.decoy_kek.clone(),
+        }
+    }
+
     pub(crate) fn encode(&self) -> Zeroizing<Vec<u8>> {
         let mut out = Zeroizing::new(Vec::with_capacity(SLOT_PLAINTEXT_LEN));
         out.push(FORMAT_VERSION);
-        out.push(SLOT_KIND_PROFILE);
+        out.push(if self.is_duress() {
+            SLOT_KIND_DURESS
+        } else {
+            SLOT_KIND_PROFILE
+        });
         out.push(self.reserved_positions);
         out.extend_from_slice(&self.generation.to_be_bytes());
         out.extend_from_slice(&self.profile_id);
         out.extend_from_slice(self.data_key.as_bytes());
         out.extend_from_slice(&self.epoch.to_be_bytes());
         out.extend_from_slice(self.segment_secret.as_bytes());
+        out.push(self.erase_on_open);
+        match &self.decoy_kek {
+            Some(kek) => {
+                out.push(1);
+                out.extend_from_slice(kek.as_bytes());
+            }
+            None => out.push(0),
+        }
         out.resize(SLOT_PLAINTEXT_LEN, 0);
         out
     }
@@ -115,7 +174,7 @@ impl SlotPayload {
         let mut r = Reader::new(bytes);
         let version = r.u8().map_err(malformed)?;
         let kind = r.u8().map_err(malformed)?;
-        if version != FORMAT_VERSION || kind != SLOT_KIND_PROFILE {
+        if version != FORMAT_VERSION || !matches!(kind, SLOT_KIND_PROFILE | SLOT_KIND_DURESS) {
             return Err(SlotDecodeError::Unsupported);
         }
         let reserved_positions = r.u8().map_err(malformed)?;
@@ -126,6 +185,19 @@ impl SlotPayload {
         let epoch = r.u64().map_err(malformed)?;
         let segment_secret = Secret32::from_slice(r.take(32).map_err(malformed)?)
             .map_err(|_| SlotDecodeError::Malformed)?;
+        let erase_on_open = r.u8().map_err(malformed)?;
+        if (kind == SLOT_KIND_DURESS) != (erase_on_open != 0) || erase_on_open & !ALL_POSITIONS != 0
+        {
+            return Err(SlotDecodeError::Malformed);
+        }
+        let decoy_kek = match r.u8().map_err(malformed)? {
+            0 => None,
+            1 => Some(
+                Secret32::from_slice(r.take(32).map_err(malformed)?)
+                    .map_err(|_| SlotDecodeError::Malformed)?,
+            ),
+            _ => return Err(SlotDecodeError::Malformed),
+        };
         if r.rest().iter().any(|&b| b != 0) || bytes.len() != SLOT_PLAINTEXT_LEN {
             return Err(SlotDecodeError::Malformed);
         }
@@ -136,6 +208,8 @@ impl SlotPayload {
             data_key,
             epoch,
             segment_secret,
+            erase_on_open,
+            decoy_kek,
         })
     }
 }

@@ -2,10 +2,11 @@
 //! [`SlotPayload`] or random bytes (layout in [`super::format`]).
 //!
 //! Opening runs Argon2id once and trial-decrypts every position, used or not, so the
-//! work is the same for a right, a wrong or (later) a duress passphrase. A payload is
+//! work is the same for a right, a wrong or a duress passphrase. A payload is
 //! rewritten by sealing it into a spare position, syncing, then overwriting the old
 //! position with random bytes and syncing again: at every instant one complete copy is
-//! on disk, and after a crash between the two steps the higher generation wins.
+//! on disk, and after a crash between the two steps the higher generation wins (see
+//! [`KeySlotFile::rewrite`]).
 //! Overwriting a position is crypto-shredding: its data key, and with it the profile's
 //! records, are gone.
 
@@ -46,8 +47,6 @@ pub(crate) struct Unlocked {
     /// The position holding the current payload.
     pub(crate) position: usize,
     pub(crate) payload: SlotPayload,
-    /// Older copies of the same profile left by an interrupted rewrite.
-    pub(crate) stale: Vec<usize>,
 }
 
 /// A rewrite did not complete.
@@ -149,6 +148,12 @@ impl KeySlotFile {
         index: usize,
         payload: &SlotPayload,
     ) -> io::Result<()> {
+        self.write_sealed(kek, index, payload)?;
+        self.file.sync_data()
+    }
+
+    /// Seals `payload` into position `index`, without syncing.
+    fn write_sealed(&self, kek: &Kek, index: usize, payload: &SlotPayload) -> io::Result<()> {
         let nonce = fsio::random_array::<XCHACHA_NONCE_LEN>()?;
         let sealed = seal_slot(
             &kek.slot_key(&self.salt, index),
@@ -157,33 +162,50 @@ impl KeySlotFile {
             payload,
             &nonce,
         );
-        self.file.write_all_at(&sealed, position_offset(index))?;
-        self.file.sync_data()
+        self.file.write_all_at(&sealed, position_offset(index))
+    }
+
+    /// Writes random bytes over position `index`, without syncing.
+    fn write_random(&self, index: usize) -> io::Result<()> {
+        let mut noise = vec![0u8; SLOT_LEN];
+        fsio::random_bytes(&mut noise)?;
+        self.file.write_all_at(&noise, position_offset(index))
     }
 
     /// Overwrites position `index` with random bytes and syncs: crypto-shredding.
     pub(crate) fn erase(&self, index: usize) -> io::Result<()> {
-        let mut noise = vec![0u8; SLOT_LEN];
-        fsio::random_bytes(&mut noise)?;
-        self.file.write_all_at(&noise, position_offset(index))?;
+        self.write_random(index)?;
         self.file.sync_data()
     }
 
     /// Moves `payload` (already at its new generation) from position `current` to a
-    /// spare one: seal there, sync, erase `current`, sync. Positions set in
-    /// `payload.reserved_positions` belong to other profiles and are never used.
+    /// spare one, in two synced steps:
+    ///
+    /// 1. the new copy is sealed into the spare and every other position this profile
+    ///    may use (not `current`, not reserved) is overwritten with random bytes; sync;
+    /// 2. `current` is overwritten with random bytes; sync.
+    ///
+    /// Positions set in `payload.reserved_positions` belong to another profile and are
+    /// never written. Every rewrite (every open, compaction, passphrase change, and the
+    /// duress switch, whose erase of the real profile is step 1's random bytes) is this
+    /// same pattern of writes, so none of them stands out on disk or in time. A crash
+    /// in step 1 leaves `current` intact; a crash in step 2 leaves two copies, and the
+    /// higher generation wins at the next open, whose own rewrite erases the other.
     pub(crate) fn rewrite(
         &self,
         kek: &Kek,
         current: usize,
         payload: &SlotPayload,
     ) -> Result<usize, RewriteError> {
-        let spare = (0..SLOT_COUNT)
-            .find(|&i| i != current && payload.reserved_positions & (1 << i) == 0)
-            .ok_or_else(|| {
-                RewriteError::Uncertain(io::Error::other("no spare key-slot position"))
-            })?;
-        self.write_payload(kek, spare, payload)
+        let usable = |i: usize| i != current && payload.reserved_positions & (1 << i) == 0;
+        let spare = (0..SLOT_COUNT).find(|&i| usable(i)).ok_or_else(|| {
+            RewriteError::Uncertain(io::Error::other("no spare key-slot position"))
+        })?;
+        (0..SLOT_COUNT)
+            .filter(|&i| usable(i) && i != spare)
+            .try_for_each(|i| self.write_random(i))
+            .and_then(|()| self.write_sealed(kek, spare, payload))
+            .and_then(|()| self.file.sync_data())
             .map_err(RewriteError::Uncertain)?;
         self.erase(current)
             .map_err(|error| RewriteError::OldNotErased {
@@ -192,6 +214,26 @@ impl KeySlotFile {
             })?;
         Ok(spare)
     }
+
+    /// Reads every position back from disk.
+    pub(crate) fn read_positions(&self) -> io::Result<Positions> {
+        (0..SLOT_COUNT).map(|i| self.read_position(i)).collect()
+    }
+
+    /// Overwrites the whole file (salt and every position) with random bytes and
+    /// syncs: no credentials open anything in it afterwards (the panic wipe).
+    pub(crate) fn shred(&self) -> io::Result<()> {
+        shred_file(&self.file)
+    }
+}
+
+/// Overwrites the first [`KEYSLOT_FILE_LEN`] bytes of `file` with random bytes in one
+/// write, then syncs.
+pub(crate) fn shred_file(file: &File) -> io::Result<()> {
+    let mut noise = vec![0u8; KEYSLOT_FILE_LEN];
+    fsio::random_bytes(&mut noise)?;
+    file.write_all_at(&noise, 0)?;
+    file.sync_data()
 }
 
 fn position_offset(index: usize) -> u64 {
@@ -200,6 +242,8 @@ fn position_offset(index: usize) -> u64 {
 
 /// Trial-decrypts every position with `kek` — all of them, whatever the outcome, so the
 /// time taken says nothing about which positions are used. `Ok(None)`: none opened.
+/// Older copies of the same profile (an interrupted rewrite) are ignored: the higher
+/// generation is current, and the next [`KeySlotFile::rewrite`] erases the others.
 pub(crate) fn unlock(
     kek: &Kek,
     salt: &[u8; SALT_LEN],
@@ -223,16 +267,7 @@ pub(crate) fn unlock(
         return failure.map_or(Ok(None), Err);
     };
     let (position, payload) = opened.swap_remove(best);
-    let stale = opened
-        .iter()
-        .filter(|(_, other)| other.profile_id == payload.profile_id)
-        .map(|(index, _)| *index)
-        .collect();
-    Ok(Some(Unlocked {
-        position,
-        payload,
-        stale,
-    }))
+    Ok(Some(Unlocked { position, payload }))
 }
 
 /// Trial-decrypts the one position `index`: `None` if `kek` does not open it.

@@ -124,8 +124,11 @@ mod secret;
 mod segment;
 mod store;
 mod transaction;
+mod wipe;
 
-pub use error::{ChangePassphraseError, CreateError, OpenError, ReadError, WriteError};
+pub use error::{
+    ChangePassphraseError, CreateError, OpenError, ReadError, SetDuressError, WriteError,
+};
 pub use format::{MAX_KEY_LEN, MAX_TRANSACTION_LEN};
 pub use kdf::{ARGON2_LANES, ARGON2_MEMORY_MIB, ARGON2_PASSES};
 pub use secret::{Credentials, Passphrase, PlatformSecret};

@@ -8,18 +8,20 @@ use std::path::{Path, PathBuf};
 use passage_crypto::primitives::Secret32;
 use zeroize::Zeroizing;
 
-use super::error::{ChangePassphraseError, CreateError, OpenError, ReadError, WriteError};
+use super::error::{
+    ChangePassphraseError, CreateError, OpenError, ReadError, SetDuressError, WriteError,
+};
 use super::format::{
-    MAX_TRANSACTION_LEN, Op, PROFILE_ID_LEN, RECORD_OVERHEAD, SLOT_COUNT, SegmentKeys,
-    SlotDecodeError, SlotPayload, decode_ops, encode_ops, name_key, op_len, segment_name,
-    temp_name,
+    ALL_POSITIONS, KEYSLOT_FILE_NAME, MAX_TRANSACTION_LEN, NAME_HEX_LEN, Op, PROFILE_ID_LEN,
+    RECORD_OVERHEAD, SLOT_COUNT, SegmentKeys, SlotDecodeError, SlotPayload, decode_ops, encode_ops,
+    hex, name_key, op_len, pair_mask, segment_name, temp_name,
 };
 use super::fsio;
 use super::index::Index;
 use super::kdf::{KdfCost, Kek, SALT_LEN, derive_kek};
 use super::keyslot::{self, KeySlotFile, RewriteError};
 use super::secret::{Credentials, SecretBytes};
-use super::segment::{RecordLoc, Segment};
+use super::segment::{RecordLoc, SEGMENT_MIN_LEN, Segment};
 use super::transaction::Transaction;
 
 /// Garbage (bytes of records holding no current value) below which the vault never
@@ -70,6 +72,23 @@ impl Vault {
     /// A wrong passphrase changes nothing on disk.
     pub fn open(dir: impl AsRef<Path>, credentials: &Credentials) -> Result<Self, OpenError> {
         Self::open_with_cost(dir.as_ref(), credentials, KdfCost::Standard)
+    }
+
+    /// Opens the decoy profile of the vault in `dir` with the **real** credentials, so
+    /// that its owner can give it contacts and history (`passage --decoy COMMAND`).
+    /// Runs Argon2id once, like [`Vault::open`] (and rewrites the real profile's
+    /// key slot the same way). The vault returned reads and writes the decoy; its
+    /// compactions stay inside the decoy's key-slot positions.
+    ///
+    /// [`OpenError::NoDecoy`] if the credentials open a profile without a decoy. Given
+    /// the duress credentials, this performs the duress switch exactly as
+    /// [`Vault::open`] does and then reports `NoDecoy`, as any profile without a decoy
+    /// would.
+    pub fn open_decoy(
+        dir: impl AsRef<Path>,
+        real_credentials: &Credentials,
+    ) -> Result<Self, OpenError> {
+        Self::open_decoy_with_cost(dir.as_ref(), real_credentials, KdfCost::Standard)
     }
 
     /// The current value of `key`, decrypted from its record.
@@ -169,12 +188,9 @@ impl Vault {
             |new| self.copy_current_values(new, &mut index),
         )?;
         let payload = SlotPayload {
-            generation: self.payload.generation + 1,
-            profile_id: self.payload.profile_id,
-            reserved_positions: self.payload.reserved_positions,
-            data_key: self.payload.data_key.clone(),
             epoch,
             segment_secret: secret,
+            ..self.payload.next_generation()
         };
         let (position, outcome) = match self.keyslot.rewrite(&self.kek, self.position, &payload) {
             Ok(position) => (position, Ok(())),
@@ -211,6 +227,9 @@ impl Vault {
         if self.poisoned {
             return Err(ChangePassphraseError::Poisoned);
         }
+        if self.payload.is_duress() {
+            return Err(ChangePassphraseError::OpenedAsDecoy);
+        }
         let salt = *self.keyslot.salt();
         let check = derive_kek(self.cost, current, &salt)
             .map_err(|_| ChangePassphraseError::OutOfMemory)?;
@@ -221,14 +240,15 @@ impl Vault {
         }
         let kek =
             derive_kek(self.cost, new, &salt).map_err(|_| ChangePassphraseError::OutOfMemory)?;
-        let payload = SlotPayload {
-            generation: self.payload.generation + 1,
-            profile_id: self.payload.profile_id,
-            reserved_positions: self.payload.reserved_positions,
-            data_key: self.payload.data_key.clone(),
-            epoch: self.payload.epoch,
-            segment_secret: self.payload.segment_secret.clone(),
-        };
+        if self
+            .payload
+            .decoy_kek
+            .as_ref()
+            .is_some_and(|decoy| decoy.ct_eq(kek.secret()))
+        {
+            return Err(ChangePassphraseError::SameAsDuress);
+        }
+        let payload = self.payload.next_generation();
         match self.keyslot.rewrite(&kek, self.position, &payload) {
             Ok(position) => {
                 self.position = position;
@@ -247,6 +267,123 @@ impl Vault {
                 Err(error.into())
             }
         }
+    }
+
+    /// Sets the duress passphrase: creates a fresh, empty decoy profile (its own data
+    /// key, segment and key-slot position, sealed under `duress`), replacing the decoy
+    /// of an earlier call, whose data is then crypto-shredded and its segment removed.
+    /// Runs Argon2id once. Fill the decoy with [`Vault::open_decoy`].
+    ///
+    /// From then on, [`Vault::open`] with `duress` overwrites this profile's key-slot
+    /// positions with random bytes (its data key is gone) and opens the decoy, which
+    /// from then on is an ordinary profile; the real credentials get
+    /// [`OpenError::WrongPassphrase`]. The directory keeps its number of files: the
+    /// decoy's segment takes the place of the random reserve file `create` made (or of
+    /// the replaced decoy's segment).
+    pub fn set_duress(&mut self, duress: &Credentials) -> Result<(), SetDuressError> {
+        if self.poisoned {
+            return Err(SetDuressError::Poisoned);
+        }
+        if self.payload.is_duress() {
+            return Err(SetDuressError::OpenedAsDecoy);
+        }
+        let salt = *self.keyslot.salt();
+        let duress_kek =
+            derive_kek(self.cost, duress, &salt).map_err(|_| SetDuressError::OutOfMemory)?;
+        if duress_kek.secret().ct_eq(self.kek.secret()) {
+            return Err(SetDuressError::SameAsPassphrase);
+        }
+        let own_pair = pair_mask(self.position);
+        let decoy_pair = ALL_POSITIONS & !own_pair;
+        // The decoy being replaced, if there is one.
+        let old = match &self.payload.decoy_kek {
+            Some(old_kek) => keyslot::unlock(
+                &Kek::from_secret(old_kek.clone()),
+                &salt,
+                &self.keyslot.read_positions()?,
+            )
+            .ok()
+            .flatten(),
+            None => None,
+        };
+        let target = (0..SLOT_COUNT)
+            .find(|&i| decoy_pair & (1 << i) != 0 && old.as_ref().is_none_or(|o| o.position != i))
+            .ok_or_else(|| io::Error::other("no key-slot position for the decoy"))?;
+
+        // 1. The decoy's empty segment, then its slot: a duress slot that erases this
+        //    profile's pair and never writes there itself.
+        let decoy = SlotPayload {
+            generation: 1,
+            profile_id: fsio::random_array::<PROFILE_ID_LEN>()?,
+            reserved_positions: own_pair,
+            data_key: Secret32::from_bytes(fsio::random_array()?),
+            epoch: 0,
+            segment_secret: Secret32::from_bytes(fsio::random_array()?),
+            erase_on_open: own_pair,
+            decoy_kek: None,
+        };
+        let decoy_names = name_key(&decoy.data_key);
+        let decoy_segment = segment_name(&decoy_names, 0);
+        let keys = SegmentKeys::derive(&decoy.data_key, &decoy.segment_secret, 0);
+        drop(Segment::create(
+            &self.dir,
+            &temp_name(&decoy_names, 0),
+            &decoy_segment,
+            keys,
+            |_| Ok(()),
+        )?);
+        if let Err(e) = self.keyslot.write_payload(&duress_kek, target, &decoy) {
+            // The position is outside this profile's pair: whatever reached it is
+            // harmless, and this profile's next rewrite overwrites it.
+            let _ = fsio::remove_if_present(&self.dir.join(&decoy_segment));
+            return Err(e.into());
+        }
+
+        // 2. This profile's slot now names the decoy and stays out of its pair.
+        let payload = SlotPayload {
+            reserved_positions: decoy_pair,
+            decoy_kek: Some(duress_kek.secret().clone()),
+            ..self.payload.next_generation()
+        };
+        match self.keyslot.rewrite(&self.kek, self.position, &payload) {
+            Ok(position) => {
+                self.position = position;
+                self.payload = payload;
+            }
+            Err(RewriteError::Uncertain(e)) => {
+                self.poisoned = true;
+                return Err(e.into());
+            }
+            Err(RewriteError::OldNotErased { position, error }) => {
+                self.position = position;
+                self.payload = payload;
+                self.poisoned = true;
+                return Err(error.into());
+            }
+        }
+
+        // 3. The old decoy's positions and segment, or the reserve file, go: the number
+        //    of files stays the same.
+        for i in (0..SLOT_COUNT).filter(|&i| decoy_pair & (1 << i) != 0 && i != target) {
+            self.keyslot.erase(i)?;
+        }
+        match old {
+            Some(old) => {
+                let names = name_key(&old.payload.data_key);
+                fsio::remove_if_present(&self.dir.join(segment_name(&names, old.payload.epoch)))?;
+            }
+            None => {
+                let own = segment_name(&self.name_key, self.payload.epoch);
+                let reserve = vault_file_names(&self.dir)?.into_iter().find(|name| {
+                    name != KEYSLOT_FILE_NAME && *name != own && *name != decoy_segment
+                });
+                if let Some(reserve) = reserve {
+                    fsio::remove_if_present(&self.dir.join(reserve))?;
+                }
+            }
+        }
+        fsio::sync_dir(&self.dir)?;
+        Ok(())
     }
 
     /// Crypto-shreds this profile: its key-slot position is overwritten with random bytes
@@ -296,6 +433,8 @@ impl Vault {
             data_key: Secret32::from_bytes(fsio::random_array()?),
             epoch: 0,
             segment_secret: Secret32::from_bytes(fsio::random_array()?),
+            erase_on_open: 0,
+            decoy_kek: None,
         };
         let name_key = name_key(&payload.data_key);
         let keys = SegmentKeys::derive(&payload.data_key, &payload.segment_secret, 0);
@@ -303,14 +442,21 @@ impl Vault {
         let segment = Segment::create(dir, &temp_name(&name_key, 0), &segment_file, keys, |_| {
             Ok(())
         })?;
+        // The reserve: random bytes standing in for the decoy's segment, so that the
+        // directory holds three files whether or not a duress passphrase is set.
+        let reserve_file = hex(&fsio::random_array::<{ NAME_HEX_LEN / 2 }>()?);
+        let reserve = write_reserve(dir, &reserve_file);
         let position = usize::from(fsio::random_array::<1>()?[0]) % SLOT_COUNT;
-        let keyslot = match KeySlotFile::create(dir, &salt, &kek, position, &payload) {
+        let keyslot = match reserve
+            .and_then(|()| KeySlotFile::create(dir, &salt, &kek, position, &payload))
+        {
             Ok(keyslot) => keyslot,
             Err(e) => {
                 // Without its key-slot file the new segment is an orphan; once the key-slot
                 // file is in place (a failure after the link), the segment is the vault's.
                 if !dir.join(super::format::KEYSLOT_FILE_NAME).exists() {
                     let _ = fsio::remove_if_present(&dir.join(&segment_file));
+                    let _ = fsio::remove_if_present(&dir.join(&reserve_file));
                 }
                 return Err(match e.kind() {
                     io::ErrorKind::AlreadyExists => CreateError::AlreadyExists,
@@ -344,27 +490,82 @@ impl Vault {
         let unlocked = match keyslot::unlock(&kek, keyslot.salt(), &positions) {
             Ok(Some(unlocked)) => unlocked,
             Ok(None) => return Err(OpenError::WrongPassphrase),
-            Err(SlotDecodeError::Unsupported) => return Err(OpenError::UnsupportedVersion),
-            Err(SlotDecodeError::Malformed) => return Err(OpenError::Corrupted),
+            Err(e) => return Err(slot_error(e)),
         };
-        let payload = unlocked.payload;
+        let (position, payload) = (unlocked.position, unlocked.payload);
+        if payload.is_duress() {
+            // The duress switch. The slot becomes an ordinary profile that knows of no
+            // other; the rewrite that stores it overwrites every other position with
+            // random bytes in the same synced step, so the real profile's data key is
+            // gone before anything of the decoy is read. A crash before that step is
+            // complete leaves the duress slot in place, and the next open does it again.
+            let profile = SlotPayload {
+                reserved_positions: 0,
+                erase_on_open: 0,
+                decoy_kek: None,
+                ..payload.next_generation()
+            };
+            debug_assert!(payload.erase_on_open & pair_mask(position) == 0);
+            let position = rewrite_at_open(&keyslot, &kek, position, &profile)?;
+            let (segment, index) = replay(dir, &profile)?;
+            return Self::assemble(dir, cost, keyslot, kek, position, profile, segment, index);
+        }
+        // An ordinary open: read the log first (a damaged one fails the open with nothing
+        // written), then rewrite the slot the same way the duress switch does.
+        let (segment, index) = replay(dir, &payload)?;
+        let next = payload.next_generation();
+        let position = rewrite_at_open(&keyslot, &kek, position, &next)?;
+        Self::assemble(dir, cost, keyslot, kek, position, next, segment, index)
+    }
+
+    pub(crate) fn open_decoy_with_cost(
+        dir: &Path,
+        credentials: &Credentials,
+        cost: KdfCost,
+    ) -> Result<Self, OpenError> {
+        let real = Self::open_with_cost(dir, credentials, cost)?;
+        let Some(decoy_kek) = real.payload.decoy_kek.clone() else {
+            return Err(OpenError::NoDecoy);
+        };
+        let kek = Kek::from_secret(decoy_kek);
+        let positions = real.keyslot.read_positions()?;
+        let unlocked = match keyslot::unlock(&kek, real.keyslot.salt(), &positions) {
+            Ok(Some(unlocked)) if unlocked.payload.is_duress() => unlocked,
+            // The decoy's slot was destroyed (`destroy` on the decoy).
+            Ok(None) => return Err(OpenError::NoDecoy),
+            // A decoy that is not a duress slot any more would erase the real profile at
+            // its next rewrite: refuse to write with it. `set_duress` replaces it.
+            Ok(Some(_)) => return Err(OpenError::Corrupted),
+            Err(e) => return Err(slot_error(e)),
+        };
+        let (segment, index) = replay(dir, &unlocked.payload)?;
+        let Self { dir, keyslot, .. } = real;
+        Self::assemble(
+            &dir,
+            cost,
+            keyslot,
+            kek,
+            unlocked.position,
+            unlocked.payload,
+            segment,
+            index,
+        )
+    }
+
+    /// The open vault, once its log is read: removes what a crash interrupted.
+    #[expect(clippy::too_many_arguments, reason = "one private constructor")]
+    fn assemble(
+        dir: &Path,
+        cost: KdfCost,
+        keyslot: KeySlotFile,
+        kek: Kek,
+        position: usize,
+        payload: SlotPayload,
+        segment: Segment,
+        index: Index,
+    ) -> Result<Self, OpenError> {
         let name_key = name_key(&payload.data_key);
         let epoch = payload.epoch;
-        let keys = SegmentKeys::derive(&payload.data_key, &payload.segment_secret, epoch);
-        let mut index = Index::default();
-        let segment = Segment::open(
-            &dir.join(segment_name(&name_key, epoch)),
-            keys,
-            |loc, content| {
-                let ops = decode_ops(content).map_err(|_| OpenError::Corrupted)?;
-                index.apply(loc, &ops);
-                Ok(())
-            },
-        )?;
-        // The credentials are right and the log reads: finish what a crash interrupted.
-        for stale in unlocked.stale {
-            keyslot.erase(stale)?;
-        }
         let mut leftovers = vec![
             segment_name(&name_key, epoch + 1),
             temp_name(&name_key, epoch + 1),
@@ -385,7 +586,7 @@ impl Vault {
             cost,
             keyslot,
             kek,
-            position: unlocked.position,
+            position,
             payload,
             name_key,
             segment,
@@ -524,6 +725,14 @@ impl Vault {
         flush(&mut batch, new, index)
     }
 
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn keyslot(&self) -> &KeySlotFile {
+        &self.keyslot
+    }
+
     #[cfg(test)]
     pub(crate) fn payload_for_tests(&self) -> &SlotPayload {
         &self.payload
@@ -538,4 +747,73 @@ impl Vault {
     pub(crate) fn log_end(&self) -> u64 {
         self.segment.end()
     }
+}
+
+fn slot_error(e: SlotDecodeError) -> OpenError {
+    match e {
+        SlotDecodeError::Unsupported => OpenError::UnsupportedVersion,
+        SlotDecodeError::Malformed => OpenError::Corrupted,
+    }
+}
+
+/// Replays the segment `payload` names into an index.
+fn replay(dir: &Path, payload: &SlotPayload) -> Result<(Segment, Index), OpenError> {
+    let names = name_key(&payload.data_key);
+    let keys = SegmentKeys::derive(&payload.data_key, &payload.segment_secret, payload.epoch);
+    let mut index = Index::default();
+    let segment = Segment::open(
+        &dir.join(segment_name(&names, payload.epoch)),
+        keys,
+        |loc, content| {
+            let ops = decode_ops(content).map_err(|_| OpenError::Corrupted)?;
+            index.apply(loc, &ops);
+            Ok(())
+        },
+    )?;
+    Ok((segment, index))
+}
+
+/// The key-slot rewrite every successful open makes (see [`KeySlotFile::rewrite`]).
+fn rewrite_at_open(
+    keyslot: &KeySlotFile,
+    kek: &Kek,
+    position: usize,
+    payload: &SlotPayload,
+) -> Result<usize, OpenError> {
+    keyslot
+        .rewrite(kek, position, payload)
+        .map_err(|e| match e {
+            RewriteError::Uncertain(e) | RewriteError::OldNotErased { error: e, .. } => e.into(),
+        })
+}
+
+/// Writes the reserve file: [`SEGMENT_MIN_LEN`] random bytes, synced.
+fn write_reserve(dir: &Path, name: &str) -> io::Result<()> {
+    let file = fsio::create_new(&dir.join(name))?;
+    fsio::fill_random(&file, 0, SEGMENT_MIN_LEN)?;
+    file.sync_all()
+}
+
+/// The names of the regular files in `dir` that the vault could have made: 32
+/// lower-case hex digits. Files with other names are never touched.
+pub(crate) fn vault_file_names(dir: &Path) -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if !entry.file_type()?.is_file() {
+            continue;
+        }
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if name.len() == NAME_HEX_LEN
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
 }

@@ -230,7 +230,7 @@ fn change_passphrase_rewraps_the_key_slot_only() {
         Some(&b"secret identity"[..])
     );
     assert_eq!(value(&vault, "after").as_deref(), Some(&b"change"[..]));
-    assert_eq!(snapshot(dir.path()).len(), 2);
+    assert_eq!(snapshot(dir.path()).len(), FILE_COUNT);
 }
 
 #[test]
@@ -240,8 +240,17 @@ fn destroy_shreds_the_profile() {
     vault.put("k", b"v").unwrap();
     vault.destroy().unwrap();
     let files = snapshot(dir.path());
-    assert_eq!(files.len(), 1, "only the key-slot file stays");
-    assert_eq!(files[0].1.len(), crate::vault::format::KEYSLOT_FILE_LEN);
+    assert_eq!(
+        files.len(),
+        FILE_COUNT - 1,
+        "the key-slot file and the reserve stay"
+    );
+    let keyslot = &files
+        .iter()
+        .find(|(name, _)| name == crate::vault::format::KEYSLOT_FILE_NAME)
+        .unwrap()
+        .1;
+    assert_eq!(keyslot.len(), crate::vault::format::KEYSLOT_FILE_LEN);
     assert!(matches!(
         open_with(dir.path(), &creds(PASSPHRASE)),
         Err(OpenError::WrongPassphrase)
@@ -302,7 +311,7 @@ fn compaction_keeps_content_and_drops_garbage() {
     assert_eq!(vault.garbage_bytes(), 0);
     assert!(vault.log_end() < end / 4, "{} of {end}", vault.log_end());
     assert!(!old_segment.exists(), "the old segment was not removed");
-    assert_eq!(snapshot(dir.path()).len(), 2);
+    assert_eq!(snapshot(dir.path()).len(), FILE_COUNT);
     let check = |vault: &Vault| {
         assert_eq!(
             vault.keys_with_prefix("keep/").len() + vault.keys_with_prefix("churn/").len(),
@@ -339,7 +348,7 @@ fn compaction_runs_on_its_own() {
     }
     assert!(compactions >= 2, "{compactions} compactions");
     assert!(vault.log_end() < 2 * crate::vault::COMPACT_MIN_GARBAGE + 8192);
-    assert_eq!(snapshot(dir.path()).len(), 2);
+    assert_eq!(snapshot(dir.path()).len(), FILE_COUNT);
     vault.close();
     assert_eq!(value(&open(dir.path()), "hot"), Some(vec![143; 3000]));
 }

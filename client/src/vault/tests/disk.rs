@@ -6,7 +6,7 @@ use super::*;
 use crate::vault::format::NAME_HEX_LEN;
 
 /// Shannon entropy of the byte histogram, in bits per byte.
-fn entropy(bytes: &[u8]) -> f64 {
+pub(super) fn entropy(bytes: &[u8]) -> f64 {
     let mut counts = [0u64; 256];
     for &b in bytes {
         counts[usize::from(b)] += 1;
@@ -51,7 +51,7 @@ fn every_file_looks_random() {
     let dir = TempDir::new();
     let vault = populated(dir.path(), "contact/someone", "plain text");
     let files = snapshot(dir.path());
-    assert_eq!(files.len(), 2, "one key-slot file and one segment");
+    assert_eq!(files.len(), FILE_COUNT, "key-slot file, segment, reserve");
     let mut all = Vec::new();
     for (name, bytes) in &files {
         // Names: 32 lower-case hex digits, no extension, no word.
@@ -111,7 +111,7 @@ fn every_file_looks_random() {
 
 /// All the ways a marker could show up in a file: as is, UTF-16LE, hex, base64 (at each
 /// of the three alignments, the part that does not depend on neighbouring bytes).
-fn encodings(marker: &str) -> Vec<Vec<u8>> {
+pub(super) fn encodings(marker: &str) -> Vec<Vec<u8>> {
     let bytes = marker.as_bytes();
     let mut out = vec![bytes.to_vec()];
     out.push(bytes.iter().flat_map(|&b| [b, 0]).collect());

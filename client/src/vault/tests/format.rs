@@ -110,6 +110,8 @@ fn slot_payload_round_trips_and_checks_padding() {
         data_key: Secret32::from_bytes([5; 32]),
         epoch: 9,
         segment_secret: Secret32::from_bytes([6; 32]),
+        erase_on_open: 0,
+        decoy_kek: None,
     };
     let encoded = payload.encode();
     assert_eq!(encoded.len(), SLOT_PLAINTEXT_LEN);

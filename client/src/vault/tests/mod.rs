@@ -6,8 +6,10 @@ mod compaction;
 mod crash;
 mod damage;
 mod disk;
+mod duress;
 mod format;
 mod model;
+mod wipe;
 
 use std::path::{Path, PathBuf};
 
@@ -73,15 +75,45 @@ pub(super) fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     files
 }
 
-/// The one segment file in `dir` (the file that is not the key-slot file).
+/// Files in a vault's directory: the key-slot file, the segment, and the reserve (or,
+/// with a duress passphrase set, the decoy's segment).
+pub(super) const FILE_COUNT: usize = 3;
+
+/// The current segment's name, as the test passphrase finds it in `keyslot` (the
+/// key-slot file's bytes). Reads only: works while the vault is open.
+pub(super) fn segment_name_in(keyslot: &[u8]) -> String {
+    segment_name_with(keyslot, &creds(PASSPHRASE)).expect("the test passphrase opens no slot")
+}
+
+/// The current segment's name of the profile `credentials` open in `keyslot`.
+pub(super) fn segment_name_with(keyslot: &[u8], credentials: &Credentials) -> Option<String> {
+    use super::format::{SALT_BLOCK_LEN, SLOT_COUNT, SLOT_LEN, name_key, segment_name};
+    let mut salt = [0u8; 32];
+    salt.copy_from_slice(&keyslot[..32]);
+    let kek = super::kdf::derive_kek(KdfCost::TestOnly, credentials, &salt).unwrap();
+    let payload = (0..SLOT_COUNT)
+        .filter_map(|i| {
+            let start = SALT_BLOCK_LEN + i * SLOT_LEN;
+            super::keyslot::try_position(&kek, &salt, i, &keyslot[start..start + SLOT_LEN])
+        })
+        .map(Result::unwrap)
+        .max_by_key(|p| p.generation)?;
+    Some(segment_name(&name_key(&payload.data_key), payload.epoch))
+}
+
+/// The current segment file of the vault in `dir` (the test passphrase's profile).
 pub(super) fn segment_path(dir: &Path) -> PathBuf {
-    let files: Vec<String> = snapshot(dir)
-        .into_iter()
-        .map(|(name, _)| name)
-        .filter(|name| name != super::format::KEYSLOT_FILE_NAME)
-        .collect();
-    assert_eq!(files.len(), 1, "expected one segment file, found {files:?}");
-    dir.join(&files[0])
+    let keyslot = std::fs::read(dir.join(super::format::KEYSLOT_FILE_NAME)).unwrap();
+    dir.join(segment_name_in(&keyslot))
+}
+
+/// A snapshot without the key-slot file (which every successful open rewrites).
+pub(super) fn data_files(files: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
+    files
+        .iter()
+        .filter(|(name, _)| name != super::format::KEYSLOT_FILE_NAME)
+        .cloned()
+        .collect()
 }
 
 pub(super) fn value(vault: &Vault, key: &str) -> Option<Vec<u8>> {

@@ -103,6 +103,6 @@ proptest! {
         }
         vault.close();
         check(&open(dir.path()), &model);
-        prop_assert_eq!(snapshot(dir.path()).len(), 2);
+        prop_assert_eq!(snapshot(dir.path()).len(), FILE_COUNT);
     }
 }
