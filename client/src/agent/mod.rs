@@ -329,6 +329,14 @@ impl Agent {
         Ok(())
     }
 
+    /// No-history mode for one contact, or (`None`) for the whole profile (new and
+    /// existing contacts): received messages are shown once (as events) and never
+    /// stored; sent ones are deleted when the contact's receipt arrives. The vault keeps
+    /// only what delivery needs (keys, queues, message ids for dedup).
+    pub fn set_no_history(&mut self, name: Option<&str>, on: bool) -> Result<(), AgentError> {
+        self.core.set_no_history(name, on)
+    }
+
     /// Deletes the history entries whose timer has run out, unrecoverably (see
     /// [`Vault::compact`]). Runs at every open and while receiving; returns how many.
     pub fn expire_now(&mut self) -> Result<usize, AgentError> {
@@ -403,6 +411,20 @@ impl Agent {
                     continue;
                 }
             }
+            // Wake for the next disappearing message too, then go on waiting.
+            let now = unix_now();
+            let expiry = self.core.next_expiry();
+            if expiry.is_some_and(|at| at <= now) {
+                if let Err(error) = self.core.expire(now) {
+                    self.events.push_back(AgentEvent::Error(error));
+                }
+                continue;
+            }
+            let wake = match expiry {
+                Some(at) => deadline
+                    .min(tokio::time::Instant::now() + Duration::from_secs(at.saturating_sub(now))),
+                None => deadline,
+            };
             let links = &mut self.links;
             let next = std::future::poll_fn(|cx| {
                 for (key, link) in links.iter_mut() {
@@ -413,7 +435,8 @@ impl Agent {
                 }
                 Poll::Pending
             });
-            match tokio::time::timeout_at(deadline, next).await {
+            match tokio::time::timeout_at(wake, next).await {
+                Err(_) if wake < deadline => continue,
                 Err(_) => return None,
                 Ok((key, None)) => self.drop_link(&key),
                 Ok((key, Some(event))) => self.handle_relay_event(&key, event).await,

@@ -123,7 +123,24 @@ enum Command {
         name: String,
     },
     /// Stay connected and show messages and events as they arrive, until interrupted.
-    Run,
+    /// Locks itself (drops every key from memory) after a while without activity and
+    /// asks for the passphrase again.
+    Run {
+        /// Minutes without an incoming message before locking; 0 never locks.
+        #[arg(long, default_value_t = 15, value_name = "MINUTES")]
+        lock_after: u64,
+    },
+    /// Keep no history: received messages are shown once and not stored, sent ones are
+    /// deleted when the contact confirms delivery. For one contact, or (without
+    /// --contact) for the whole profile.
+    NoHistory {
+        /// `on` or `off`.
+        #[arg(value_parser = ["on", "off"])]
+        mode: String,
+        /// Only this contact.
+        #[arg(long, value_name = "NAME")]
+        contact: Option<String>,
+    },
     /// Set a contact's disappearing-message timer: 30s, 10m, 2h, 1d, or off.
     Disappear {
         /// The contact.
@@ -349,23 +366,19 @@ async fn run(cli: Cli) -> Result<()> {
             }
             agent.close().await;
         }
-        Command::Run => {
+        Command::Run { lock_after } => {
+            let lock_after = (*lock_after > 0).then(|| Duration::from_secs(lock_after * 60));
+            run_until_interrupted(&cli, &mut out, lock_after).await?;
+        }
+        Command::NoHistory { mode, contact } => {
             let mut agent = open(&cli).await?;
-            let report = agent.sync().await;
-            if report.unreachable_relays > 0 {
-                out.note("a relay could not be reached; retrying in the background");
-            }
-            loop {
-                tokio::select! {
-                    event = agent.next_event(Duration::from_secs(3600)) => {
-                        if let Some(event) = event {
-                            out.event(&event);
-                        }
-                    }
-                    _ = tokio::signal::ctrl_c() => break,
-                }
-            }
+            agent.set_no_history(contact.as_deref(), mode == "on")?;
             agent.close().await;
+            out.note(if mode == "on" {
+                "no-history mode on"
+            } else {
+                "no-history mode off"
+            });
         }
         Command::History { name } => {
             let agent = open(&cli).await?;
@@ -419,6 +432,38 @@ async fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `passage run`: events until Ctrl-C; after `lock_after` without an incoming
+/// event the profile is closed (keys dropped) and the passphrase asked for again.
+async fn run_until_interrupted(
+    cli: &Cli,
+    out: &mut Printer,
+    lock_after: Option<Duration>,
+) -> Result<()> {
+    let idle = lock_after.unwrap_or(Duration::from_secs(3600));
+    loop {
+        let mut agent = open(cli).await?;
+        let report = agent.sync().await;
+        if report.unreachable_relays > 0 {
+            out.note("a relay could not be reached; retrying in the background");
+        }
+        loop {
+            tokio::select! {
+                event = agent.next_event(idle) => match event {
+                    Some(event) => out.event(&event),
+                    None if lock_after.is_some() => break,
+                    None => {}
+                },
+                _ = tokio::signal::ctrl_c() => {
+                    agent.close().await;
+                    return Ok(());
+                }
+            }
+        }
+        agent.close().await;
+        out.locked();
+    }
 }
 
 /// Reads a message from stdin (all of it, trailing newline removed).

@@ -34,6 +34,15 @@ impl Printer {
         eprintln!("{text}");
     }
 
+    /// `passage run` locked itself.
+    pub fn locked(&mut self) {
+        if self.json {
+            self.object(json!({"type": "locked"}));
+        } else {
+            self.note("locked after inactivity: every key is gone from memory");
+        }
+    }
+
     pub fn link(&mut self, link: &str) {
         if self.json {
             self.object(json!({"type": "invitation", "link": link}));

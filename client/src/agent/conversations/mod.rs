@@ -64,6 +64,8 @@ pub(crate) struct Conversations {
     contacts: BTreeMap<ContactId, ContactRecord>,
     by_queue: HashMap<[u8; 24], ContactId>,
     next_seq: u64,
+    /// The earliest `expires_at` in the history (set by [`Self::expire`]).
+    next_expiry: Option<u64>,
 }
 
 impl core::fmt::Debug for Conversations {
@@ -129,6 +131,7 @@ impl Conversations {
             contacts,
             by_queue,
             next_seq,
+            next_expiry: None,
         })
     }
 
@@ -457,17 +460,27 @@ impl Conversations {
     /// how many were deleted.
     pub fn expire(&mut self, now: u64) -> Result<usize, AgentError> {
         let mut doomed = Vec::new();
+        let mut next: Option<u64> = None;
         for id in self.contacts.keys().copied().collect::<Vec<_>>() {
             for key in self.vault.keys_with_prefix(message_prefix(id)) {
                 let Some(bytes) = self.vault.get(&*key)? else {
                     continue;
                 };
                 let record: MessageRecord = decode(&bytes)?;
-                if record.expires_at.is_some_and(|at| at <= now) {
-                    doomed.push(key);
+                match record.expires_at {
+                    Some(at) if at <= now => {
+                        doomed.push(key);
+                        // The dedup index goes too: not even the id stays behind.
+                        doomed.push(Zeroizing::new(
+                            message_index_key(id, &record.id).into_bytes(),
+                        ));
+                    }
+                    Some(at) => next = Some(next.map_or(at, |n| n.min(at))),
+                    None => {}
                 }
             }
         }
+        self.next_expiry = next;
         if doomed.is_empty() {
             return Ok(0);
         }
@@ -477,8 +490,41 @@ impl Conversations {
             }
             Ok::<_, AgentError>(())
         })?;
+        // Deleted is not enough: compaction re-keys the store, so the old records'
+        // bytes no longer decrypt even with the passphrase.
         self.vault.compact()?;
-        Ok(doomed.len())
+        Ok(doomed.len() / 2)
+    }
+
+    /// When the next history entry expires, if any does (unix seconds).
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.next_expiry
+    }
+
+    /// Notes that an entry expiring at `at` was written.
+    pub(super) fn note_expiry(&mut self, at: Option<u64>) {
+        if let Some(at) = at {
+            self.next_expiry = Some(self.next_expiry.map_or(at, |n| n.min(at)));
+        }
+    }
+
+    /// Turns no-history mode on or off for one contact, or (`None`) for the profile:
+    /// the default of new contacts and every existing one.
+    pub fn set_no_history(&mut self, name: Option<&str>, on: bool) -> Result<(), AgentError> {
+        match name {
+            Some(name) => {
+                let id = self.find(name)?;
+                self.update_contact(id, |c| c.no_history = on)
+            }
+            None => {
+                self.profile.no_history = on;
+                self.vault.put(PROFILE, encode(&self.profile)?)?;
+                for id in self.contacts.keys().copied().collect::<Vec<_>>() {
+                    self.update_contact(id, |c| c.no_history = on)?;
+                }
+                Ok(())
+            }
+        }
     }
 }
 

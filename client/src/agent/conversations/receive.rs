@@ -315,6 +315,9 @@ impl Conversations {
             Ok::<_, AgentError>(())
         })?;
         self.next_seq = outbox_seq + 2;
+        if !no_history {
+            self.note_expiry(record.expires_at);
+        }
         if duplicate {
             return Ok(Vec::new());
         }

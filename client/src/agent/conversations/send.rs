@@ -60,7 +60,9 @@ impl Conversations {
             status: MessageStatus::Queued,
             expires_at: (timer_secs > 0).then(|| now + u64::from(timer_secs)),
         };
+        let expires_at = record.expires_at;
         self.queue_content(id, &content, OutboxKind::Text, Some(record), rng)?;
+        self.note_expiry(expires_at);
         Ok(msg_id)
     }
 
@@ -242,17 +244,12 @@ impl Conversations {
                 history = Some((msg_seq, record));
             }
         }
-        let delete_history = history.as_ref().is_some_and(|(_, r)| {
-            self.contacts[&id].no_history && r.status == MessageStatus::Delivered
-        });
         self.vault.transaction(|tx| {
             tx.delete(&key)?;
             if let Some(bytes) = &contact_bytes {
                 tx.put(contact_key(id), bytes)?;
             }
-            if let Some((msg_seq, record)) = &history
-                && !delete_history
-            {
+            if let Some((msg_seq, record)) = &history {
                 tx.put(message_key(id, *msg_seq), encode(record)?)?;
             }
             Ok::<_, AgentError>(())

@@ -398,3 +398,44 @@ fn timers_are_adopted_and_expired_messages_are_deleted_on_both_sides() {
         );
     }
 }
+
+#[test]
+fn no_history_keeps_only_what_delivery_needs() {
+    let (mut alice, mut bob) = connected_pair();
+    bob.core.set_no_history(None, true).unwrap();
+    alice.core.set_no_history(Some("Bob"), true).unwrap();
+    alice
+        .core
+        .compose_text("Bob", "read once", NOW, &mut rng())
+        .unwrap();
+    assert_eq!(
+        alice.core.history("Bob").unwrap().len(),
+        1,
+        "kept until delivered"
+    );
+    let text = alice.drain().remove(0).1;
+    let (_, events) = bob.deliver("Alice", &text);
+    assert!(matches!(&events[..], [AgentEvent::Message { text, .. }] if text == "read once"));
+    assert!(
+        bob.core.history("Alice").unwrap().is_empty(),
+        "shown once, never stored"
+    );
+    // The same envelope again is still recognised.
+    assert!(matches!(
+        &bob.deliver("Alice", &text).1[..],
+        [AgentEvent::Dropped { .. }]
+    ));
+    let receipt = bob.drain().remove(0).1;
+    let (_, events) = alice.deliver("Bob", &receipt);
+    assert!(matches!(
+        &events[..],
+        [AgentEvent::Status {
+            status: MessageStatus::Delivered,
+            ..
+        }]
+    ));
+    assert!(
+        alice.core.history("Bob").unwrap().is_empty(),
+        "deleted on the receipt"
+    );
+}
