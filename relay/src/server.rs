@@ -21,8 +21,8 @@ use tokio::time::{Instant as TokioInstant, sleep_until};
 
 use crate::hub::{ConnId, Hub, Mailbox};
 use crate::metrics::Metrics;
-use crate::session::{Action, Now, ServiceConfig, Session};
-use crate::store::{GroupCommitter, Store, WriteOp, WriteOutcome};
+use crate::session::{Action, Now, ServiceConfig, Session, WriteToken};
+use crate::store::{GroupCommitter, Store, WriteError, WriteOp, WriteOutcome};
 
 /// How long shutdown waits for connections to finish their in-flight writes.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -214,42 +214,48 @@ async fn run_connection(
     let mut in_flight = 0usize;
     let mut stopping = false;
     'conn: loop {
-        // Carry out what the session asked for, then send what it wrote.
-        while let Some(action) = session.poll_action() {
-            match action {
-                Action::Write { token, op } => {
-                    in_flight += 1;
-                    let committer = Arc::clone(&shared.committer);
-                    let done = done_tx.clone();
-                    let hub = Arc::clone(&shared.hub);
-                    // A stored message, or an acknowledged one (perhaps over another
-                    // connection than the subscriber's), makes the queue's next message due.
-                    let wakes = match op.as_ref() {
-                        WriteOp::Append { recipient_id, .. }
-                        | WriteOp::Ack { recipient_id, .. } => Some(*recipient_id),
-                        _ => None,
-                    };
-                    // The write runs on its own: it completes (and the subscriber is
-                    // woken) even if this connection ends meanwhile.
-                    tokio::spawn(async move {
-                        let result = committer.write(*op).await;
-                        if let (
-                            Some(queue),
-                            Ok(WriteOutcome::Appended | WriteOutcome::Acked { found: true }),
-                        ) = (wakes, &result)
-                        {
-                            hub.notify(queue);
-                        }
-                        let _ = done.send((token, result));
-                    });
-                }
-                Action::Subscribe(queue) => shared.hub.subscribe(queue, conn, &mailbox),
-                Action::Unsubscribe(queue) => shared.hub.unsubscribe(&queue, conn),
-                Action::Close(_) => {
-                    flush(&mut session, &mut tx, limits.idle_timeout).await;
-                    break 'conn;
+        // Carry out what the session asked for, then take every event that is already
+        // there (replies of a whole commit batch, blocks the TLS layer already holds,
+        // mailbox events) before sending what it wrote: one write for all of them.
+        let mut handled = 0usize;
+        loop {
+            if !carry_out(
+                &mut session,
+                &shared,
+                conn,
+                &mailbox,
+                &done_tx,
+                &mut in_flight,
+            )
+            .await
+            {
+                flush(&mut session, &mut tx, limits.idle_timeout).await;
+                break 'conn;
+            }
+            if handled >= MAX_EVENTS_PER_FLUSH {
+                break;
+            }
+            handled += 1;
+            if in_flight > 0
+                && let Ok((token, result)) = done_rx.try_recv()
+            {
+                in_flight -= 1;
+                session.handle_write(token, result, shared.store.as_ref(), shared.now());
+                continue;
+            }
+            if session.wants_read() && !stopping {
+                match ready_now(rx.recv_block()) {
+                    Some(Ok(Some(block))) => {
+                        idle_deadline = TokioInstant::now() + limits.idle_timeout;
+                        session.handle_block(&block, shared.store.as_ref(), shared.now(), &mut rng);
+                        continue;
+                    }
+                    // The peer left; writes it started still complete and stay durable.
+                    Some(_) => stopping = true,
+                    None => {}
                 }
             }
+            break;
         }
         if !flush(&mut session, &mut tx, limits.idle_timeout).await {
             break;
@@ -302,6 +308,68 @@ async fn run_connection(
         .metrics
         .connections_open
         .fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Events handled in a row before the replies they produced are sent.
+const MAX_EVENTS_PER_FLUSH: usize = 64;
+
+/// The outcome of a write, for its connection.
+type Done = (WriteToken, Result<WriteOutcome, WriteError>);
+
+/// Carries out every action the session has queued; false if it asked to close.
+async fn carry_out(
+    session: &mut Session,
+    shared: &Arc<Shared>,
+    conn: ConnId,
+    mailbox: &Arc<Mailbox>,
+    done_tx: &mpsc::UnboundedSender<Done>,
+    in_flight: &mut usize,
+) -> bool {
+    while let Some(action) = session.poll_action() {
+        match action {
+            Action::Write { token, op } => {
+                *in_flight += 1;
+                let done = done_tx.clone();
+                let hub = Arc::clone(&shared.hub);
+                // A stored message, or an acknowledged one (perhaps over another
+                // connection than the subscriber's), makes the queue's next message due.
+                let wakes = match op.as_ref() {
+                    WriteOp::Append { recipient_id, .. } | WriteOp::Ack { recipient_id, .. } => {
+                        Some(*recipient_id)
+                    }
+                    _ => None,
+                };
+                // Runs on the commit thread once the batch is durable: it wakes the
+                // subscriber even if this connection has ended meanwhile.
+                let callback = Box::new(move |result: Result<WriteOutcome, WriteError>| {
+                    if let (
+                        Some(queue),
+                        Ok(WriteOutcome::Appended | WriteOutcome::Acked { found: true }),
+                    ) = (wakes, &result)
+                    {
+                        hub.notify(queue);
+                    }
+                    let _ = done.send((token, result));
+                });
+                shared.committer.submit(op, callback).await;
+            }
+            Action::Subscribe(queue) => shared.hub.subscribe(queue, conn, mailbox),
+            Action::Unsubscribe(queue) => shared.hub.unsubscribe(&queue, conn),
+            Action::Close(_) => return false,
+        }
+    }
+    true
+}
+
+/// Polls `future` once: its output if it is ready now, else `None` (the future is then
+/// dropped, so it must be cancel-safe, as `recv_block` is).
+fn ready_now<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
+    }
 }
 
 /// Sends every block the session has ready; false if the connection is gone or the

@@ -44,12 +44,36 @@ impl core::fmt::Debug for GroupCommitter {
     }
 }
 
+/// Called on the commit thread with an op's result, once its batch is durable (see
+/// [`GroupCommitter::submit`]).
+pub type Callback = Box<dyn FnOnce(Result<WriteOutcome, WriteError>) + Send + 'static>;
+
+/// Where an op's result goes.
+enum Reply {
+    /// A task waiting in [`GroupCommitter::write`].
+    Task(oneshot::Sender<Result<WriteOutcome, WriteError>>),
+    /// A [`GroupCommitter::submit`] callback.
+    Call(Callback),
+}
+
+impl Reply {
+    fn send(self, result: Result<WriteOutcome, WriteError>) {
+        match self {
+            // The writer may have given up waiting; the op is committed all the same.
+            Reply::Task(reply) => {
+                let _ = reply.send(result);
+            }
+            Reply::Call(call) => call(result),
+        }
+    }
+}
+
 /// One entry of the queue to the commit thread.
 enum Job {
     Write {
         // Boxed: a `Close` should not take a queue slot as large as a `CreateQueue`.
         op: Box<WriteOp>,
-        reply: oneshot::Sender<Result<WriteOutcome, WriteError>>,
+        reply: Reply,
     },
     Close {
         done: oneshot::Sender<()>,
@@ -89,11 +113,31 @@ impl GroupCommitter {
         self.jobs
             .send(Job::Write {
                 op: Box::new(op),
-                reply,
+                reply: Reply::Task(reply),
             })
             .await
             .map_err(|_| closed())?;
         answer.await.unwrap_or_else(|_| Err(closed()))
+    }
+
+    /// Submits one op without waiting for it: `done` is called on the commit thread with
+    /// its result once its batch is durable (or at once with [`StorageFault::Closed`] if
+    /// the committer is closed). Waits only for room in the queue, as
+    /// [`write`](Self::write) does. `done` must be quick and must not block: it holds up
+    /// the answers to the rest of its batch. Spares the caller a task and a wake-up per
+    /// write; the op is committed (and `done` called) even if the caller goes away.
+    pub async fn submit(&self, op: Box<WriteOp>, done: Callback) {
+        if let Err(mpsc::error::SendError(job)) = self
+            .jobs
+            .send(Job::Write {
+                op,
+                reply: Reply::Call(done),
+            })
+            .await
+            && let Job::Write { reply, .. } = job
+        {
+            reply.send(Err(closed()));
+        }
     }
 
     /// Stops taking writes, commits every write already queued, and returns when they are
@@ -142,12 +186,11 @@ fn run(store: &dyn Store, mut queue: mpsc::Receiver<Job>) -> Vec<oneshot::Sender
         if ops.is_empty() {
             continue;
         }
-        let results = store.commit(std::mem::take(&mut ops));
-        // A store that returned too few results leaves some writers unanswered: their
-        // oneshot is dropped and they see `Closed` rather than hang.
-        for (reply, result) in replies.drain(..).zip(results) {
-            // The writer may have given up waiting; the op is committed all the same.
-            let _ = reply.send(result);
+        let mut results = store.commit(std::mem::take(&mut ops)).into_iter();
+        // A store that returned too few results would leave writers unanswered: they are
+        // told `Closed` rather than left to hang.
+        for reply in replies.drain(..) {
+            reply.send(results.next().unwrap_or_else(|| Err(closed())));
         }
     }
     closers

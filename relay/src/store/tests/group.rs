@@ -234,3 +234,45 @@ async fn a_full_queue_holds_writers_back_and_batches_stop_at_max_batch() {
     let largest = store.largest_batch.load(Ordering::SeqCst);
     assert!(largest <= MAX_BATCH && largest > MAX_BATCH / 2, "{largest}");
 }
+
+/// `submit` calls back with each op's own result once it is committed, the ops of one
+/// burst share commits, and a closed committer calls back at once with `Closed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submitted_ops_are_answered_by_callback() {
+    let store = Counting::new(MemoryStore::new(), Duration::from_millis(2));
+    let committer = GroupCommitter::new(store.clone());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let call = |n: u64| -> super::super::Callback {
+        let tx = tx.clone();
+        Box::new(move |result| {
+            let _ = tx.send((n, result));
+        })
+    };
+    committer
+        .submit(Box::new(WriteOp::CreateQueue(record(1))), call(0))
+        .await;
+    for n in 1..=50 {
+        committer.submit(Box::new(append(1, n, 5)), call(n)).await;
+    }
+    // A message id used twice: this op alone fails.
+    committer.submit(Box::new(append(1, 7, 5)), call(51)).await;
+    let mut results = Vec::new();
+    for _ in 0..=51 {
+        results.push(rx.recv().await.unwrap());
+    }
+    results.sort_by_key(|(n, _)| *n);
+    assert!(matches!(results[0].1, Ok(WriteOutcome::Created)));
+    assert!(
+        results[1..=50]
+            .iter()
+            .all(|(_, r)| matches!(r, Ok(WriteOutcome::Appended)))
+    );
+    assert!(matches!(results[51].1, Err(WriteError::DuplicateId)));
+    assert!(store.commits.load(Ordering::SeqCst) < 52);
+    committer.close().await;
+    committer.submit(Box::new(append(1, 99, 5)), call(99)).await;
+    assert!(matches!(
+        rx.recv().await,
+        Some((99, Err(WriteError::Storage(StorageFault::Closed))))
+    ));
+}
