@@ -307,11 +307,7 @@ impl Agent {
         self.flush().await;
         let status = self
             .core
-            .history(name)?
-            .iter()
-            .rev()
-            .find(|e| e.id == id)
-            .map(|e| e.status)
+            .message_status(name, &id)?
             .unwrap_or(MessageStatus::Sent);
         Ok(SendReport { id, status })
     }
@@ -445,15 +441,7 @@ impl Agent {
     }
 
     fn relay_count(&self) -> usize {
-        let mut relays: Vec<String> = self
-            .core
-            .own_queues()
-            .into_iter()
-            .map(|(relay, _)| relay.to_string())
-            .collect();
-        relays.sort();
-        relays.dedup();
-        relays.len()
+        self.core.own_relays().len()
     }
 
     async fn handle_relay_event(&mut self, key: &str, event: Event) {
@@ -495,13 +483,7 @@ impl Agent {
     }
 
     async fn ack(&mut self, key: &str, recipient: RecipientId, msg_id: passage_wire::MsgId) {
-        let Some(queue) = self
-            .core
-            .own_queues()
-            .into_iter()
-            .map(|(_, q)| q)
-            .find(|q| q.recipient_id() == recipient)
-        else {
+        let Some(queue) = self.core.own_queue(&recipient) else {
             return;
         };
         if let Some(link) = self.links.get(key)

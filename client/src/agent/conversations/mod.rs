@@ -28,7 +28,7 @@ use zeroize::Zeroizing;
 use super::content::{Content, MAX_TIMER_SECS};
 use super::error::AgentError;
 
-use super::ids::ContactId;
+use super::ids::{ContactId, MessageId};
 use super::records::*;
 use super::view::{ContactInfo, ContactStatus, HistoryEntry};
 use crate::relay::{LinkError, QueueCredentials, SenderCredentials};
@@ -208,6 +208,24 @@ impl Conversations {
                 Some((relay, own_credentials(&c.own_queue).ok()?))
             })
             .collect()
+    }
+
+    /// The relays that hold our receiving queues (as `passage://` text), each once.
+    pub fn own_relays(&self) -> Vec<String> {
+        let mut relays: Vec<String> = self
+            .contacts
+            .values()
+            .map(|c| c.own_queue.relay.clone())
+            .collect();
+        relays.sort();
+        relays.dedup();
+        relays
+    }
+
+    /// Our credentials for the receiving queue `recipient`, if it is ours.
+    pub fn own_queue(&self, recipient: &RecipientId) -> Option<QueueCredentials> {
+        let id = self.by_queue.get(recipient.as_bytes())?;
+        own_credentials(&self.contacts.get(id)?.own_queue).ok()
     }
 
     /// Records a new invitation: `queue` is our fresh receiving queue on `relay`.
@@ -494,6 +512,28 @@ impl Conversations {
         // bytes no longer decrypt even with the passphrase.
         self.vault.compact()?;
         Ok(doomed.len() / 2)
+    }
+
+    /// The status of one message in a contact's history (by its id), if it is there.
+    pub fn message_status(
+        &self,
+        name: &str,
+        msg: &MessageId,
+    ) -> Result<Option<MessageStatus>, AgentError> {
+        let id = self.find(name)?;
+        let Some(seq) = self.vault.get(message_index_key(id, msg))? else {
+            return Ok(None);
+        };
+        let seq = u64::from_be_bytes(
+            seq.as_slice()
+                .try_into()
+                .map_err(|_| AgentError::Record(RecordError))?,
+        );
+        let Some(bytes) = self.vault.get(message_key(id, seq))? else {
+            return Ok(None);
+        };
+        let record: MessageRecord = decode(&bytes)?;
+        Ok(Some(record.status))
     }
 
     /// When the next history entry expires, if any does (unix seconds).
