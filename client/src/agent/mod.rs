@@ -145,6 +145,23 @@ impl Agent {
         Ok(Self::with_core(core, options))
     }
 
+    /// Starts a new profile in a vault the caller created or opened empty (e.g. the
+    /// decoy profile that a duress passphrase opens).
+    pub fn create_in_vault(
+        vault: Vault,
+        default_relay: &RelayAddress,
+        at_risk: bool,
+        options: AgentOptions,
+    ) -> Result<Self, AgentError> {
+        let core = Conversations::create(vault, default_relay, at_risk, unix_now())?;
+        Ok(Self::with_core(core, options))
+    }
+
+    /// Whether an opened vault holds a profile already.
+    pub fn has_profile(vault: &Vault) -> bool {
+        vault.contains_key(records::PROFILE)
+    }
+
     /// Opens the profile in `dir`. Messages whose disappearing timer ran out while the
     /// vault was closed are deleted before this returns.
     pub fn open(
