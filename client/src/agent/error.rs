@@ -75,6 +75,13 @@ pub enum AgentError {
     /// The typed safety number is not the contact's.
     #[error("the safety number does not match: do not trust this contact until you know why")]
     SafetyNumberMismatch,
+    /// A relay no longer knows some of our receiving queues: those contacts cannot
+    /// reach us there until they are invited again.
+    #[error("a relay has lost {count} of our receiving queues; invite those contacts again")]
+    QueuesLost {
+        /// How many queues.
+        count: usize,
+    },
     /// A relay refused or could not be reached.
     #[error(transparent)]
     Relay(#[from] LinkError),

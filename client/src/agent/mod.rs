@@ -379,10 +379,19 @@ impl Agent {
                 continue;
             };
             let mut ok = true;
+            let mut refused = 0;
             for queue in &queues {
-                if link.subscribe(queue).await.is_err() {
-                    ok = false;
+                match link.subscribe(queue).await {
+                    Ok(()) => {}
+                    // The relay no longer has this queue (its data was lost, or the
+                    // queue expired): the others still work.
+                    Err(LinkError::Auth) => refused += 1,
+                    Err(_) => ok = false,
                 }
+            }
+            if refused > 0 {
+                self.events
+                    .push_back(AgentEvent::Error(AgentError::QueuesLost { count: refused }));
             }
             if ok {
                 self.subscribed.insert(key, queues.len());
