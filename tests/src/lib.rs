@@ -25,6 +25,11 @@
 //! limit of a test, as the tests here do). `PASSAGE_RELAY_BIN=/path/to/binary` skips
 //! all of this and uses that binary.
 //!
+//! The `passage` CLI comes the same way from [`client_binary`] (`cargo build -p
+//! passage-client --bin passage`, or `PASSAGE_CLIENT_BIN`); [`CliClient`] runs it on one
+//! profile, with the passphrase from a file and `HOME` and `TMPDIR` pointing into the
+//! test's own directories, under a time limit.
+//!
 //! Tests that need a setting the binary's configuration does not offer (retention in
 //! seconds) run the relay's library in process instead: [`InProcessRelay`].
 #![forbid(unsafe_code)]
@@ -35,7 +40,7 @@ use std::io::{BufRead as _, BufReader};
 use std::net::Ipv4Addr;
 use std::num::NonZeroU16;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, OnceLock, mpsc};
 use std::time::Duration;
 
@@ -68,8 +73,8 @@ pub enum HarnessError {
     /// Starting a process, reading its output or a temporary file failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
-    /// `cargo build -p passage-relay` failed.
-    #[error("building passage-relay failed: {0}")]
+    /// `cargo build` of a binary (the relay, the CLI) failed.
+    #[error("building a binary failed: {0}")]
     Build(String),
     /// The relay exited or timed out before printing its address; `log` is its stderr.
     #[error("the relay did not print its address: {reason}\n--- relay stderr ---\n{log}")]
@@ -85,6 +90,17 @@ pub enum HarnessError {
     /// The in-process relay could not start.
     #[error("the in-process relay could not start: {0}")]
     InProcess(String),
+    /// A CLI invocation ran past its time limit and was killed; `stderr` is what it
+    /// wrote.
+    #[error("`passage {command}` did not finish within {limit:?}\n--- stderr ---\n{stderr}")]
+    CliTimeout {
+        /// The subcommand.
+        command: String,
+        /// The limit.
+        limit: Duration,
+        /// Its stderr.
+        stderr: String,
+    },
 }
 
 /// The `passage-relay` binary: `PASSAGE_RELAY_BIN` if set, else the one next to the
@@ -95,12 +111,32 @@ pub fn relay_binary() -> Result<PathBuf, HarnessError> {
         return Ok(PathBuf::from(path));
     }
     BINARY
-        .get_or_init(|| build_relay().map_err(|e| e.to_string()))
+        .get_or_init(|| {
+            build_binary("passage-relay", "passage-relay", &["relay"]).map_err(|e| e.to_string())
+        })
         .clone()
         .map_err(HarnessError::Build)
 }
 
-fn build_relay() -> Result<PathBuf, HarnessError> {
+/// The `passage` CLI binary: `PASSAGE_CLIENT_BIN` if set, else the one next to the
+/// test executable, built (or brought up to date) once per test process, like
+/// [`relay_binary`].
+pub fn client_binary() -> Result<PathBuf, HarnessError> {
+    static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    if let Some(path) = std::env::var_os("PASSAGE_CLIENT_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    BINARY
+        .get_or_init(|| {
+            build_binary("passage-client", "passage", &["client"]).map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(HarnessError::Build)
+}
+
+/// Builds `bin` of `package` next to the test executable unless it is newer than
+/// every file under `crate_dirs`, `crates/`, `Cargo.lock` and `Cargo.toml`.
+fn build_binary(package: &str, bin: &str, crate_dirs: &[&str]) -> Result<PathBuf, HarnessError> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let exe = std::env::current_exe()?;
     // target/<profile>/deps/<test>-<hash> → target/<profile>
@@ -115,23 +151,20 @@ fn build_relay() -> Result<PathBuf, HarnessError> {
         Some("debug") | None => "dev".to_owned(),
         Some(other) => other.to_owned(),
     };
-    let binary = profile_dir.join(format!("passage-relay{}", std::env::consts::EXE_SUFFIX));
+    let binary = profile_dir.join(format!("{bin}{}", std::env::consts::EXE_SUFFIX));
     let built_at = std::fs::metadata(&binary).and_then(|m| m.modified()).ok();
-    let sources = ["relay", "crates", "Cargo.lock", "Cargo.toml"].map(|p| workspace.join(p));
+    let sources: Vec<PathBuf> = crate_dirs
+        .iter()
+        .chain(&["crates", "Cargo.lock", "Cargo.toml"])
+        .map(|p| workspace.join(p))
+        .collect();
     if built_at.is_some_and(|built| newest_change(&sources).is_some_and(|newest| newest <= built)) {
         return Ok(binary);
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let manifest = workspace.join("Cargo.toml");
     let output = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "passage-relay",
-            "--bin",
-            "passage-relay",
-        ])
+        .args(["build", "--quiet", "-p", package, "--bin", bin])
         .arg("--profile")
         .arg(&profile)
         .arg("--manifest-path")
@@ -184,6 +217,9 @@ fn newest_change(paths: &[PathBuf]) -> Option<std::time::SystemTime> {
     Some(newest)
 }
 
+/// Attempts of [`RelayProcess::restart_same_port`].
+const RESTART_ATTEMPTS: usize = 5;
+
 /// A running `passage-relay serve` process on `127.0.0.1:0`. Killed when dropped.
 #[derive(Debug)]
 pub struct RelayProcess {
@@ -193,6 +229,7 @@ pub struct RelayProcess {
     config: Option<PathBuf>,
     log: PathBuf,
     starts: u32,
+    listen: String,
 }
 
 impl RelayProcess {
@@ -206,6 +243,7 @@ impl RelayProcess {
             config: config.map(Path::to_owned),
             log: data_dir.with_extension("stderr.log"),
             starts: 0,
+            listen: "127.0.0.1:0".to_owned(),
         };
         relay.spawn()?;
         Ok(relay)
@@ -232,6 +270,34 @@ impl RelayProcess {
         self.spawn()
     }
 
+    /// Kills the relay if it runs, then starts it again on the same data directory,
+    /// configuration **and port**, so that addresses stored by clients (in their
+    /// contacts and invitations) stay valid. The port was free a moment ago; a few
+    /// attempts cover the rare case of the bind racing the old socket's release.
+    pub fn restart_same_port(&mut self) -> Result<(), HarnessError> {
+        self.kill()?;
+        self.listen = format!("127.0.0.1:{}", self.address.port());
+        let mut last = None;
+        for attempt in 0..RESTART_ATTEMPTS {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            match self.spawn() {
+                Ok(()) => return Ok(()),
+                Err(error) => last = Some(error),
+            }
+        }
+        Err(last.unwrap_or(HarnessError::Startup {
+            reason: "no attempt made".to_owned(),
+            log: String::new(),
+        }))
+    }
+
+    /// The relay's data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child
@@ -253,7 +319,8 @@ impl RelayProcess {
             .arg("serve")
             .arg("--data")
             .arg(&self.data_dir)
-            .args(["--listen", "127.0.0.1:0"]);
+            .arg("--listen")
+            .arg(&self.listen);
         if let Some(config) = &self.config {
             command.arg("--config").arg(config);
         }
@@ -494,4 +561,191 @@ fn placeholder_address() -> RelayAddress {
         Host::Ipv4(Ipv4Addr::LOCALHOST),
         NonZeroU16::MIN,
     )
+}
+
+// ---------------------------------------------------------------------------
+// The `passage` CLI
+
+/// Longest time one CLI invocation may take before [`run_limited`] kills it: a guard
+/// against a hung process (a failure), not a performance expectation. An invocation
+/// normally takes about a second (half of it Argon2id).
+pub const CLI_LIMIT: Duration = Duration::from_secs(120);
+
+/// How often [`run_limited`] checks whether the process has exited.
+const CLI_POLL: Duration = Duration::from_millis(10);
+
+/// What a finished CLI invocation left.
+#[derive(Debug)]
+pub struct CliOutput {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl CliOutput {
+    /// Whether it exited with status 0.
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    /// Standard output as JSON objects, one a line (`--json`); a line that is not
+    /// JSON becomes `Err` with the line.
+    pub fn json_lines(&self) -> Vec<Result<serde_json::Value, String>> {
+        self.stdout
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| serde_json::from_str(line).map_err(|_| line.to_owned()))
+            .collect()
+    }
+}
+
+/// One profile driven through the `passage` binary. Its directory holds `vault/` (the
+/// data directory, created by `passage init`), `home/` and `tmp/` (the child's `HOME`
+/// and `TMPDIR`: a seized-device test scans all three) and the passphrase file, which
+/// is outside the three. Every invocation runs with an emptied environment plus
+/// `PATH`, `HOME` and `TMPDIR`, and standard input closed.
+#[derive(Debug, Clone)]
+pub struct CliClient {
+    binary: PathBuf,
+    root: PathBuf,
+    passphrase_file: PathBuf,
+    socks5: Option<String>,
+}
+
+impl CliClient {
+    /// A client in `root` (created if missing) with `passphrase`.
+    pub fn new(root: &Path, passphrase: &str) -> Result<Self, HarnessError> {
+        let binary = client_binary()?;
+        std::fs::create_dir_all(root.join("home"))?;
+        std::fs::create_dir_all(root.join("tmp"))?;
+        let passphrase_file = root.join("passphrase.txt");
+        std::fs::write(&passphrase_file, format!("{passphrase}\n"))?;
+        Ok(Self {
+            binary,
+            root: root.to_owned(),
+            passphrase_file,
+            socks5: None,
+        })
+    }
+
+    /// Reach relays through this SOCKS5 proxy (`HOST:PORT`) from now on.
+    pub fn set_socks5(&mut self, proxy: &str) {
+        self.socks5 = Some(proxy.to_owned());
+    }
+
+    /// The data directory (`--vault`).
+    pub fn vault(&self) -> PathBuf {
+        self.root.join("vault")
+    }
+
+    /// The child's `HOME`.
+    pub fn home(&self) -> PathBuf {
+        self.root.join("home")
+    }
+
+    /// The child's `TMPDIR`.
+    pub fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// The file holding the passphrase.
+    pub fn passphrase_file(&self) -> &Path {
+        &self.passphrase_file
+    }
+
+    /// `passage --vault DIR [--socks5 P] ARGS` with the environment described above
+    /// and no passphrase: add `--passphrase-file` or `PASSAGE_PASSPHRASE` yourself.
+    pub fn bare_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.binary);
+        command.env_clear();
+        if let Some(path) = std::env::var_os("PATH") {
+            command.env("PATH", path);
+        }
+        command
+            .env("HOME", self.home())
+            .env("TMPDIR", self.tmp())
+            .arg("--vault")
+            .arg(self.vault());
+        if let Some(proxy) = &self.socks5 {
+            command.args(["--socks5", proxy]);
+        }
+        command.args(args).stdin(Stdio::null());
+        command
+    }
+
+    /// [`bare_command`](Self::bare_command) with `--passphrase-file`.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = self.bare_command(&[]);
+        command.arg("--passphrase-file").arg(&self.passphrase_file);
+        command.args(args);
+        command
+    }
+
+    /// Runs `passage ARGS` on this profile within [`CLI_LIMIT`].
+    pub fn run(&self, args: &[&str]) -> Result<CliOutput, HarnessError> {
+        run_limited(self.command(args), CLI_LIMIT)
+    }
+}
+
+/// Runs `command` to its end, capturing its output; kills it and fails with
+/// [`HarnessError::CliTimeout`] if it runs longer than `limit`.
+pub fn run_limited(mut command: Command, limit: Duration) -> Result<CliOutput, HarnessError> {
+    let name = command
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .find(|a| {
+            !a.is_empty()
+                && a.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+                && !a.starts_with('-')
+        })
+        .unwrap_or_default();
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stdout = read_to_end_in_thread(child.stdout.take());
+    let stderr = read_to_end_in_thread(child.stderr.take());
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            child.kill()?;
+            child.wait()?;
+            break None;
+        }
+        std::thread::sleep(CLI_POLL);
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    match status {
+        Some(status) => Ok(CliOutput {
+            status,
+            stdout,
+            stderr,
+        }),
+        None => Err(HarnessError::CliTimeout {
+            command: name,
+            limit,
+            stderr,
+        }),
+    }
+}
+
+/// Reads a child's pipe to its end on a thread (so that neither pipe can fill up and
+/// block the child); the thread returns what it read, lossily decoded.
+pub fn read_to_end_in_thread<R: std::io::Read + Send + 'static>(
+    pipe: Option<R>,
+) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
 }
