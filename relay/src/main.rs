@@ -247,6 +247,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let address = config.relay_address(identity.pin(), bound).map_err(plain)?;
     drop(identity);
     info!("listening on 1 address (QUIC on UDP, TLS on TCP)");
+    if let Some((recv, _send)) = listener.udp_buffer_sizes() {
+        // Linux reports twice what it grants; every QUIC connection shares this buffer.
+        let granted = recv / 2;
+        if granted < passage_transport::SERVER_UDP_SOCKET_BUFFER {
+            warn!(
+                "the QUIC socket's receive buffer is {} KiB (the kernel's net.core.rmem_max caps it); \
+                 with many QUIC clients, raise it (sysctl -w net.core.rmem_max={} net.core.wmem_max={}) \
+                 so that bursts are not dropped",
+                granted / 1024,
+                passage_transport::SERVER_UDP_SOCKET_BUFFER,
+                passage_transport::SERVER_UDP_SOCKET_BUFFER
+            );
+        } else {
+            info!("QUIC socket buffers: {} KiB", granted / 1024);
+        }
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut background = tokio::task::JoinSet::new();

@@ -75,7 +75,7 @@ pub use client::{ConnectOptions, TransportMode, connect, connect_address};
 pub use error::{IdentityError, ParseError, ProxyError, TransportError};
 pub use identity::{RelayIdentity, pin_of_certificate};
 pub use passage_wire::{RelayAddress, RelayPin};
-pub use quic::{QUIC_PREAMBLE, UDP_SOCKET_BUFFER};
+pub use quic::{QUIC_PREAMBLE, SERVER_UDP_SOCKET_BUFFER, UDP_SOCKET_BUFFER};
 pub use server::{Accepted, Listener, PeerAddr, ServerOptions, listen};
 pub use socks::{MAX_SOCKS_HOST_LEN, Socks5Proxy};
 pub use stream::{BlockReceiver, BlockSender, BlockStream, QUIC_FINISH_LINGER, TransportKind};

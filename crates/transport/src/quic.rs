@@ -29,10 +29,19 @@ use passage_wire::RelayPin;
 /// to announce the stream; it is not part of any block.
 pub const QUIC_PREAMBLE: u8 = 0x50;
 
-/// Requested UDP socket buffer size, each direction. Kernel defaults
-/// (about 200 KiB) drop packets on loopback under load; the kernel caps the
-/// request at `net.core.rmem_max`/`wmem_max`, so this is best effort.
+/// Requested UDP socket buffer size of a client's socket (one connection),
+/// each direction. Kernel defaults (about 200 KiB) drop packets on loopback
+/// under load; the kernel caps the request at `net.core.rmem_max`/`wmem_max`,
+/// so this is best effort.
 pub const UDP_SOCKET_BUFFER: usize = 2 * 1024 * 1024;
+
+/// Requested UDP socket buffer size of the server's socket, each direction:
+/// every QUIC connection shares it, so a burst from a thousand clients must fit
+/// (measured: 1,000 pairs on loopback dropped packets with 2 MiB). The kernel
+/// caps it at `net.core.rmem_max`/`wmem_max` (often 208 KiB by default);
+/// [`Listener::udp_buffer_sizes`](crate::Listener::udp_buffer_sizes) tells what
+/// was granted, so the operator can raise the limit.
+pub const SERVER_UDP_SOCKET_BUFFER: usize = 32 * 1024 * 1024;
 
 /// Application close code for a connection that broke the protocol.
 const CLOSE_PROTOCOL_VIOLATION: u32 = 1;
@@ -47,15 +56,27 @@ pub(crate) struct QuicTimers {
     pub(crate) keep_alive: Option<Duration>,
 }
 
-/// A UDP socket bound to `addr` with enlarged buffers, ready for quinn.
-pub(crate) fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+/// A UDP socket bound to `addr` with buffers enlarged towards `buffer` bytes
+/// each direction, ready for quinn.
+pub(crate) fn udp_socket(addr: SocketAddr, buffer: usize) -> std::io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    // Best effort, see UDP_SOCKET_BUFFER.
-    let _ = socket.set_recv_buffer_size(UDP_SOCKET_BUFFER);
-    let _ = socket.set_send_buffer_size(UDP_SOCKET_BUFFER);
+    // Best effort: the kernel silently caps the sizes (see UDP_SOCKET_BUFFER),
+    // and a refusal leaves the defaults, which still work.
+    let _ = socket.set_recv_buffer_size(buffer);
+    let _ = socket.set_send_buffer_size(buffer);
     socket.bind(&addr.into())?;
     Ok(socket.into())
+}
+
+/// The receive and send buffer sizes the kernel granted a UDP socket (as it
+/// reports them: Linux doubles the request for its bookkeeping).
+pub(crate) fn udp_buffer_sizes(socket: &std::net::UdpSocket) -> Option<(usize, usize)> {
+    let socket = socket2::SockRef::from(socket);
+    Some((
+        socket.recv_buffer_size().ok()?,
+        socket.send_buffer_size().ok()?,
+    ))
 }
 
 /// A server endpoint on an already bound UDP socket.
@@ -132,7 +153,7 @@ pub(crate) async fn connect(
     } else {
         (Ipv4Addr::UNSPECIFIED, 0).into()
     };
-    let socket = udp_socket(local).map_err(TransportError::Connect)?;
+    let socket = udp_socket(local, UDP_SOCKET_BUFFER).map_err(TransportError::Connect)?;
     let endpoint = quinn::Endpoint::new(
         quinn::EndpointConfig::default(),
         None,

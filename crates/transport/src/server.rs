@@ -115,6 +115,7 @@ pub struct Listener {
     accepted: mpsc::Receiver<Accepted>,
     local_addr: SocketAddr,
     endpoint: Option<quinn::Endpoint>,
+    udp_buffers: Option<(usize, usize)>,
     failed: Arc<AtomicU64>,
     _loops: JoinSet<()>,
 }
@@ -145,6 +146,7 @@ pub async fn listen(
         loops.spawn(tcp_accept_loop(listener, acceptor, ctx));
     }
     let mut endpoint = None;
+    let udp_buffers = udp_socket.as_ref().and_then(quic::udp_buffer_sizes);
     if let Some(socket) = udp_socket {
         let timers = QuicTimers {
             idle_timeout: options.quic_idle_timeout,
@@ -164,6 +166,7 @@ pub async fn listen(
         accepted,
         local_addr,
         endpoint,
+        udp_buffers,
         failed,
         _loops: loops,
     })
@@ -179,6 +182,14 @@ impl Listener {
     /// The bound address; its port is the same for TCP and UDP.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The receive and send buffer sizes of the QUIC socket, in bytes, as the
+    /// kernel granted them (it caps the request of
+    /// [`SERVER_UDP_SOCKET_BUFFER`](crate::SERVER_UDP_SOCKET_BUFFER) at
+    /// `net.core.rmem_max` / `wmem_max`); `None` without QUIC.
+    pub fn udp_buffer_sizes(&self) -> Option<(usize, usize)> {
+        self.udp_buffers
     }
 
     /// How many handshakes failed or timed out so far (for metrics).
@@ -294,7 +305,7 @@ fn bind_sockets(bind: SocketAddr, options: &ServerOptions) -> Result<BoundSocket
             return Ok((tcp, None, local));
         }
         let udp_addr = SocketAddr::new(bind.ip(), tcp_addr.map_or(bind.port(), |a| a.port()));
-        match quic::udp_socket(udp_addr) {
+        match quic::udp_socket(udp_addr, quic::SERVER_UDP_SOCKET_BUFFER) {
             Ok(udp) => {
                 let local = udp.local_addr().map_err(TransportError::Bind)?;
                 return Ok((tcp, Some(udp), local));

@@ -619,3 +619,23 @@ async fn drop_without_close_is_a_loss_not_a_clean_end() {
     })
     .await;
 }
+
+/// The QUIC socket, shared by every QUIC connection, gets the large buffer it asks for, or
+/// as much as the kernel allows (Linux caps it at `net.core.rmem_max` and reports twice
+/// what it grants).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_quic_socket_gets_large_buffers_up_to_the_kernel_cap() {
+    let (listener, _identity) = start(ServerOptions::default()).await;
+    let (recv, send) = listener.udp_buffer_sizes().unwrap();
+    let cap = |name: &str| -> usize {
+        std::fs::read_to_string(format!("/proc/sys/net/core/{name}"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let want = passage_transport::SERVER_UDP_SOCKET_BUFFER;
+    assert!(recv / 2 >= want.min(cap("rmem_max")), "{recv}");
+    assert!(send / 2 >= want.min(cap("wmem_max")), "{send}");
+}
