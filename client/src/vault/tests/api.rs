@@ -176,7 +176,7 @@ fn open_and_create_say_what_is_wrong() {
     let vault = create(dir.path());
     // A second process (or handle) cannot open it while it is open.
     assert!(matches!(
-        open_with(dir.path(), &creds(PASSPHRASE)),
+        Vault::open_with_cost(dir.path(), &creds(PASSPHRASE), KdfCost::TestOnly),
         Err(OpenError::Busy)
     ));
     assert!(matches!(
