@@ -13,7 +13,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
 use passage_client::agent::Agent;
 use passage_client::agent::{AgentError, AgentOptions, DEFAULT_INVITATION_TTL, MessageStatus};
-use passage_client::vault::OpenError;
+use passage_client::vault::{Credentials, OpenError, Vault};
 use passage_transport::{ConnectOptions, Socks5Proxy, TransportMode};
 use passage_wire::RelayAddress;
 
@@ -44,6 +44,10 @@ struct Cli {
     /// Reach relays through a SOCKS5 proxy, e.g. Tor at 127.0.0.1:9050.
     #[arg(long, global = true, value_name = "HOST:PORT")]
     socks5: Option<String>,
+    /// Run the command on the decoy profile (the one the duress passphrase opens), with
+    /// the real passphrase: give it contacts and history so that it looks lived in.
+    #[arg(long, global = true)]
+    decoy: bool,
     /// Use only this transport (default: QUIC, falling back to TLS over TCP).
     #[arg(long, global = true, value_name = "quic|tcp")]
     transport: Option<String>,
@@ -62,7 +66,27 @@ enum Command {
         /// Turn on disappearing messages (1 day) for every new contact.
         #[arg(long)]
         at_risk: bool,
+        /// Also set a duress passphrase, asked for at the terminal (see `set-duress`).
+        #[arg(long)]
+        duress: bool,
+        /// Also set a duress passphrase, read from the first line of FILE (for scripts;
+        /// or set PASSAGE_DURESS_PASSPHRASE).
+        #[arg(long, value_name = "FILE")]
+        duress_passphrase_file: Option<PathBuf>,
     },
+    /// Set (or replace) the duress passphrase. Entered instead of the passphrase,
+    /// anywhere, it silently destroys this profile and opens a decoy profile instead.
+    /// Prepare the decoy with `passage --decoy COMMAND`. Replacing it starts a new,
+    /// empty decoy.
+    SetDuress {
+        /// Read the duress passphrase from the first line of FILE (for scripts; or set
+        /// PASSAGE_DURESS_PASSPHRASE); otherwise it is asked for at the terminal.
+        #[arg(long, value_name = "FILE")]
+        duress_passphrase_file: Option<PathBuf>,
+    },
+    /// Destroy the profile at once: every key slot is overwritten and the files are
+    /// removed. No passphrase needed, nothing asked. Cannot be undone.
+    Panic,
     /// Make a one-time invitation link for a new contact; prints the link alone on
     /// stdout. Give it in person or through someone you trust.
     Invite {
@@ -226,7 +250,7 @@ fn options(cli: &Cli) -> Result<AgentOptions> {
 fn parse_relay(text: &str) -> Result<RelayAddress> {
     text.trim()
         .parse()
-        .map_err(|e| anyhow!("not a relay address ({e}); it looks like passage://PIN@HOST:PORT"))
+        .map_err(|e| anyhow!("{e} (a relay address looks like passage://PIN@HOST:PORT)"))
 }
 
 /// Parses `30s`, `10m`, `2h`, `7d` (or a bare number of seconds).
@@ -251,40 +275,115 @@ fn parse_duration(text: &str) -> Result<u64> {
         .ok_or_else(|| anyhow!("that duration is too long"))
 }
 
+fn open_error(error: OpenError) -> anyhow::Error {
+    match error {
+        OpenError::WrongPassphrase => {
+            anyhow!("wrong passphrase (or no profile here); nothing was changed")
+        }
+        OpenError::Busy => anyhow!(
+            "the profile is open in another passage process (such as `passage run`); stop it first"
+        ),
+        other => anyhow::Error::new(other),
+    }
+}
+
+fn agent_error(error: AgentError) -> anyhow::Error {
+    match error {
+        AgentError::Open(error) => open_error(error),
+        other => anyhow::Error::new(other),
+    }
+}
+
 async fn open(cli: &Cli) -> Result<Agent> {
+    let credentials = secret::credentials(cli.passphrase_file.as_deref(), false)?;
+    open_with(cli, &credentials)
+}
+
+/// Opens the profile (or with `--decoy`, the decoy profile) with `credentials`.
+fn open_with(cli: &Cli, credentials: &Credentials) -> Result<Agent> {
     let dir = vault_dir(cli)?;
     if !dir.exists() {
         bail!("no profile at that data directory; create one with `passage init --relay ADDR`");
     }
-    let credentials = secret::credentials(cli.passphrase_file.as_deref(), false)?;
     let options = options(cli)?;
-    let agent = tokio::task::spawn_blocking(move || Agent::open(dir, &credentials, options))
-        .await
-        .context("the vault task failed")?;
-    agent.map_err(|error| match error {
-        AgentError::Open(OpenError::WrongPassphrase) => {
-            anyhow!("wrong passphrase (or no profile here); nothing was changed")
-        }
-        other => anyhow::Error::new(other),
-    })
+    if cli.decoy {
+        let vault = Vault::open_decoy(&dir, credentials).map_err(open_error)?;
+        return Agent::from_vault(vault, options).map_err(agent_error);
+    }
+    Agent::open(dir, credentials, options).map_err(agent_error)
+}
+
+/// Sets `duress` on the real profile in `dir` and gives the new decoy a profile with
+/// the same relay and settings, so that it opens like any other.
+async fn set_duress(
+    cli: &Cli,
+    credentials: &Credentials,
+    duress: &Credentials,
+    mut vault: Vault,
+    relay: &RelayAddress,
+    at_risk: bool,
+) -> Result<()> {
+    vault
+        .set_duress(duress)
+        .context("could not set the duress passphrase")?;
+    vault.close();
+    let dir = vault_dir(cli)?;
+    let decoy = Vault::open_decoy(&dir, credentials).map_err(open_error)?;
+    let agent = Agent::create_in_vault(decoy, relay, at_risk, options(cli)?)?;
+    agent.close().await;
+    Ok(())
 }
 
 async fn run(cli: Cli) -> Result<()> {
     let mut out = Printer::new(cli.json);
     match &cli.command {
-        Command::Init { relay, at_risk } => {
+        Command::Init {
+            relay,
+            at_risk,
+            duress,
+            duress_passphrase_file,
+        } => {
+            if cli.decoy {
+                bail!("--decoy does not apply to init; use set-duress");
+            }
             let relay = parse_relay(relay)?;
             let dir = vault_dir(&cli)?;
             let credentials = secret::credentials(cli.passphrase_file.as_deref(), true)?;
-            let options = options(&cli)?;
-            let at_risk = *at_risk;
-            let agent = tokio::task::spawn_blocking(move || {
-                Agent::create(dir, &credentials, &relay, at_risk, options)
-            })
-            .await
-            .context("the vault task failed")??;
-            agent.close().await;
-            out.note("profile created");
+            let duress = secret::duress_credentials(duress_passphrase_file.as_deref(), *duress)?;
+            let vault = Vault::create(&dir, &credentials)?;
+            let agent = Agent::create_in_vault(vault, &relay, *at_risk, options(&cli)?)?;
+            let vault = agent.into_vault().await;
+            match duress {
+                Some(duress) => {
+                    set_duress(&cli, &credentials, &duress, vault, &relay, *at_risk).await?;
+                    out.note("profile created, with a duress passphrase");
+                }
+                None => {
+                    vault.close();
+                    out.note("profile created");
+                }
+            }
+        }
+        Command::SetDuress {
+            duress_passphrase_file,
+        } => {
+            if cli.decoy {
+                bail!("--decoy does not apply to set-duress");
+            }
+            let credentials = secret::credentials(cli.passphrase_file.as_deref(), false)?;
+            let duress = secret::duress_credentials(duress_passphrase_file.as_deref(), true)?
+                .ok_or_else(|| anyhow!("no duress passphrase given"))?;
+            let agent = open_with(&cli, &credentials)?;
+            let relay = agent.default_relay()?;
+            let at_risk = agent.default_disappear_timer() > 0;
+            let vault = agent.into_vault().await;
+            set_duress(&cli, &credentials, &duress, vault, &relay, at_risk).await?;
+            out.note("duress passphrase set; prepare the decoy with `passage --decoy …`");
+        }
+        Command::Panic => {
+            let dir = vault_dir(&cli)?;
+            Vault::panic(&dir).context("the wipe failed part way; run `passage panic` again")?;
+            out.note("wiped");
         }
         Command::Invite {
             name,
@@ -410,18 +509,14 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Passwd {
             new_passphrase_file,
         } => {
+            if cli.decoy {
+                bail!("--decoy does not apply to passwd; set-duress sets a new duress passphrase");
+            }
             let current = secret::credentials(cli.passphrase_file.as_deref(), false)?;
             let new = secret::new_credentials(new_passphrase_file.as_deref())?;
             let dir = vault_dir(&cli)?;
             tokio::task::spawn_blocking(move || -> Result<()> {
-                let mut vault = passage_client::vault::Vault::open(&dir, &current).map_err(
-                    |error| match error {
-                        OpenError::WrongPassphrase => {
-                            anyhow!("wrong passphrase (or no profile here); nothing was changed")
-                        }
-                        other => anyhow::Error::new(other),
-                    },
-                )?;
+                let mut vault = Vault::open(&dir, &current).map_err(open_error)?;
                 vault.change_passphrase(&current, &new)?;
                 vault.close();
                 Ok(())

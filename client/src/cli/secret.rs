@@ -54,7 +54,12 @@ fn prompt(question: &str) -> Result<Zeroizing<Vec<u8>>> {
     Ok(Zeroizing::new(answer.as_bytes().to_vec()))
 }
 
-fn obtain(file: Option<&Path>, env: &str, confirm: bool, what: &str) -> Result<Zeroizing<Vec<u8>>> {
+fn obtain(
+    file: Option<&Path>,
+    (flag, env): (&str, &str),
+    confirm: bool,
+    what: &str,
+) -> Result<Zeroizing<Vec<u8>>> {
     if let Some(path) = file {
         return from_file(path);
     }
@@ -63,7 +68,7 @@ fn obtain(file: Option<&Path>, env: &str, confirm: bool, what: &str) -> Result<Z
     }
     if !can_prompt() {
         return Err(anyhow!(
-            "no {what}: give --passphrase-file FILE or set {env}, or run in a terminal"
+            "no {what}: give {flag} FILE or set {env}, or run in a terminal"
         ));
     }
     let first = prompt(&format!("{}: ", capitalize(what)))?;
@@ -89,7 +94,12 @@ fn capitalize(text: &str) -> String {
 
 /// The profile's passphrase; `confirm` asks twice at a prompt (for a new profile).
 pub fn credentials(file: Option<&Path>, confirm: bool) -> Result<Credentials> {
-    let bytes = obtain(file, "PASSAGE_PASSPHRASE", confirm, "passphrase")?;
+    let bytes = obtain(
+        file,
+        ("--passphrase-file", "PASSAGE_PASSPHRASE"),
+        confirm,
+        "passphrase",
+    )?;
     Ok(Credentials::new(
         passage_client::vault::Passphrase::from_bytes(bytes.to_vec()),
     ))
@@ -97,8 +107,31 @@ pub fn credentials(file: Option<&Path>, confirm: bool) -> Result<Credentials> {
 
 /// A new passphrase for `passwd`.
 pub fn new_credentials(file: Option<&Path>) -> Result<Credentials> {
-    let bytes = obtain(file, "PASSAGE_NEW_PASSPHRASE", true, "new passphrase")?;
+    let bytes = obtain(
+        file,
+        ("--new-passphrase-file", "PASSAGE_NEW_PASSPHRASE"),
+        true,
+        "new passphrase",
+    )?;
     Ok(Credentials::new(
         passage_client::vault::Passphrase::from_bytes(bytes.to_vec()),
     ))
+}
+
+/// The duress passphrase for `init` / `set-duress`: from `file`, else
+/// `PASSAGE_DURESS_PASSPHRASE`, else (if `ask`) the terminal; `None` if none is given
+/// and `ask` is false.
+pub fn duress_credentials(file: Option<&Path>, ask: bool) -> Result<Option<Credentials>> {
+    if file.is_none() && !ask && from_env("PASSAGE_DURESS_PASSPHRASE").is_none() {
+        return Ok(None);
+    }
+    let bytes = obtain(
+        file,
+        ("--duress-passphrase-file", "PASSAGE_DURESS_PASSPHRASE"),
+        true,
+        "duress passphrase",
+    )?;
+    Ok(Some(Credentials::new(
+        passage_client::vault::Passphrase::from_bytes(bytes.to_vec()),
+    )))
 }
