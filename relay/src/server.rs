@@ -199,7 +199,9 @@ async fn run_connection(
     let binding = ChannelBinding::from_bytes(stream.channel_binding());
     let (mut tx, mut rx) = stream.split();
     let mailbox = Arc::new(Mailbox::default());
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    // Outcomes of this connection's writes; made at its first write (an idle connection
+    // does not keep the channel's first block, about 1.5 KiB).
+    let mut done = DoneChannel::default();
     let mut rng = UnwrapErr(SysRng);
     let limits = &shared.config.limits;
     let mut session = Session::new(
@@ -224,7 +226,7 @@ async fn run_connection(
                 &shared,
                 conn,
                 &mailbox,
-                &done_tx,
+                &mut done,
                 &mut in_flight,
             )
             .await
@@ -237,7 +239,7 @@ async fn run_connection(
             }
             handled += 1;
             if in_flight > 0
-                && let Ok((token, result)) = done_rx.try_recv()
+                && let Some((token, result)) = done.try_recv()
             {
                 in_flight -= 1;
                 session.handle_write(token, result, shared.store.as_ref(), shared.now());
@@ -280,7 +282,7 @@ async fn run_connection(
                     stopping = true;
                 }
             },
-            Some((token, result)) = done_rx.recv(), if in_flight > 0 => {
+            Some((token, result)) = done.recv(), if in_flight > 0 => {
                 in_flight -= 1;
                 session.handle_write(token, result, shared.store.as_ref(), shared.now());
             }
@@ -316,20 +318,41 @@ const MAX_EVENTS_PER_FLUSH: usize = 64;
 /// The outcome of a write, for its connection.
 type Done = (WriteToken, Result<WriteOutcome, WriteError>);
 
+/// The channel that brings a connection the outcomes of its writes, made when first used.
+#[derive(Default)]
+struct DoneChannel(Option<(mpsc::UnboundedSender<Done>, mpsc::UnboundedReceiver<Done>)>);
+
+impl DoneChannel {
+    fn sender(&mut self) -> mpsc::UnboundedSender<Done> {
+        self.0.get_or_insert_with(mpsc::unbounded_channel).0.clone()
+    }
+
+    fn try_recv(&mut self) -> Option<Done> {
+        self.0.as_mut().and_then(|(_, rx)| rx.try_recv().ok())
+    }
+
+    async fn recv(&mut self) -> Option<Done> {
+        match &mut self.0 {
+            Some((_, rx)) => rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
 /// Carries out every action the session has queued; false if it asked to close.
 async fn carry_out(
     session: &mut Session,
     shared: &Arc<Shared>,
     conn: ConnId,
     mailbox: &Arc<Mailbox>,
-    done_tx: &mpsc::UnboundedSender<Done>,
+    done_channel: &mut DoneChannel,
     in_flight: &mut usize,
 ) -> bool {
     while let Some(action) = session.poll_action() {
         match action {
             Action::Write { token, op } => {
                 *in_flight += 1;
-                let done = done_tx.clone();
+                let done = done_channel.sender();
                 let hub = Arc::clone(&shared.hub);
                 // A stored message, or an acknowledged one (perhaps over another
                 // connection than the subscriber's), makes the queue's next message due.
