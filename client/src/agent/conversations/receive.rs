@@ -273,6 +273,7 @@ impl Conversations {
         // A receipt goes back either way: the first one may have been lost.
         let receipt = Content::Receipt { ids: vec![msg_id] };
         let no_history = self.contacts[&id].no_history;
+        let own_timer = self.contacts[&id].timer_secs;
         let mut ratchet = RatchetState::from_snapshot(&decode(&ratchet_bytes)?)
             .map_err(|_| AgentError::Record(RecordError))?;
         let plaintext = Zeroizing::new(receipt.encode()?);
@@ -294,7 +295,7 @@ impl Conversations {
             sent_at,
             received_at: Some(now),
             status: MessageStatus::Received,
-            expires_at: (timer_secs > 0).then(|| now + u64::from(timer_secs)),
+            expires_at: effective_timer(timer_secs, own_timer).map(|t| now + u64::from(t)),
         };
         let received_at = now;
         let their_queue_ok = self.contacts[&id].their_queue.is_some();
@@ -339,4 +340,15 @@ enum DeliveryFailure {
     Dropped(DroppedReason, Option<String>),
     /// Our side failed (the vault): leave it at the relay and try again later.
     Retry(AgentError),
+}
+
+/// The timer a received message is held under: the shorter of the sender's (carried in
+/// the message) and ours (which applies at once to what we hold, even before the
+/// contact has processed our change). `None`: no timer.
+fn effective_timer(sender: u32, ours: u32) -> Option<u32> {
+    match (sender, ours) {
+        (0, 0) => None,
+        (0, t) | (t, 0) => Some(t),
+        (a, b) => Some(a.min(b)),
+    }
 }

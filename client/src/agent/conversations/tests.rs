@@ -439,3 +439,24 @@ fn no_history_keeps_only_what_delivery_needs() {
         "deleted on the receipt"
     );
 }
+
+#[test]
+fn a_timer_applies_at_once_to_what_the_setter_receives() {
+    let (mut alice, mut bob) = connected_pair();
+    // Bob turns the timer on; Alice has not processed the change yet.
+    bob.core.set_timer("Alice", 10, NOW, &mut rng()).unwrap();
+    alice
+        .core
+        .compose_text("Bob", "sent without a timer", NOW, &mut rng())
+        .unwrap();
+    let text = alice.drain().remove(0).1;
+    bob.deliver("Alice", &text);
+    let entry = bob
+        .core
+        .history("Alice")
+        .unwrap()
+        .into_iter()
+        .find(|e| e.text().is_some())
+        .unwrap();
+    assert_eq!(entry.expires_at, Some(NOW + 10));
+}
