@@ -6,7 +6,7 @@
 //! from its `queues` and `messages` tables), so a commit writes each message once, to one
 //! table: the counters, the id → sequence number lookup of `ACK` and the arrival times of
 //! retention cost no disk writes. What it costs instead is memory: about 40 bytes per
-//! stored message and about 120 per queue.
+//! stored message and about 150 per queue (with its hash table slot).
 //!
 //! Only the commit thread changes it: an op works on an [`Overlay`] (copies of the queues
 //! it touches), and the overlay replaces those queues in the index only after the batch is

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use passage_wire::{MsgId, QUEUE_ID_LEN, RecipientId, SenderId};
 use redb::{
@@ -70,6 +71,9 @@ pub struct RedbStore {
     db: Database,
     path: PathBuf,
     index: Index,
+    /// Held from a batch's first write to the index taking its changes: a concurrent
+    /// [`Store::commit`] must not copy a queue from the index between the two.
+    writer: Mutex<()>,
 }
 
 impl core::fmt::Debug for RedbStore {
@@ -101,7 +105,12 @@ impl RedbStore {
         prepare(&txn)?;
         let index = load_index(&txn)?;
         txn.commit().map_err(engine)?;
-        Ok(Self { db, path, index })
+        Ok(Self {
+            db,
+            path,
+            index,
+            writer: Mutex::new(()),
+        })
     }
 
     fn read<T>(
@@ -152,6 +161,8 @@ impl RedbStore {
         &self,
         ops: Vec<WriteOp>,
     ) -> Result<Vec<Result<WriteOutcome, WriteError>>, StorageFault> {
+        // Nothing panics while it is held; a poisoned lock guards nothing broken.
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let mut txn = self.db.begin_write().map_err(StorageFault::engine)?;
         txn.set_durability(Durability::Immediate)
             .map_err(StorageFault::engine)?;
