@@ -116,6 +116,11 @@ pub enum SetDuressError {
     SameAsPassphrase,
     /// The vault was opened with [`Vault::open_decoy`](super::Vault::open_decoy): a
     /// decoy has no decoy of its own. Set the duress passphrase on the real profile.
+    ///
+    /// Only the owner gets this, holding the real credentials, before any duress
+    /// switch. The duress switch stores the decoy as an ordinary profile. After that,
+    /// no open returns the decoy as a decoy (the real credentials open nothing), so
+    /// someone holding the switched-to profile cannot cause this error.
     #[error("this is the decoy profile: set the duress passphrase from the real one")]
     OpenedAsDecoy,
     /// Argon2id could not get its memory.
@@ -152,6 +157,10 @@ pub enum ChangePassphraseError {
     /// The vault was opened with [`Vault::open_decoy`](super::Vault::open_decoy): the
     /// decoy's passphrase is the duress passphrase, changed with
     /// [`Vault::set_duress`](super::Vault::set_duress) from the real profile.
+    ///
+    /// Only the owner gets this, holding the real credentials, before any duress
+    /// switch. After the switch the decoy is an ordinary profile: it changes its
+    /// passphrase like any other, and someone holding it cannot cause this error.
     #[error("this is the decoy profile: change the duress passphrase from the real one")]
     OpenedAsDecoy,
     /// The new passphrase is the duress passphrase: it would open two profiles.

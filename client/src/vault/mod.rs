@@ -118,6 +118,17 @@
 //!   which the decoy's segment replaces, so a directory holds three files with or
 //!   without a decoy. The switch removes nothing: the real segment stays where it was,
 //!   unreadable, and stands for the decoy's reserve.
+//! - **Behaviour afterwards**: the switched-to slot is kind 0 with no reserved
+//!   positions and no decoy, the same payload shape as a vault that never had a
+//!   decoy. Its opens, compactions and passphrase changes make the same writes. It
+//!   can also set its own duress passphrase, whose decoy takes the free pair and
+//!   whose segment replaces the third file. Each of these returns the same errors
+//!   and changes the files the same way as in a vault that never had a decoy (a
+//!   test runs one lifecycle on both and compares every error text and file size).
+//!   The errors that name the decoy (`OpenedAsDecoy`) come only from a vault opened
+//!   with [`Vault::open_decoy`] and the real passphrase, and nothing opens that way
+//!   after the switch. [`OpenError::NoDecoy`] (from `open_decoy` with the switched-to
+//!   credentials) is the same answer any profile without a duress passphrase gives.
 //! - **Open time**: the same one Argon2id run and the same trial decryption of every
 //!   position for a real, a duress and a wrong passphrase; the same key-slot writes for
 //!   the real and the duress one (`cargo bench -p passage-client --bench vault_open`).

@@ -231,6 +231,10 @@ impl Vault {
 
     /// Re-wraps the data key under `new` credentials after checking `current` (two
     /// Argon2id runs). Only the key-slot file changes; the segment is not touched.
+    ///
+    /// [`ChangePassphraseError::OpenedAsDecoy`] only for a vault from
+    /// [`Vault::open_decoy`]. A decoy reached through the duress switch is an ordinary
+    /// profile, and the old passphrase then opens nothing.
     pub fn change_passphrase(
         &mut self,
         current: &Credentials,
@@ -292,6 +296,11 @@ impl Vault {
     /// [`OpenError::WrongPassphrase`]. The directory keeps its number of files: the
     /// decoy's segment takes the place of the random reserve file `create` made (or of
     /// the replaced decoy's segment).
+    ///
+    /// [`SetDuressError::OpenedAsDecoy`] only for a vault from [`Vault::open_decoy`]. A
+    /// decoy reached through the duress switch is an ordinary profile and gets a decoy
+    /// of its own, in the pair it does not use. That decoy's segment replaces the third
+    /// file: the erased real profile's old segment.
     pub fn set_duress(&mut self, duress: &Credentials) -> Result<(), SetDuressError> {
         if self.poisoned {
             return Err(SetDuressError::Poisoned);

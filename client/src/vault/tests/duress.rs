@@ -61,13 +61,18 @@ fn with_decoy(dir: &Path) {
     vault.put("after-duress", b"real").unwrap();
     vault.close();
     let mut decoy = open_decoy(dir).unwrap();
-    decoy.put("contact/mum", b"Mum").unwrap();
+    fill_like_the_decoy(&mut decoy);
+    decoy.close();
+}
+
+/// The content the owner gives the decoy in [`with_decoy`].
+fn fill_like_the_decoy(vault: &mut Vault) {
+    vault.put("contact/mum", b"Mum").unwrap();
     for i in 0..20u32 {
-        decoy
+        vault
             .put(format!("message/{i}"), format!("see you at dinner {i}"))
             .unwrap();
     }
-    decoy.close();
 }
 
 fn assert_decoy_content(vault: &Vault) {
@@ -427,4 +432,260 @@ fn the_platform_secret_guards_the_decoy_too() {
         open_with(dir.path(), &with_secret(PASSPHRASE)),
         Err(OpenError::WrongPassphrase)
     ));
+}
+
+/// The duress switch on a vault made by [`with_decoy`]: afterwards only the decoy, now
+/// an ordinary profile, is left.
+fn switched(dir: &Path) {
+    with_decoy(dir);
+    let decoy = open_with(dir, &creds(DURESS)).unwrap();
+    assert_decoy_content(&decoy);
+    decoy.close();
+    assert_wrong(dir, PASSPHRASE);
+}
+
+/// The error an open with credentials that open nothing gets, and its text.
+fn wrong_text(dir: &Path) -> String {
+    let err = open_with(dir, &creds("not any passphrase")).unwrap_err();
+    assert!(matches!(err, OpenError::WrongPassphrase), "{err:?}");
+    err.to_string()
+}
+
+#[test]
+fn after_the_switch_the_passphrase_changes_like_any_profiles() {
+    let dir = TempDir::new();
+    switched(dir.path());
+    let mut vault = open_with(dir.path(), &creds(DURESS)).unwrap();
+    let err = vault
+        .change_passphrase(&creds(PASSPHRASE), &creds("new one"))
+        .unwrap_err();
+    assert!(
+        matches!(err, ChangePassphraseError::WrongPassphrase),
+        "{err:?}"
+    );
+    vault
+        .change_passphrase(&creds(DURESS), &creds("new one"))
+        .unwrap();
+    vault.put("after-change", b"kept").unwrap();
+    vault.close();
+    assert_eq!(snapshot(dir.path()).len(), FILE_COUNT);
+
+    // The old duress passphrase is an ordinary wrong one now: the same error and text
+    // as any other, and nothing written (it erases nothing).
+    let before = snapshot(dir.path());
+    let err = open_with(dir.path(), &creds(DURESS)).unwrap_err();
+    assert!(matches!(err, OpenError::WrongPassphrase), "{err:?}");
+    assert_eq!(err.to_string(), wrong_text(dir.path()));
+    let err = open_decoy_with(dir.path(), DURESS).unwrap_err();
+    assert!(matches!(err, OpenError::WrongPassphrase), "{err:?}");
+    assert_wrong(dir.path(), PASSPHRASE);
+    assert_eq!(
+        snapshot(dir.path()),
+        before,
+        "a failed open wrote something"
+    );
+
+    // The new passphrase opens the same content, in the one live position.
+    let keyslot = keyslot_file(dir.path());
+    assert!(live_positions(&keyslot, DURESS).is_empty());
+    assert!(live_positions(&keyslot, PASSPHRASE).is_empty());
+    assert_eq!(live_positions(&keyslot, "new one").len(), 1);
+    let vault = open_with(dir.path(), &creds("new one")).unwrap();
+    assert_decoy_content(&vault);
+    assert_eq!(value(&vault, "after-change").as_deref(), Some(&b"kept"[..]));
+}
+
+#[test]
+fn after_the_switch_the_decoy_sets_a_duress_passphrase_of_its_own() {
+    const SECOND_DURESS: &str = "second duress: the street I grew up on";
+    let dir = TempDir::new();
+    with_decoy(dir.path());
+    let real_segment = segment_path(dir.path());
+    let mut former = open_with(dir.path(), &creds(DURESS)).unwrap();
+    assert!(real_segment.exists(), "the switch removed a file");
+    former.put("after-switch", b"former decoy").unwrap();
+    former.set_duress(&creds(SECOND_DURESS)).unwrap();
+    former.close();
+
+    // Its own decoy, in the pair it does not use (the one the real profile's erased
+    // positions left free or the one it came from, as for any profile); its segment
+    // took the place of the third file, the real profile's old segment.
+    let keyslot = keyslot_file(dir.path());
+    let (own, decoy) = (
+        live_positions(&keyslot, DURESS),
+        live_positions(&keyslot, SECOND_DURESS),
+    );
+    assert_eq!((own.len(), decoy.len()), (1, 1));
+    assert_ne!(
+        pair_mask(own[0]),
+        pair_mask(decoy[0]),
+        "profiles share a pair"
+    );
+    assert!(live_positions(&keyslot, PASSPHRASE).is_empty());
+    assert_eq!(snapshot(dir.path()).len(), FILE_COUNT);
+    assert!(!real_segment.exists());
+
+    // The former decoy's owner prepares the new decoy with the former duress passphrase.
+    let mut decoy = open_decoy_with(dir.path(), DURESS).unwrap();
+    assert!(decoy.is_empty());
+    decoy.put("contact/neighbour", b"Neighbour").unwrap();
+    decoy.close();
+
+    // The second duress passphrase erases the former decoy and opens the new one.
+    let vault = open_with(dir.path(), &creds(SECOND_DURESS)).unwrap();
+    assert_eq!(
+        value(&vault, "contact/neighbour").as_deref(),
+        Some(&b"Neighbour"[..])
+    );
+    assert_eq!(vault.len(), 1);
+    vault.close();
+    assert_eq!(
+        open_with(dir.path(), &creds(DURESS))
+            .unwrap_err()
+            .to_string(),
+        wrong_text(dir.path())
+    );
+    assert_wrong(dir.path(), PASSPHRASE);
+    let keyslot = keyslot_file(dir.path());
+    assert!(live_positions(&keyslot, DURESS).is_empty());
+    assert!(live_positions(&keyslot, PASSPHRASE).is_empty());
+    assert_eq!(live_positions(&keyslot, SECOND_DURESS).len(), 1);
+    assert_eq!(snapshot(dir.path()).len(), FILE_COUNT);
+    let vault = open_with(dir.path(), &creds(SECOND_DURESS)).unwrap();
+    assert_eq!(vault.get("after-switch").unwrap(), None);
+    assert_eq!(vault.get("contact/mum").unwrap(), None);
+    assert_eq!(vault.get("contact/real").unwrap(), None);
+}
+
+/// What can be seen of a vault from outside: how many files, their sizes (sorted, since
+/// names are random), whether every block looks random, and how many key-slot
+/// positions `passphrase` opens.
+fn outside_view(dir: &Path, passphrase: &str) -> (usize, Vec<usize>, usize) {
+    let files = snapshot(dir);
+    for (name, bytes) in &files {
+        for (i, block) in bytes.chunks(4096).enumerate() {
+            assert!(entropy(block) > 7.85, "{name} block {i}");
+        }
+    }
+    let mut sizes: Vec<usize> = files.iter().map(|(_, bytes)| bytes.len()).collect();
+    sizes.sort();
+    let live = live_positions(&keyslot_file(dir), passphrase).len();
+    (files.len(), sizes, live)
+}
+
+/// An ordinary profile's life, from outside: every error text and the outside view
+/// after each step. Two vaults that give the same answers cannot be told apart by
+/// anything this does.
+fn lifecycle(dir: &Path, passphrase: &str) -> Vec<String> {
+    const SECOND: &str = "lifecycle second passphrase";
+    const SECOND_DURESS: &str = "lifecycle duress passphrase";
+    let mut seen = vec![format!("{:?}", outside_view(dir, passphrase))];
+    let mut note = |step: &str, what: String| seen.push(format!("{step}: {what}"));
+
+    // `--decoy` on a profile that has no decoy.
+    note(
+        "open_decoy",
+        open_decoy_with(dir, passphrase).unwrap_err().to_string(),
+    );
+    // Ordinary use: writes, deletes, a compaction, refusals.
+    let mut vault = open_with(dir, &creds(passphrase)).unwrap();
+    note("debug", format!("{vault:?}"));
+    note("payload", payload_shape(vault.payload_for_tests()));
+    for i in 0..40u32 {
+        vault.put(format!("history/{i}"), vec![b'h'; 500]).unwrap();
+    }
+    vault.delete("history/0").unwrap();
+    vault.compact().unwrap();
+    let err = vault
+        .change_passphrase(&creds("not it"), &creds("x"))
+        .unwrap_err();
+    note("change, wrong current", err.to_string());
+    let err = vault.set_duress(&creds(passphrase)).unwrap_err();
+    note("duress = passphrase", err.to_string());
+    vault
+        .change_passphrase(&creds(passphrase), &creds(SECOND))
+        .unwrap();
+    vault.close();
+    note("changed", format!("{:?}", outside_view(dir, SECOND)));
+    note(
+        "old passphrase",
+        open_with(dir, &creds(passphrase)).unwrap_err().to_string(),
+    );
+
+    // Its own duress passphrase and decoy.
+    let mut vault = open_with(dir, &creds(SECOND)).unwrap();
+    vault.set_duress(&creds(SECOND_DURESS)).unwrap();
+    let err = vault
+        .change_passphrase(&creds(SECOND), &creds(SECOND_DURESS))
+        .unwrap_err();
+    note("passphrase = duress", err.to_string());
+    vault.close();
+    note("duress set", format!("{:?}", outside_view(dir, SECOND)));
+    let mut decoy = open_decoy_with(dir, SECOND).unwrap();
+    note("decoy len", decoy.len().to_string());
+    decoy.put("contact/aunt", b"Aunt").unwrap();
+    decoy.close();
+    note("decoy filled", format!("{:?}", outside_view(dir, SECOND)));
+
+    // Its duress switch.
+    let decoy = open_with(dir, &creds(SECOND_DURESS)).unwrap();
+    note("switched len", decoy.len().to_string());
+    note("payload", payload_shape(decoy.payload_for_tests()));
+    decoy.close();
+    note(
+        "switched",
+        format!("{:?}", outside_view(dir, SECOND_DURESS)),
+    );
+    note(
+        "erased passphrase",
+        open_with(dir, &creds(SECOND)).unwrap_err().to_string(),
+    );
+    note(
+        "erased passphrase, --decoy",
+        open_decoy_with(dir, SECOND).unwrap_err().to_string(),
+    );
+    seen
+}
+
+/// A payload's kind and links (not its keys or counters).
+fn payload_shape(payload: &SlotPayload) -> String {
+    format!(
+        "duress {} reserved {:#b} erase {:#b} decoy {}",
+        payload.is_duress(),
+        payload.reserved_positions,
+        payload.erase_on_open,
+        payload.decoy_kek.is_some()
+    )
+}
+
+#[test]
+fn after_the_switch_nothing_tells_the_vault_from_one_that_never_had_a_decoy() {
+    // The switched vault, and a vault that never had a decoy, holding the same content.
+    let switched_dir = TempDir::new();
+    switched(switched_dir.path());
+    let plain_dir = TempDir::new();
+    let mut plain =
+        Vault::create_with_cost(plain_dir.path(), &creds(DURESS), KdfCost::TestOnly).unwrap();
+    fill_like_the_decoy(&mut plain);
+    plain.close();
+    let plain = open_with(plain_dir.path(), &creds(DURESS)).unwrap();
+    assert_decoy_content(&plain);
+    plain.close();
+
+    // On disk: as many files, the same sizes, random bytes, one live position.
+    let view = outside_view(switched_dir.path(), DURESS);
+    assert_eq!(view, outside_view(plain_dir.path(), DURESS));
+    assert_eq!(view.0, FILE_COUNT);
+    assert_eq!(view.2, 1);
+    assert!(live_positions(&keyslot_file(switched_dir.path()), PASSPHRASE).is_empty());
+
+    // In use: the same errors, the same file effects, down to its own duress switch.
+    let switched_life = lifecycle(switched_dir.path(), DURESS);
+    let plain_life = lifecycle(plain_dir.path(), DURESS);
+    assert_eq!(switched_life, plain_life);
+    for line in &switched_life {
+        assert!(!line.contains("decoy profile"), "{line}");
+    }
+    assert_wrong(switched_dir.path(), PASSPHRASE);
+    assert_wrong(switched_dir.path(), DURESS);
 }
