@@ -265,7 +265,7 @@ impl LinkHandle {
     }
 
     /// `SUB`: the relay delivers the queue's messages through
-    /// [`next_event`](Self::next_event), one at a time, each after the previous was
+    /// [`RelayLink::next_event`], one at a time, each after the previous was
     /// acknowledged. Takes the subscription over from any other connection.
     pub async fn subscribe(&self, queue: &QueueCredentials) -> Result<(), LinkError> {
         self.request(Request::Sub(queue.clone())).await.map(|_| ())
