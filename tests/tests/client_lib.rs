@@ -270,6 +270,72 @@ async fn a_thousand_messages_arrive_complete_in_order_once() {
     .await;
 }
 
+/// Alice writes 300 texts while Bob does not read: the relay's queue quota (256)
+/// refuses the last 44, which wait in Alice's vault (`queued`). Bob reads, Alice
+/// syncs, and Bob has all 300 once and in order; his receipts, which met the same
+/// quota on Alice's queue, all come back too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_delays_messages_but_keeps_them_in_order() {
+    const QUOTA: usize = 256;
+    const COUNT: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(None);
+    bounded(async {
+        let (mut alice, mut bob) = connected_pair(dir.path(), &relay, TransportMode::Tcp).await;
+        let mut sent = Vec::new();
+        let mut queued = 0;
+        for i in 0..COUNT {
+            let text = format!("into a full queue {i:03}");
+            let report = alice.send_text("bob", &text).await.unwrap();
+            assert_ne!(report.status, MessageStatus::Failed);
+            queued += usize::from(report.status == MessageStatus::Queued);
+            sent.push((report.id, text));
+        }
+        assert_eq!(queued, COUNT - QUOTA, "the quota did not apply");
+        let mut received = receive_texts(&mut bob, QUOTA).await;
+        let report = alice.sync().await;
+        assert_eq!(report.queued, 0);
+        received.extend(receive_texts(&mut bob, COUNT - QUOTA).await);
+        assert!(
+            received == sent,
+            "Bob's texts differ from Alice's, in order"
+        );
+        check_history(
+            &bob,
+            "alice",
+            Direction::Incoming,
+            MessageStatus::Received,
+            &sent,
+        );
+
+        // Receipts: Alice reads what her queue holds, Bob sends what waited.
+        let mut events = Vec::new();
+        for round in 0..4 {
+            for _ in 0..COUNT * 2 {
+                match alice.next_event(Duration::from_secs(2)).await {
+                    Some(event) => events.push(event),
+                    None => break,
+                }
+            }
+            if delivered_ids(&events).len() == COUNT {
+                break;
+            }
+            assert!(round < 3, "receipts missing");
+            bob.sync().await;
+        }
+        check_history(
+            &alice,
+            "bob",
+            Direction::Outgoing,
+            MessageStatus::Delivered,
+            &sent,
+        );
+        alice.close().await;
+        bob.close().await;
+    })
+    .await;
+}
+
 /// The relay is killed (SIGKILL) in the middle of a conversation, with messages stored
 /// but not yet delivered, and restarted on its data directory and port; meanwhile
 /// both sides write. Everything arrives once, in order, and every receipt comes back.

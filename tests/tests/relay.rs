@@ -808,3 +808,48 @@ async fn drain(
     link.close().await.unwrap();
     drained
 }
+
+// ---------------------------------------------------------------------------
+// Order
+
+/// `SEND`s pipelined on one connection (`LinkHandle::send_batch`, as the client's
+/// outbox sends them) are stored, and delivered, in the order they were sent: the
+/// client's "in order" rests on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_sends_to_one_queue_keep_their_order() {
+    let relay = start(None);
+    bounded(LIMIT, async {
+        for mode in [TransportMode::Tcp, TransportMode::Quic] {
+            let mut recipient = connect(relay.address(), mode).await.unwrap();
+            let sender = connect(relay.address(), mode).await.unwrap();
+            let queue = recipient.create_queue(None).await.unwrap();
+            let mut credentials = SenderCredentials::generate(&mut rng());
+            sender
+                .send(queue.sender_id(), &credentials, &envelope(0, 0))
+                .await
+                .unwrap();
+            credentials.mark_key_fixed();
+            let mut counter = 0;
+            for _ in 0..5 {
+                let items: Vec<_> = (0..44)
+                    .map(|_| {
+                        counter += 1;
+                        (queue.sender_id(), credentials.clone(), envelope(0, counter))
+                    })
+                    .collect();
+                for result in sender.handle().send_batch(&items).await {
+                    result.unwrap();
+                }
+            }
+            recipient.subscribe(&queue).await.unwrap();
+            for expected in 0..=counter {
+                let message = next_message(&mut recipient, EXPECT).await.unwrap();
+                assert_eq!(message.tag, Some((0, expected)), "out of order ({mode:?})");
+                recipient.ack(&queue, message.msg_id).await.unwrap();
+            }
+            recipient.close().await.unwrap();
+            sender.close().await.unwrap();
+        }
+    })
+    .await;
+}
