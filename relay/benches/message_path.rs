@@ -213,6 +213,73 @@ fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let redb = RedbStore::open(dir.path().join("store.redb")).unwrap();
     bench_store(c, "send_deliver_ack_redb_durable", &redb);
+    bench_batched(c);
+}
+
+/// The store's share under group commit: 64 messages appended in one durable commit (over
+/// 64 queues, as under load), then acknowledged in another, per message. The single-message
+/// figure above is one fsync per write; this one is what a loaded relay pays per message.
+fn bench_batched(c: &mut Criterion) {
+    use passage_relay::store::{QueueRecord, StoredMessage, WriteOp, WriteOutcome};
+    use passage_wire::{MsgId, RecipientId, SenderId};
+    const BATCH: u64 = 64;
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(dir.path().join("store.redb")).unwrap();
+    let id = |tag: u8, n: u64| {
+        let mut bytes = [tag; 24];
+        bytes[..8].copy_from_slice(&n.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes());
+        bytes
+    };
+    let creates = (0..BATCH)
+        .map(|q| {
+            WriteOp::CreateQueue(QueueRecord {
+                recipient_id: RecipientId::from_bytes(id(1, q)),
+                sender_id: SenderId::from_bytes(id(2, q)),
+                recipient_auth_key: DhSecret::from_bytes([3; 32]).public_key(),
+                recipient_dh_key: DhSecret::from_bytes([4; 32]).public_key(),
+                relay_dh_secret: DhSecret::from_bytes([5; 32]),
+                sender_auth_key: None,
+                created_at: 0,
+            })
+        })
+        .collect();
+    assert!(store.commit(creates).iter().all(Result::is_ok));
+    let mut group = c.benchmark_group("message_path");
+    group.throughput(Throughput::Elements(BATCH));
+    let mut n = 0u64;
+    group.bench_function("store_append_ack_redb_batch64", |b| {
+        b.iter(|| {
+            n += 1;
+            let msg_id = |q: u64| {
+                let mut bytes = [0u8; 24];
+                bytes[..8].copy_from_slice(&n.to_be_bytes());
+                bytes[8..16].copy_from_slice(&q.to_be_bytes());
+                MsgId::from_bytes(bytes)
+            };
+            let appends = (0..BATCH)
+                .map(|q| WriteOp::Append {
+                    recipient_id: RecipientId::from_bytes(id(1, q)),
+                    sender_key: None,
+                    message: StoredMessage {
+                        msg_id: msg_id(q),
+                        received_at: NOW.unix_secs,
+                        body: Box::new([q as u8; ENVELOPE_LEN]),
+                    },
+                    quota: 256,
+                })
+                .collect();
+            let ok = store.commit(appends);
+            assert!(ok.iter().all(|r| matches!(r, Ok(WriteOutcome::Appended))));
+            let acks = (0..BATCH)
+                .map(|q| WriteOp::Ack {
+                    recipient_id: RecipientId::from_bytes(id(1, q)),
+                    msg_id: msg_id(q),
+                })
+                .collect();
+            black_box(store.commit(acks));
+        })
+    });
+    group.finish();
 }
 
 criterion_group! {
