@@ -217,8 +217,30 @@ fn newest_change(paths: &[PathBuf]) -> Option<std::time::SystemTime> {
     Some(newest)
 }
 
-/// Attempts of [`RelayProcess::restart_same_port`].
-const RESTART_ATTEMPTS: usize = 5;
+/// Attempts of [`RelayProcess::restart_same_port`], [`RESTART_PAUSE`] apart.
+const RESTART_ATTEMPTS: usize = 20;
+
+/// Pause between two attempts of [`RelayProcess::restart_same_port`].
+const RESTART_PAUSE: Duration = Duration::from_millis(250);
+
+/// Ports tried by [`RelayProcess::start_restartable`].
+const PORT_ATTEMPTS: usize = 20;
+
+/// Ports for [`RelayProcess::start_restartable`]: from 10000 up to the start of the
+/// system's ephemeral range (Linux: `/proc/sys/net/ipv4/ip_local_port_range`,
+/// 32768 by default), at most 32768.
+fn fixed_port_range() -> (u16, u16) {
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768)
+        .min(32768);
+    if ephemeral_start > 11_000 {
+        (10_000, ephemeral_start)
+    } else {
+        (10_000, 11_000)
+    }
+}
 
 /// A running `passage-relay serve` process on `127.0.0.1:0`. Killed when dropped.
 #[derive(Debug)]
@@ -249,6 +271,43 @@ impl RelayProcess {
         Ok(relay)
     }
 
+    /// Starts like [`start`](Self::start), but on a free port below the system's
+    /// ephemeral port range, for tests that [`restart_same_port`](Self::restart_same_port):
+    /// while the relay is down, a port from the ephemeral range may be taken by any
+    /// outgoing socket on the machine (a QUIC client's UDP socket in a test running
+    /// alongside), and the relay could not come back on it.
+    pub fn start_restartable(data_dir: &Path, config: Option<&Path>) -> Result<Self, HarnessError> {
+        let (low, high) = fixed_port_range();
+        let mut last = None;
+        for _ in 0..PORT_ATTEMPTS {
+            let mut random = [0u8; 2];
+            getrandom::fill(&mut random).map_err(|e| HarnessError::Io(std::io::Error::other(e)))?;
+            let port = low + u16::from_le_bytes(random) % (high - low);
+            let free = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+                && std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_ok();
+            if !free {
+                continue;
+            }
+            let mut relay = Self {
+                child: None,
+                address: placeholder_address(),
+                data_dir: data_dir.to_owned(),
+                config: config.map(Path::to_owned),
+                log: data_dir.with_extension("stderr.log"),
+                starts: 0,
+                listen: format!("127.0.0.1:{port}"),
+            };
+            match relay.spawn() {
+                Ok(()) => return Ok(relay),
+                Err(error) => last = Some(error),
+            }
+        }
+        Err(last.unwrap_or(HarnessError::Startup {
+            reason: "no free port found below the ephemeral range".to_owned(),
+            log: String::new(),
+        }))
+    }
+
     /// The address the relay printed when it last started.
     pub fn address(&self) -> &RelayAddress {
         &self.address
@@ -272,15 +331,16 @@ impl RelayProcess {
 
     /// Kills the relay if it runs, then starts it again on the same data directory,
     /// configuration **and port**, so that addresses stored by clients (in their
-    /// contacts and invitations) stay valid. The port was free a moment ago; a few
-    /// attempts cover the rare case of the bind racing the old socket's release.
+    /// contacts and invitations) stay valid. Start such a relay with
+    /// [`start_restartable`](Self::start_restartable) so that no outgoing socket can
+    /// take the port meanwhile; several attempts cover the old sockets' release.
     pub fn restart_same_port(&mut self) -> Result<(), HarnessError> {
         self.kill()?;
         self.listen = format!("127.0.0.1:{}", self.address.port());
         let mut last = None;
         for attempt in 0..RESTART_ATTEMPTS {
             if attempt > 0 {
-                std::thread::sleep(Duration::from_millis(200));
+                std::thread::sleep(RESTART_PAUSE);
             }
             match self.spawn() {
                 Ok(()) => return Ok(()),
@@ -392,6 +452,22 @@ impl TestRelay {
             None => None,
         };
         let process = RelayProcess::start(&dir.path().join("data"), config_path.as_deref())?;
+        Ok(Self { process, dir })
+    }
+
+    /// Like [`start`](Self::start), with [`RelayProcess::start_restartable`].
+    pub fn start_restartable(config: Option<&str>) -> Result<Self, HarnessError> {
+        let dir = tempfile::tempdir()?;
+        let config_path = match config {
+            Some(text) => {
+                let path = dir.path().join("relay.toml");
+                std::fs::write(&path, text)?;
+                Some(path)
+            }
+            None => None,
+        };
+        let process =
+            RelayProcess::start_restartable(&dir.path().join("data"), config_path.as_deref())?;
         Ok(Self { process, dir })
     }
 

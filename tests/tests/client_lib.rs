@@ -345,7 +345,7 @@ async fn a_full_queue_delays_messages_but_keeps_them_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_restarts_mid_conversation_and_nothing_is_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let mut relay = start(None);
+    let mut relay = TestRelay::start_restartable(None).unwrap_or_else(|e| panic!("{e}"));
     bounded(async {
         let (mut alice, mut bob) = connected_pair(dir.path(), &relay, TransportMode::Tcp).await;
         let mut sent = Vec::new();
