@@ -47,6 +47,8 @@ mod event;
 mod ids;
 mod records;
 mod relays;
+
+pub use self::relays::{OUTBOX_RETRY, OUTBOX_RETRY_MAX};
 mod view;
 
 use std::collections::{HashMap, VecDeque};
@@ -110,6 +112,9 @@ pub struct Agent {
     /// Relays on whose link our queues are subscribed.
     subscribed: HashMap<String, usize>,
     events: VecDeque<AgentEvent>,
+    /// When to offer the outbox to the relays again.
+    retry_at: Option<tokio::time::Instant>,
+    retry_interval: Duration,
     options: AgentOptions,
     rng: UnwrapErr<SysRng>,
 }
@@ -186,6 +191,8 @@ impl Agent {
             links: HashMap::new(),
             subscribed: HashMap::new(),
             events: VecDeque::new(),
+            retry_at: None,
+            retry_interval: OUTBOX_RETRY,
             options,
             rng: UnwrapErr(SysRng),
         }

@@ -11,6 +11,15 @@ use super::conversations::{Disposition, Outgoing};
 use super::{Agent, AgentError, AgentEvent, DroppedReason, SyncReport, unix_now};
 use crate::relay::{Event, LinkError, QueueCredentials, RelayLink};
 
+/// How often envelopes still in the outbox are offered to their relays again while
+/// [`Agent::next_event`] waits.
+/// The first interval; it doubles while the outbox does not empty, up to
+/// [`OUTBOX_RETRY_MAX`].
+pub const OUTBOX_RETRY: Duration = Duration::from_secs(5);
+
+/// The longest interval between two offers of the outbox.
+pub const OUTBOX_RETRY_MAX: Duration = Duration::from_secs(300);
+
 impl Agent {
     /// Connects to every relay that holds our queues, sends everything queued and
     /// subscribes our queues, so that [`next_event`](Self::next_event) receives.
@@ -96,11 +105,30 @@ impl Agent {
                 }
                 continue;
             }
-            let wake = match expiry {
-                Some(at) => deadline
-                    .min(tokio::time::Instant::now() + Duration::from_secs(at.saturating_sub(now))),
-                None => deadline,
-            };
+            // Envelopes a relay refused for now (a full queue, a timeout) are retried
+            // every OUTBOX_RETRY while we wait.
+            let clock = tokio::time::Instant::now();
+            // A relay that stays unreachable costs a connection timeout per try,
+            // so the interval doubles (up to OUTBOX_RETRY_MAX) while nothing gets out.
+            if self.core.has_outbox() {
+                let retry_at = *self.retry_at.get_or_insert(clock + self.retry_interval);
+                if retry_at <= clock {
+                    self.retry_at = None;
+                    self.flush().await;
+                    self.retry_interval = (self.retry_interval * 2).min(OUTBOX_RETRY_MAX);
+                    continue;
+                }
+            } else {
+                self.retry_at = None;
+                self.retry_interval = OUTBOX_RETRY;
+            }
+            let mut wake = deadline;
+            if let Some(at) = expiry {
+                wake = wake.min(clock + Duration::from_secs(at.saturating_sub(now)));
+            }
+            if let Some(at) = self.retry_at {
+                wake = wake.min(at);
+            }
             let links = &mut self.links;
             let next = std::future::poll_fn(|cx| {
                 for (key, link) in links.iter_mut() {

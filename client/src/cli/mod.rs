@@ -150,9 +150,10 @@ enum Command {
     /// Locks itself (drops every key from memory) after a while without activity and
     /// asks for the passphrase again.
     Run {
-        /// Minutes without an incoming message before locking; 0 never locks.
-        #[arg(long, default_value_t = 15, value_name = "MINUTES")]
-        lock_after: u64,
+        /// Time without an incoming message before locking (30s, 15m, 1h); `off`
+        /// never locks.
+        #[arg(long, default_value = "15m", value_name = "DURATION")]
+        lock_after: String,
     },
     /// Keep no history: received messages are shown once and not stored, sent ones are
     /// deleted when the contact confirms delivery. For one contact, or (without
@@ -466,7 +467,10 @@ async fn run(cli: Cli) -> Result<()> {
             agent.close().await;
         }
         Command::Run { lock_after } => {
-            let lock_after = (*lock_after > 0).then(|| Duration::from_secs(lock_after * 60));
+            let lock_after = match lock_after.trim() {
+                "off" => None,
+                text => Some(Duration::from_secs(parse_duration(text)?.max(1))),
+            };
             run_until_interrupted(&cli, &mut out, lock_after).await?;
         }
         Command::NoHistory { mode, contact } => {

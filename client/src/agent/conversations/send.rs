@@ -144,6 +144,11 @@ impl Conversations {
         Ok(())
     }
 
+    /// Whether anything waits in the outbox (no disk read).
+    pub fn has_outbox(&self) -> bool {
+        !self.vault.keys_with_prefix(OUTBOX_PREFIX).is_empty()
+    }
+
     /// Everything waiting in the outbox, oldest first.
     pub fn outbox(&self) -> Result<Vec<Outgoing>, AgentError> {
         let mut items = Vec::new();
