@@ -35,6 +35,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod scan;
+
 use std::fs::File;
 use std::io::{BufRead as _, BufReader};
 use std::net::Ipv4Addr;
@@ -707,6 +709,17 @@ impl CliClient {
         })
     }
 
+    /// The same profile (data directory, `HOME`, `TMPDIR`) opened with another
+    /// passphrase, kept in `<root>/<file_name>`: a duress passphrase, or a wrong one.
+    pub fn with_passphrase(&self, file_name: &str, passphrase: &str) -> Result<Self, HarnessError> {
+        let passphrase_file = self.root.join(file_name);
+        std::fs::write(&passphrase_file, format!("{passphrase}\n"))?;
+        Ok(Self {
+            passphrase_file,
+            ..self.clone()
+        })
+    }
+
     /// Reach relays through this SOCKS5 proxy (`HOST:PORT`) from now on.
     pub fn set_socks5(&mut self, proxy: &str) {
         self.socks5 = Some(proxy.to_owned());
@@ -763,6 +776,104 @@ impl CliClient {
     /// Runs `passage ARGS` on this profile within [`CLI_LIMIT`].
     pub fn run(&self, args: &[&str]) -> Result<CliOutput, HarnessError> {
         run_limited(self.command(args), CLI_LIMIT)
+    }
+
+    /// Starts `passage ARGS` on this profile (`run`, which does not end by itself) and
+    /// returns at once; read its stdout with [`CliProcess::next_line`].
+    pub fn spawn(&self, args: &[&str]) -> Result<CliProcess, HarnessError> {
+        CliProcess::spawn(self.command(args))
+    }
+}
+
+/// A `passage` process left running (`passage run`): its stdout read line by line on
+/// a thread, its stderr collected. Killed (SIGKILL) and reaped when dropped.
+#[derive(Debug)]
+pub struct CliProcess {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl CliProcess {
+    /// Spawns `command` with stdout and stderr piped.
+    pub fn spawn(mut command: Command) -> Result<Self, HarnessError> {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take();
+        let stderr = read_to_end_in_thread(child.stderr.take());
+        let (line_tx, lines) = mpsc::channel();
+        if let Some(stdout) = stdout {
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if line_tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Ok(Self {
+            child,
+            lines,
+            stderr: Some(stderr),
+        })
+    }
+
+    /// The next line on stdout, waiting at most `limit`; `None` if none came in time
+    /// or stdout was closed (the process ended).
+    pub fn next_line(&self, limit: Duration) -> Option<String> {
+        self.lines.recv_timeout(limit).ok()
+    }
+
+    /// Reads stdout lines, each within `limit`, until `found` accepts one, which it
+    /// returns; the lines before it are pushed to `skipped`. `None` if a line did not
+    /// come in time (or the process ended) first.
+    pub fn line_where(
+        &self,
+        limit: Duration,
+        skipped: &mut Vec<String>,
+        found: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        while let Some(line) = self.next_line(limit) {
+            if found(&line) {
+                return Some(line);
+            }
+            skipped.push(line);
+        }
+        None
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Kills the process with SIGKILL (if it still runs), reaps it and returns what it
+    /// wrote on stderr.
+    pub fn kill(mut self) -> Result<String, HarnessError> {
+        if self.is_running() {
+            self.child.kill()?;
+        }
+        self.child.wait()?;
+        Ok(self
+            .stderr
+            .take()
+            .and_then(|thread| thread.join().ok())
+            .unwrap_or_default())
+    }
+}
+
+impl Drop for CliProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

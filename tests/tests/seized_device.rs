@@ -1,12 +1,13 @@
 //! The seized-device test: two people talk through the `passage` CLI using distinctive
 //! marker strings — in their messages, their contacts' names, their passphrases and
 //! the host names of their relays — then every byte the clients wrote is searched for
-//! those markers as someone imaging the phone would: plain text (as written, lower
-//! and upper case), UTF-16 (LE and BE), hex (lower and upper case) and base64
-//! (standard and URL-safe alphabets, all three alignments). Files must also look
-//! random: byte entropy of at least 7.9 bits per byte (for files of 4 KiB or more),
-//! no known file signature at their start, no telling file names; and nothing may be
-//! written outside the data directory (the child's `HOME` and `TMPDIR` stay empty).
+//! those markers as someone imaging the phone would ([`passage_e2e::scan`]): plain
+//! text (as written, lower and upper case), UTF-16 (LE and BE), hex (lower and upper
+//! case) and base64 (standard and URL-safe alphabets, all three alignments). Files
+//! must also look random: byte entropy of at least 7.9 bits per byte (for files of
+//! 4 KiB or more), no known file signature at their start, no telling file names; and
+//! nothing may be written outside the data directory (the child's `HOME` and `TMPDIR`
+//! stay empty).
 //!
 //! # Relay host names
 //!
@@ -23,12 +24,12 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use passage_e2e::scan::{base64, files_under, needles, scan};
 use passage_e2e::{CliClient, CliOutput, TestRelay};
 
 // ---------------------------------------------------------------------------
@@ -71,171 +72,6 @@ fn markers() -> Vec<String> {
     ]
     .map(str::to_owned)
     .to_vec()
-}
-
-// ---------------------------------------------------------------------------
-// Encodings
-
-fn base64(bytes: &[u8], url_safe: bool) -> String {
-    let alphabet: &[u8; 64] = if url_safe {
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-    } else {
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-    };
-    // Whole groups only: a needle must not depend on the bytes around the marker.
-    bytes
-        .chunks_exact(3)
-        .flat_map(|c| {
-            let n = u32::from(c[0]) << 16 | u32::from(c[1]) << 8 | u32::from(c[2]);
-            [18, 12, 6, 0].map(|shift| char::from(alphabet[((n >> shift) & 63) as usize]))
-        })
-        .collect()
-}
-
-/// The byte strings that would give `marker` away.
-fn needles(marker: &str) -> Vec<(String, Vec<u8>)> {
-    let mut needles: Vec<(String, Vec<u8>)> = Vec::new();
-    for (form, text) in [
-        ("as written", marker.to_owned()),
-        ("lower case", marker.to_lowercase()),
-        ("upper case", marker.to_uppercase()),
-    ] {
-        needles.push((format!("UTF-8 {form}"), text.clone().into_bytes()));
-        let le = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
-        let be = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
-        needles.push((format!("UTF-16LE {form}"), le));
-        needles.push((format!("UTF-16BE {form}"), be));
-    }
-    let bytes = marker.as_bytes();
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    needles.push(("hex".to_owned(), hex.clone().into_bytes()));
-    needles.push(("HEX".to_owned(), hex.to_uppercase().into_bytes()));
-    // A marker at any position in a base64 stream: its bytes from the first group
-    // boundary on are encoded the same way, whatever came before.
-    for skip in 0..3 {
-        for url_safe in [false, true] {
-            let encoded = base64(&bytes[skip..], url_safe);
-            // 8 characters (48 bits) at least: no chance hit in random files.
-            assert!(encoded.len() >= 8, "marker too short for base64: {marker}");
-            needles.push((
-                format!("base64 (alignment {skip}, url-safe {url_safe})"),
-                encoded.into_bytes(),
-            ));
-        }
-    }
-    needles
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Shannon entropy of the byte histogram, in bits per byte.
-fn entropy(bytes: &[u8]) -> f64 {
-    let mut counts = [0u64; 256];
-    for &b in bytes {
-        counts[usize::from(b)] += 1;
-    }
-    let n = bytes.len() as f64;
-    counts
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| {
-            let p = c as f64 / n;
-            -p * p.log2()
-        })
-        .sum()
-}
-
-/// Signatures at offset 0 of common formats (and our own name).
-const SIGNATURES: &[(&str, &[u8])] = &[
-    ("SQLite", b"SQLite format 3\0"),
-    ("gzip", &[0x1f, 0x8b]),
-    ("zip", b"PK\x03\x04"),
-    ("PNG", &[0x89, b'P', b'N', b'G']),
-    ("PDF", b"%PDF"),
-    ("ELF", &[0x7f, b'E', b'L', b'F']),
-    ("bzip2", b"BZh"),
-    ("xz", &[0xfd, b'7', b'z', b'X', b'Z', 0]),
-    ("zstd", &[0x28, 0xb5, 0x2f, 0xfd]),
-    ("7z", &[b'7', b'z', 0xbc, 0xaf]),
-    ("JPEG", &[0xff, 0xd8, 0xff]),
-    ("redb", b"redb"),
-];
-
-/// Every file under `root` (depth-first, bounded depth).
-fn files_under(root: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut stack = vec![(root.to_owned(), 0)];
-    while let Some((dir, depth)) = stack.pop() {
-        assert!(
-            depth < 16,
-            "directories nested too deep under {}",
-            root.display()
-        );
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let kind = std::fs::symlink_metadata(&path).unwrap().file_type();
-            if kind.is_dir() {
-                stack.push((path, depth + 1));
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    files
-}
-
-/// Everything under `root` that would give the markers or the app away, one finding
-/// a line, and the number of files scanned.
-fn scan(root: &Path, markers: &[String]) -> (Vec<String>, usize) {
-    let needles: Vec<(String, String, Vec<u8>)> = markers
-        .iter()
-        .flat_map(|m| needles(m).into_iter().map(move |(f, n)| (m.clone(), f, n)))
-        .collect();
-    let files = files_under(root);
-    let mut findings = Vec::new();
-    for path in &files {
-        let relative = path
-            .strip_prefix(root)
-            .unwrap()
-            .to_string_lossy()
-            .to_lowercase();
-        if relative.contains("passage") {
-            findings.push(format!("a file name says passage: {relative}"));
-        }
-        for marker in markers {
-            if relative.contains(&marker.to_lowercase()) {
-                findings.push(format!("a file name holds a marker: {relative}"));
-            }
-        }
-        let bytes = std::fs::read(path).unwrap();
-        for (marker, form, needle) in &needles {
-            if contains(&bytes, needle) {
-                findings.push(format!("{relative} holds {marker:?} ({form})"));
-            }
-        }
-        for (format, signature) in SIGNATURES {
-            if bytes.starts_with(signature) {
-                findings.push(format!("{relative} starts like a {format} file"));
-            }
-        }
-        if bytes
-            .get(..7)
-            .is_some_and(|b| b.eq_ignore_ascii_case(b"passage"))
-        {
-            findings.push(format!("{relative} starts with passage"));
-        }
-        if bytes.len() >= 4096 {
-            let bits = entropy(&bytes);
-            if bits < 7.9 {
-                findings.push(format!(
-                    "{relative}: {bits:.3} bits per byte does not look random"
-                ));
-            }
-        }
-    }
-    (findings, files.len())
 }
 
 // ---------------------------------------------------------------------------
@@ -434,14 +270,14 @@ fn a_seized_device_holds_no_marker_and_nothing_but_random_looking_files() {
 
     let markers = markers();
     for client in [&alice, &bob] {
-        let (findings, scanned) = scan(&client.vault(), &markers);
+        let (findings, scanned) = scan(&client.vault(), &markers).unwrap();
         assert!(findings.is_empty(), "{findings:#?}");
         assert!(
             scanned >= 2,
             "the vault should hold a key-slot file and a segment"
         );
         for outside in [client.home(), client.tmp()] {
-            let written = files_under(&outside);
+            let written = files_under(&outside).unwrap();
             assert!(
                 written.is_empty(),
                 "the client wrote outside its data directory: {written:?}"
@@ -458,7 +294,7 @@ fn the_scanner_finds_every_encoding() {
     let mut random = vec![0u8; 64 * 1024];
     getrandom::fill(&mut random).unwrap();
     std::fs::write(dir.path().join("0123456789abcdef0123456789abcdef"), &random).unwrap();
-    assert_eq!(scan(dir.path(), &markers()), (Vec::new(), 1));
+    assert_eq!(scan(dir.path(), &markers()).unwrap(), (Vec::new(), 1));
 
     for (form, needle) in needles(TEXT_2) {
         for offset in [0, 1, 2, 5000] {
@@ -466,7 +302,7 @@ fn the_scanner_finds_every_encoding() {
             let mut bytes = random.clone();
             bytes[offset + 7..offset + 7 + needle.len()].copy_from_slice(&needle);
             std::fs::write(planted.path().join("f"), &bytes).unwrap();
-            let (findings, _) = scan(planted.path(), &markers());
+            let (findings, _) = scan(planted.path(), &markers()).unwrap();
             assert!(!findings.is_empty(), "{form} at {offset} not caught");
         }
     }
@@ -479,7 +315,7 @@ fn the_scanner_finds_every_encoding() {
         let mut bytes = random.clone();
         bytes.extend_from_slice(base64(&padded, false).as_bytes());
         std::fs::write(planted.path().join("f"), &bytes).unwrap();
-        assert!(!scan(planted.path(), &markers()).0.is_empty());
+        assert!(!scan(planted.path(), &markers()).unwrap().0.is_empty());
     }
     // Low entropy and a signature are caught too.
     for bytes in [
@@ -488,6 +324,6 @@ fn the_scanner_finds_every_encoding() {
     ] {
         let planted = tempfile::tempdir().unwrap();
         std::fs::write(planted.path().join("f"), &bytes).unwrap();
-        assert!(!scan(planted.path(), &markers()).0.is_empty());
+        assert!(!scan(planted.path(), &markers()).unwrap().0.is_empty());
     }
 }
