@@ -11,9 +11,13 @@ use anyhow::{Context, Result, anyhow, bail};
 use passage_client::vault::Credentials;
 use zeroize::Zeroizing;
 
-/// No core dumps: a crash must not write the keys in memory to disk.
+/// No core dumps: a crash must not write the keys in memory to disk. On Linux the
+/// process is also made non-dumpable, which keeps other processes of the same user
+/// from attaching a debugger or reading its memory through /proc.
 pub fn harden_process() {
     let _ = rlimit::setrlimit(rlimit::Resource::CORE, 0, 0);
+    #[cfg(target_os = "linux")]
+    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
 }
 
 fn first_line(bytes: &[u8]) -> Zeroizing<Vec<u8>> {
