@@ -164,7 +164,7 @@ async fn receive_texts(agent: &mut Agent, count: usize) -> Vec<(MessageId, Strin
             panic!("only {} of {count} texts came", texts.len());
         };
         match event {
-            AgentEvent::Message { id, text, .. } => texts.push((id, text)),
+            AgentEvent::Message { id, text, .. } => texts.push((id, text.to_string())),
             AgentEvent::Dropped { reason, .. } => panic!("an envelope was dropped: {reason}"),
             AgentEvent::Error(error) => panic!("agent error: {error}"),
             _ => {}
@@ -379,7 +379,7 @@ async fn the_relay_restarts_mid_conversation_and_nothing_is_lost() {
         received.extend(receive_texts(&mut bob, sent.len() - 5).await);
         assert!(received == sent, "Bob's texts differ from Alice's, in order");
         let mut events = wait_for(&mut alice, "Bob's text", |e| {
-            matches!(e, AgentEvent::Message { text, .. } if text == "Bob, while down")
+            matches!(e, AgentEvent::Message { text, .. } if text.as_str() == "Bob, while down")
         })
         .await;
         for _ in 0..1000 {
@@ -585,7 +585,7 @@ async fn tampered_and_replayed_envelopes_are_dropped_and_the_conversation_contin
                     contact, id, text, ..
                 } => {
                     assert_eq!(contact, "alice");
-                    texts.push((*id, text.clone()));
+                    texts.push((*id, text.to_string()));
                 }
                 AgentEvent::Dropped { contact, reason } => {
                     assert_eq!(contact.as_deref(), Some("alice"));

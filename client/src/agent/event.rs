@@ -1,6 +1,8 @@
 //! [`AgentEvent`]: what the agent reports to the user interface. `Debug` shows the
 //! kind of event only: never a name, a text or an id.
 
+use zeroize::Zeroizing;
+
 use super::error::AgentError;
 use super::ids::MessageId;
 use super::records::MessageStatus;
@@ -14,8 +16,8 @@ pub enum AgentEvent {
         contact: String,
         /// The sender's id of the message.
         id: MessageId,
-        /// The text.
-        text: String,
+        /// The text (wiped from memory when the event is dropped).
+        text: Zeroizing<String>,
         /// When the sender wrote it (their clock), unix seconds.
         sent_at: u64,
         /// When this device received it, unix seconds.

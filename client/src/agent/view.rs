@@ -93,6 +93,13 @@ impl HistoryEntry {
     }
 }
 
+impl Drop for HistoryEntry {
+    fn drop(&mut self) {
+        // The text is plaintext: wipe it when the interface is done with it.
+        zeroize::Zeroize::zeroize(&mut self.kind);
+    }
+}
+
 impl core::fmt::Debug for HistoryEntry {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("HistoryEntry")

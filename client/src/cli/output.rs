@@ -123,10 +123,14 @@ impl Printer {
                 received_at,
             } => {
                 if !self.json {
-                    self.line(&format!("[{}] {contact}: {text}", time(*sent_at)));
+                    self.line(&format!(
+                        "[{}] {contact}: {}",
+                        time(*sent_at),
+                        text.as_str()
+                    ));
                     return;
                 }
-                json!({"type": "message", "contact": contact, "id": id.to_hex(), "text": text,
+                json!({"type": "message", "contact": contact, "id": id.to_hex(), "text": text.as_str(),
                        "sent_at": sent_at, "received_at": received_at})
             }
             AgentEvent::Status {

@@ -325,7 +325,7 @@ impl Conversations {
         Ok(vec![AgentEvent::Message {
             contact: name,
             id: msg_id,
-            text: text.to_string(),
+            text,
             sent_at,
             received_at,
         }])

@@ -164,7 +164,7 @@ fn texts_receipts_and_statuses() {
         ] => {
             assert_eq!(contact, "Alice");
             assert_eq!(*got, id);
-            assert_eq!(text, "meet at the station");
+            assert_eq!(text.as_str(), "meet at the station");
         }
         other => panic!("unexpected events {other:?}"),
     }
@@ -415,7 +415,9 @@ fn no_history_keeps_only_what_delivery_needs() {
     );
     let text = alice.drain().remove(0).1;
     let (_, events) = bob.deliver("Alice", &text);
-    assert!(matches!(&events[..], [AgentEvent::Message { text, .. }] if text == "read once"));
+    assert!(
+        matches!(&events[..], [AgentEvent::Message { text, .. }] if text.as_str() == "read once")
+    );
     assert!(
         bob.core.history("Alice").unwrap().is_empty(),
         "shown once, never stored"
