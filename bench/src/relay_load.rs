@@ -159,6 +159,7 @@ async fn receive(
 ) -> RecipientLog {
     let mut stop = shared.stop_receiving();
     let mut log = RecipientLog::default();
+    let mut acks = tokio::task::JoinSet::new();
     loop {
         let event = tokio::select! {
             event = link.next_event() => event,
@@ -189,13 +190,19 @@ async fn receive(
                 break;
             }
         };
-        if let Err(e) = link.ack(&queue, msg_id).await {
-            shared.error(format!("ACK failed: {e}"));
-            if link_is_gone(&e) {
-                break;
+        // Acknowledged without waiting for the answer (the deletion's fsync): the relay
+        // keeps delivering within its window meanwhile, as a client that handles one
+        // message while the previous one's ACK is written.
+        let handle = link.handle();
+        let (queue, shared) = (queue.clone(), Arc::clone(&shared));
+        acks.spawn(async move {
+            if let Err(e) = handle.ack(&queue, msg_id).await {
+                shared.error(format!("ACK failed: {e}"));
             }
-        }
+        });
+        while acks.try_join_next().is_some() {}
     }
+    while acks.join_next().await.is_some() {}
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, link.close()).await;
     log
 }

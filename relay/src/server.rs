@@ -262,6 +262,10 @@ async fn run_connection(
         if !flush(&mut session, &mut tx, limits.idle_timeout).await {
             break;
         }
+        // Deliveries that waited for the backlog to drain go out now.
+        if session.resume_deliveries(shared.store.as_ref(), shared.now()) {
+            continue;
+        }
         if stopping && in_flight == 0 {
             break;
         }

@@ -21,9 +21,23 @@
 //! Rules enforced here: a command is acted on only once its authenticator verified
 //! (the wire crate's `VerifiedCommand` proof); an authentication failure costs the
 //! same whether or not the queue exists (a dummy key, cached like real ones, so
-//! repeated probes time alike); one message per subscribed queue is in flight until
-//! the recipient acknowledges it; per-connection rate, queue-creation, subscription
-//! and backlog limits hold.
+//! repeated probes time alike); at most [`DELIVERY_WINDOW`] messages per subscribed
+//! queue are delivered and not yet acknowledged, in the queue's order; per-connection
+//! rate, queue-creation, subscription and backlog limits hold (deliveries, too, wait
+//! while the connection's backlog is full: call [`Session::resume_deliveries`] after
+//! sending).
+//!
+//! # Delivery window
+//!
+//! A subscription keeps a cursor (the sequence number after the last message it
+//! delivered) and the ids of the messages delivered and not yet acknowledged. It
+//! delivers while fewer than [`DELIVERY_WINDOW`] are unacknowledged, so a recipient
+//! that acknowledges each message after handling it always has the next ones already
+//! on their way, and several `MSG`s share a write. `ACK` by id deletes that message
+//! and frees its slot, in any order. Delivery stays at least once: a message
+//! delivered and never acknowledged stays in the queue and comes again on the next
+//! `SUB` (a new connection, or `SUB` again on this one), and a client drops a message
+//! it has already handled by its id.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -32,7 +46,7 @@ use passage_crypto::primitives::{DhPublic, DhSecret};
 use passage_wire::{
     AuthKey, AuthRole, Block, ChannelBinding, ClientHello, Command, CorrId, DeliveryKey, Entity,
     ErrorCode, FrameDecoder, FrameEncoder, MsgId, QueueIds, QueuePassword, RecipientId, RelayHello,
-    Reply, SUPPORTED_VERSIONS, UnverifiedCommand, VerifiedCommand, seal_delivery,
+    Reply, SUPPORTED_VERSIONS, SenderId, UnverifiedCommand, VerifiedCommand, seal_delivery,
 };
 use rand_core::CryptoRng;
 
@@ -46,6 +60,14 @@ pub const AUTH_CACHE_ENTRIES: usize = 64;
 
 /// Writes one connection may have in flight; more and the relay stops reading it.
 pub const MAX_PENDING_WRITES: usize = 64;
+
+/// Messages of one subscribed queue delivered and not yet acknowledged, at most.
+pub const DELIVERY_WINDOW: usize = 16;
+
+/// Sender ids whose fixed sender key and queue one connection remembers, so that its
+/// `SEND`s need no store read. A fixed key never changes; a queue deleted meanwhile
+/// fails the append itself, which answers as a missing queue does.
+pub const SENDER_CACHE_ENTRIES: usize = 64;
 
 /// Malformed commands tolerated on one connection before it is closed.
 pub const MAX_MALFORMED_COMMANDS: u32 = 16;
@@ -123,7 +145,6 @@ enum Pending {
     Ack {
         corr_id: CorrId,
         recipient_id: RecipientId,
-        msg_id: MsgId,
     },
     Del {
         corr_id: CorrId,
@@ -147,15 +168,35 @@ enum AfterSweep {
 /// A queue this connection subscribes to.
 struct Subscription {
     key: DeliveryKey,
-    /// The message delivered and not yet acknowledged.
-    in_flight: Option<MsgId>,
-    /// A sweep of expired messages is under way for this queue's head.
-    sweeping: bool,
-    /// The last message the recipient acknowledged whose deletion is still being
-    /// written: delivery goes on with the message after it, without waiting for the
-    /// write (a crash before it is durable means the message comes again, and the
+    /// The recipient's auth key (fixed at `NEW`): its `ACK`s need no store read.
+    auth_key: DhPublic,
+    /// Messages delivered and not yet acknowledged, oldest first; at most
+    /// [`DELIVERY_WINDOW`]. An acknowledgement frees a slot at once, while the deletion
+    /// is written (a crash before it is durable means the message comes again, and the
     /// client drops it by its id).
-    acking: Option<MsgId>,
+    in_flight: VecDeque<MsgId>,
+    /// Sequence number of the next message to deliver (one above the last delivered).
+    next_seq: u64,
+    /// A sweep of expired messages is under way for this queue.
+    sweeping: bool,
+}
+
+/// What a verified command acts on.
+enum Target {
+    /// The queue's record, read from the store.
+    Record(QueueRecord),
+    /// A queue known from this connection's caches (`SEND` to a fixed key, `ACK` on a
+    /// subscription): its recipient id.
+    Known(RecipientId),
+}
+
+impl Target {
+    fn recipient_id(&self) -> RecipientId {
+        match self {
+            Target::Record(record) => record.recipient_id,
+            Target::Known(id) => *id,
+        }
+    }
 }
 
 /// One connection's state. See the module documentation for the calling contract.
@@ -176,6 +217,10 @@ pub struct Session {
     next_token: u64,
     pending: HashMap<WriteToken, Pending>,
     subscriptions: HashMap<RecipientId, Subscription>,
+    /// Sender id → (queue, fixed sender key), for `SEND`s that verified; oldest first.
+    senders: VecDeque<(SenderId, RecipientId, DhPublic)>,
+    /// Subscribed queues whose delivery waits for the backlog to drain.
+    stalled: Vec<RecipientId>,
 }
 
 impl core::fmt::Debug for Session {
@@ -219,6 +264,8 @@ impl Session {
             next_token: 0,
             pending: HashMap::new(),
             subscriptions: HashMap::new(),
+            senders: VecDeque::new(),
+            stalled: Vec::new(),
         };
         let hello = RelayHello {
             versions: SUPPORTED_VERSIONS,
@@ -249,6 +296,24 @@ impl Session {
     /// The queues this connection subscribes to.
     pub fn subscriptions(&self) -> impl Iterator<Item = &RecipientId> {
         self.subscriptions.keys()
+    }
+
+    /// Delivers to the subscribed queues that waited for the backlog to drain; call
+    /// after sending the blocks. True if it queued blocks or actions.
+    pub fn resume_deliveries(&mut self, store: &dyn Store, now: Now) -> bool {
+        if self.stalled.is_empty() || self.backlog_full() {
+            return false;
+        }
+        let before = (self.encoder.pending_blocks(), self.actions.len());
+        for recipient_id in std::mem::take(&mut self.stalled) {
+            self.deliver_next(recipient_id, store, now);
+        }
+        self.encoder.has_partial_block()
+            || (self.encoder.pending_blocks(), self.actions.len()) != before
+    }
+
+    fn backlog_full(&self) -> bool {
+        self.encoder.pending_blocks() >= self.config.limits.max_backlog_blocks
     }
 
     /// Next action for the driver.
@@ -330,7 +395,7 @@ impl Session {
             } => self
                 .subscriptions
                 .get(recipient_id)
-                .is_some_and(|sub| sub.in_flight == Some(*msg_id)),
+                .is_some_and(|sub| sub.in_flight.contains(msg_id)),
             _ => false,
         };
         if !acks_in_flight && !self.rate.take(now.mono_ms) {
@@ -342,13 +407,13 @@ impl Session {
             return;
         }
         self.rate_violations = 0;
-        let (verified, record) = match self.verify(command, store) {
+        let (verified, target) = match self.verify(command, store) {
             Ok(Some(verified)) => verified,
             Ok(None) => return self.reply_err(Some(corr_id), entity, ErrorCode::Auth),
             Err(()) => return self.reply_err(Some(corr_id), entity, ErrorCode::Internal),
         };
         let (corr_id, command) = verified.into_parts();
-        self.act(corr_id, command, record, store, now, rng);
+        self.act(corr_id, command, target, store, now, rng);
     }
 
     /// Finds the key for the command's queue (or a dummy) and verifies. `Ok(None)` is
@@ -358,7 +423,30 @@ impl Session {
         &mut self,
         command: UnverifiedCommand,
         store: &dyn Store,
-    ) -> Result<Option<(VerifiedCommand, Option<QueueRecord>)>, ()> {
+    ) -> Result<Option<(VerifiedCommand, Option<Target>)>, ()> {
+        // The caches: a sender whose key is fixed, an acknowledgement on a subscription.
+        let cached = match command.command() {
+            Command::Send(send) => self
+                .senders
+                .iter()
+                .find(|(sid, ..)| *sid == send.sender_id)
+                .map(|&(sid, rid, fixed)| {
+                    let key = send.sender_auth_key.is_none_or(|k| k == fixed);
+                    (AuthRole::Sender, *sid.as_bytes(), rid, key.then_some(fixed))
+                }),
+            Command::Ack { recipient_id, .. } => self.subscriptions.get(recipient_id).map(|sub| {
+                let id = *recipient_id;
+                (AuthRole::Recipient, *id.as_bytes(), id, Some(sub.auth_key))
+            }),
+            _ => None,
+        };
+        if let Some((role, id, rid, key)) = cached {
+            let auth_key = self.auth_key(role, id, key);
+            return Ok(command
+                .verify(&auth_key)
+                .ok()
+                .map(|v| (v, Some(Target::Known(rid)))));
+        }
         let (role, id, record, key) = match command.command() {
             Command::Ping => {
                 return Ok(command.accept_unauthenticated().ok().map(|v| (v, None)));
@@ -393,7 +481,20 @@ impl Session {
             _ => return Ok(None),
         };
         let auth_key = self.auth_key(role, id, key);
-        Ok(command.verify(&auth_key).ok().map(|v| (v, record)))
+        let Ok(verified) = command.verify(&auth_key) else {
+            return Ok(None);
+        };
+        // Remembered only once a SEND proved the key: a prober cannot fill the cache.
+        if let (Command::Send(send), Some(record)) = (verified.command(), &record)
+            && let Some(fixed) = record.sender_auth_key
+        {
+            if self.senders.len() >= SENDER_CACHE_ENTRIES {
+                self.senders.pop_front();
+            }
+            self.senders
+                .push_back((send.sender_id, record.recipient_id, fixed));
+        }
+        Ok(Some((verified, record.map(Target::Record))))
     }
 
     /// The cached key for (role, queue id, public key), or a freshly derived one. A
@@ -425,13 +526,13 @@ impl Session {
         &mut self,
         corr_id: CorrId,
         command: Command,
-        record: Option<QueueRecord>,
+        target: Option<Target>,
         store: &dyn Store,
         now: Now,
         rng: &mut R,
     ) {
         let limits = &self.config.limits;
-        match (command, record) {
+        match (command, target) {
             (Command::Ping, _) => self.push_reply(&Reply::Pong { corr_id }),
             (Command::New(new), _) => {
                 let password_ok = match (&self.config.password, &new.password) {
@@ -459,7 +560,7 @@ impl Session {
                 self.queues_created += 1;
                 self.write(WriteOp::CreateQueue(record), Pending::New { corr_id, ids });
             }
-            (Command::Send(send), Some(record)) => {
+            (Command::Send(send), Some(target)) => {
                 let entity = Entity::Sender(send.sender_id);
                 let message = StoredMessage {
                     msg_id: MsgId::generate(rng),
@@ -467,14 +568,14 @@ impl Session {
                     body: send.body,
                 };
                 let op = WriteOp::Append {
-                    recipient_id: record.recipient_id,
+                    recipient_id: target.recipient_id(),
                     sender_key: send.sender_auth_key,
                     message,
                     quota: limits.queue_quota,
                 };
                 self.write(op, Pending::Send { corr_id, entity });
             }
-            (Command::Sub(id), Some(record)) => {
+            (Command::Sub(id), Some(Target::Record(record))) => {
                 if !self.subscriptions.contains_key(&id)
                     && self.subscriptions.len() >= limits.max_subscriptions_per_connection
                 {
@@ -497,9 +598,10 @@ impl Session {
                     id,
                     Subscription {
                         key,
-                        in_flight: None,
+                        auth_key: record.recipient_auth_key,
+                        in_flight: VecDeque::new(),
+                        next_seq: 0,
                         sweeping: false,
-                        acking: None,
                     },
                 );
                 self.actions.push_back(Action::Subscribe(id));
@@ -526,16 +628,14 @@ impl Session {
                     Pending::Ack {
                         corr_id,
                         recipient_id,
-                        msg_id,
                     },
                 );
-                // The delivered message is acknowledged: the next one goes out now,
-                // while the deletion is written.
+                // A delivered message is acknowledged: its slot is free now, while the
+                // deletion is written.
                 if let Some(sub) = self.subscriptions.get_mut(&recipient_id)
-                    && sub.in_flight == Some(msg_id)
+                    && let Some(at) = sub.in_flight.iter().position(|m| *m == msg_id)
                 {
-                    sub.in_flight = None;
-                    sub.acking = Some(msg_id);
+                    sub.in_flight.remove(at);
                     self.deliver_next(recipient_id, store, now);
                 }
             }
@@ -582,6 +682,9 @@ impl Session {
                 }
                 Err(WriteError::Quota) => self.reply_err(Some(corr_id), entity, ErrorCode::Quota),
                 Err(WriteError::NoQueue | WriteError::SenderKeyMismatch) => {
+                    if let Entity::Sender(sid) = entity {
+                        self.senders.retain(|(s, ..)| *s != sid);
+                    }
                     self.reply_err(Some(corr_id), entity, ErrorCode::Auth);
                 }
                 Err(_) => self.reply_err(Some(corr_id), entity, ErrorCode::Internal),
@@ -589,7 +692,6 @@ impl Session {
             Pending::Ack {
                 corr_id,
                 recipient_id,
-                msg_id,
             } => {
                 let entity = Entity::Recipient(recipient_id);
                 match result {
@@ -598,13 +700,11 @@ impl Session {
                         self.push_reply(&Reply::Ok { corr_id, entity });
                     }
                     Ok(_) => self.reply_err(Some(corr_id), entity, ErrorCode::NoMsg),
+                    // Deleted meanwhile (over another connection): as a missing queue.
+                    Err(WriteError::NoQueue) => {
+                        self.reply_err(Some(corr_id), entity, ErrorCode::Auth);
+                    }
                     Err(_) => self.reply_err(Some(corr_id), entity, ErrorCode::Internal),
-                }
-                if let Some(sub) = self.subscriptions.get_mut(&recipient_id)
-                    && sub.acking == Some(msg_id)
-                {
-                    sub.acking = None;
-                    self.deliver_next(recipient_id, store, now);
                 }
             }
             Pending::Swept(then) => {
@@ -618,13 +718,13 @@ impl Session {
                         if let Some(sub) = self.subscriptions.get_mut(&recipient_id) {
                             sub.sweeping = false;
                         }
-                        // A head that is still expired (the sweep failed) waits for the
-                        // periodic sweep rather than looping here.
-                        let head_expired = matches!(
-                            self.next_to_deliver(recipient_id, store),
-                            Some(m) if self.expired(&m, now)
+                        // A message that is still expired (the sweep failed) waits for
+                        // the periodic sweep rather than looping here.
+                        let next_expired = matches!(
+                            self.next_to_deliver(recipient_id, store, 1).first(),
+                            Some((_, m)) if self.expired(m, now)
                         );
-                        if !head_expired {
+                        if !next_expired {
                             self.deliver_next(recipient_id, store, now);
                         }
                     }
@@ -642,6 +742,7 @@ impl Session {
                 match result {
                     Ok(_) => {
                         Metrics::inc(&self.metrics.queues_deleted);
+                        self.senders.retain(|(_, rid, _)| *rid != recipient_id);
                         self.subscriptions.remove(&recipient_id);
                         self.actions.push_back(Action::Unsubscribe(recipient_id));
                         self.push_reply(&Reply::Ok { corr_id, entity });
@@ -658,12 +759,12 @@ impl Session {
     /// the message this connection delivered is then gone, and the next one is due).
     pub fn handle_notify(&mut self, recipient_id: RecipientId, store: &dyn Store, now: Now) {
         if let Some(sub) = self.subscriptions.get_mut(&recipient_id)
-            && let Some(in_flight) = sub.in_flight
+            && sub.in_flight.len() >= DELIVERY_WINDOW
         {
-            // Acknowledged over another connection: gone from the store.
-            if !store.has_message(&recipient_id, &in_flight).unwrap_or(true) {
-                sub.in_flight = None;
-            }
+            // A full window: messages acknowledged over another connection are gone
+            // from the store, and free their slots (index lookups, no read).
+            sub.in_flight
+                .retain(|id| store.has_message(&recipient_id, id).unwrap_or(true));
         }
         self.deliver_next(recipient_id, store, now);
     }
@@ -726,43 +827,72 @@ impl Session {
         self.write(WriteOp::Expire { received_before }, Pending::Swept(then));
     }
 
+    /// Delivers the queue's next messages while its window has room and the backlog
+    /// is not full (then the queue waits for [`Session::resume_deliveries`]).
     fn deliver_next(&mut self, recipient_id: RecipientId, store: &dyn Store, now: Now) {
         let Some(sub) = self.subscriptions.get(&recipient_id) else {
             return;
         };
-        if sub.in_flight.is_some() || sub.sweeping {
+        if sub.sweeping {
             return;
         }
-        let key = sub.key.clone();
-        let Some(message) = self.next_to_deliver(recipient_id, store) else {
+        let room = DELIVERY_WINDOW.saturating_sub(sub.in_flight.len());
+        if room == 0 {
+            return;
+        }
+        // Each MSG takes about a block.
+        let backlog_room = self
+            .config
+            .limits
+            .max_backlog_blocks
+            .saturating_sub(self.encoder.pending_blocks());
+        if backlog_room == 0 {
+            if !self.stalled.contains(&recipient_id) {
+                self.stalled.push(recipient_id);
+            }
+            return;
+        }
+        let messages = self.next_to_deliver(recipient_id, store, room.min(backlog_room));
+        if messages.len() == backlog_room && backlog_room < room {
+            // More may be waiting once the blocks are sent.
+            if !self.stalled.contains(&recipient_id) {
+                self.stalled.push(recipient_id);
+            }
+        }
+        let Some(sub) = self.subscriptions.get(&recipient_id) else {
             return;
         };
-        if self.expired(&message, now) {
-            if let Some(sub) = self.subscriptions.get_mut(&recipient_id) {
-                sub.sweeping = true;
+        let key = sub.key.clone();
+        for (seq, message) in messages {
+            if self.expired(&message, now) {
+                if let Some(sub) = self.subscriptions.get_mut(&recipient_id) {
+                    sub.sweeping = true;
+                }
+                self.sweep(now, AfterSweep::Deliver(recipient_id));
+                return;
             }
-            self.sweep(now, AfterSweep::Deliver(recipient_id));
-            return;
-        }
-        self.push_delivery(recipient_id, &key, &message);
-        if let Some(sub) = self.subscriptions.get_mut(&recipient_id) {
-            sub.in_flight = Some(message.msg_id);
+            self.push_delivery(recipient_id, &key, &message);
+            if let Some(sub) = self.subscriptions.get_mut(&recipient_id) {
+                sub.in_flight.push_back(message.msg_id);
+                sub.next_seq = seq.saturating_add(1);
+            }
         }
     }
 
-    /// The queue's next message for the subscriber: the first one, or the first after
-    /// the one whose acknowledgement is still being written.
+    /// Up to `max` of the queue's next messages for the subscriber, after the last one
+    /// it delivered, with their sequence numbers.
     fn next_to_deliver(
         &self,
         recipient_id: RecipientId,
         store: &dyn Store,
-    ) -> Option<StoredMessage> {
-        let acking = self.subscriptions.get(&recipient_id)?.acking;
-        let next = match acking {
-            Some(acked) => store.message_after(&recipient_id, &acked),
-            None => store.first_message(&recipient_id),
+        max: usize,
+    ) -> Vec<(u64, StoredMessage)> {
+        let Some(sub) = self.subscriptions.get(&recipient_id) else {
+            return Vec::new();
         };
-        next.ok().flatten()
+        store
+            .messages_from(&recipient_id, sub.next_seq, max)
+            .unwrap_or_default()
     }
 
     fn expired(&self, message: &StoredMessage, now: Now) -> bool {

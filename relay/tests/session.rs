@@ -8,7 +8,7 @@ use passage_crypto::ENVELOPE_LEN;
 use passage_crypto::primitives::{DhPublic, DhSecret};
 use passage_relay::limits::Limits;
 use passage_relay::metrics::Metrics;
-use passage_relay::session::{Action, CloseReason, Now, ServiceConfig, Session};
+use passage_relay::session::{Action, CloseReason, DELIVERY_WINDOW, Now, ServiceConfig, Session};
 use passage_relay::store::{MemoryStore, Store};
 use passage_wire::{
     AuthKey, AuthRole, Block, ChannelBinding, ClientHello, Command, CorrId, DeliveryKey, ErrorCode,
@@ -228,7 +228,7 @@ fn is_err(reply: &Reply, want: ErrorCode) -> bool {
 }
 
 #[test]
-fn queue_lifecycle_one_message_in_flight_at_a_time() {
+fn queue_lifecycle_with_a_delivery_window() {
     let store = MemoryStore::new();
     let cfg = config(Limits::default(), None);
     let mut recipient = Client::connect(&cfg, 1);
@@ -247,41 +247,25 @@ fn queue_lifecycle_one_message_in_flight_at_a_time() {
             Reply::Ok { .. }
         ));
     }
-    // SUB delivers the first message only; each ACK releases the next.
+    // SUB delivers every message the window holds, in order; ACKs in any order
+    // delete each, and deliver nothing twice.
     let reply = recipient.recipient(&q, Command::Sub(q.recipient_id), &store);
     assert!(matches!(reply, Reply::Ok { .. }));
     assert_eq!(recipient.subscribed, vec![q.recipient_id]);
     let msgs = recipient.messages(&q);
-    assert_eq!(msgs.iter().map(|m| m.1).collect::<Vec<_>>(), vec![1]);
-    for expected in [2u8, 3] {
-        let (msg_id, _) = recipient.messages(&q)[0];
+    assert_eq!(msgs.iter().map(|m| m.1).collect::<Vec<_>>(), vec![1, 2, 3]);
+    for at in [1, 0, 2] {
         let reply = recipient.recipient(
             &q,
             Command::Ack {
                 recipient_id: q.recipient_id,
-                msg_id,
+                msg_id: msgs[at].0,
             },
             &store,
         );
         assert!(matches!(reply, Reply::Ok { .. }));
-        assert_eq!(
-            recipient
-                .messages(&q)
-                .iter()
-                .map(|m| m.1)
-                .collect::<Vec<_>>(),
-            vec![expected]
-        );
+        assert!(recipient.messages(&q).is_empty());
     }
-    let (msg_id, _) = recipient.messages(&q)[0];
-    recipient.recipient(
-        &q,
-        Command::Ack {
-            recipient_id: q.recipient_id,
-            msg_id,
-        },
-        &store,
-    );
     assert!(is_err(
         &recipient.recipient(&q, Command::Get(q.recipient_id), &store),
         ErrorCode::NoMsg
@@ -309,6 +293,123 @@ fn queue_lifecycle_one_message_in_flight_at_a_time() {
         &sender.send(&q, &sender_key, false, 5, &store),
         ErrorCode::Auth
     ));
+}
+
+#[test]
+fn the_window_bounds_unacknowledged_messages_and_a_new_sub_redelivers_them() {
+    let store = MemoryStore::new();
+    let cfg = config(Limits::default(), None);
+    let mut c = Client::connect(&cfg, 40);
+    c.hello(&store);
+    let q = c.new_queue(&store, None).unwrap();
+    let s = DhSecret::generate(&mut c.rng);
+    let total = DELIVERY_WINDOW + 4;
+    for i in 0..total {
+        assert!(matches!(
+            c.send(&q, &s, i == 0, i as u8, &store),
+            Reply::Ok { .. }
+        ));
+    }
+    c.recipient(&q, Command::Sub(q.recipient_id), &store);
+    let window = c.messages(&q);
+    let numbers = |m: &[(MsgId, u8)]| m.iter().map(|m| m.1).collect::<Vec<_>>();
+    assert_eq!(
+        numbers(&window),
+        (0..DELIVERY_WINDOW as u8).collect::<Vec<_>>()
+    );
+    // A wake-up with a full window delivers nothing.
+    c.replies.clear();
+    c.session.handle_notify(q.recipient_id, &store, T0);
+    c.run(&store, T0);
+    assert!(c.messages(&q).is_empty());
+    // An ACK in the middle frees one slot: exactly the next message follows.
+    let ack = |msg_id| Command::Ack {
+        recipient_id: q.recipient_id,
+        msg_id,
+    };
+    c.recipient(&q, ack(window[5].0), &store);
+    assert_eq!(numbers(&c.messages(&q)), vec![DELIVERY_WINDOW as u8]);
+    // Acknowledging an unknown id frees nothing.
+    let reply = c.recipient(&q, ack(MsgId::from_bytes([7; 24])), &store);
+    assert!(is_err(&reply, ErrorCode::NoMsg));
+    assert!(c.messages(&q).is_empty());
+    // A new connection's SUB (the old one dropped without acknowledging) delivers
+    // the unacknowledged ones again, in order, the acknowledged one not.
+    let mut again = Client::connect(&cfg, 41);
+    again.hello(&store);
+    again.recipient(&q, Command::Sub(q.recipient_id), &store);
+    let expected: Vec<u8> = (0..=DELIVERY_WINDOW as u8).filter(|n| *n != 5).collect();
+    assert_eq!(numbers(&again.messages(&q)), expected);
+    // Draining the rest, acknowledging each as it comes.
+    let mut pending: std::collections::VecDeque<_> = again.messages(&q).into();
+    let mut got = Vec::new();
+    while let Some((msg_id, n)) = pending.pop_front() {
+        got.push(n);
+        assert!(matches!(
+            again.recipient(&q, ack(msg_id), &store),
+            Reply::Ok { .. }
+        ));
+        pending.extend(again.messages(&q));
+    }
+    let all: Vec<u8> = (0..total as u8).filter(|n| *n != 5).collect();
+    assert_eq!(got, all);
+    assert_eq!(store.message_count(&q.recipient_id).unwrap(), 0);
+}
+
+#[test]
+fn a_full_backlog_holds_deliveries_until_resumed() {
+    let store = MemoryStore::new();
+    let cfg = config(
+        Limits {
+            max_backlog_blocks: 3,
+            ..Limits::default()
+        },
+        None,
+    );
+    let mut c = Client::connect(&cfg, 42);
+    c.hello(&store);
+    let q = c.new_queue(&store, None).unwrap();
+    let s = DhSecret::generate(&mut c.rng);
+    for i in 0..10u8 {
+        c.send(&q, &s, i == 0, i, &store);
+    }
+    // Deliver into the backlog without sending it: at most 3 blocks wait.
+    let key = c.key(AuthRole::Recipient, &q.auth);
+    let corr = c.corr();
+    let mut enc = FrameEncoder::new();
+    enc.push_frame(
+        &Command::Sub(q.recipient_id)
+            .encode(corr, Some(&key))
+            .unwrap(),
+    )
+    .unwrap();
+    enc.flush();
+    c.replies.clear();
+    c.session
+        .handle_block(&enc.poll_block().unwrap(), &store, T0, &mut c.rng);
+    while let Some(action) = c.session.poll_action() {
+        if let Action::Subscribe(q) = action {
+            c.subscribed.push(q);
+        }
+    }
+    let mut blocks = 0;
+    while let Some(block) = c.session.poll_block() {
+        blocks += 1;
+        c.dec.handle_block(&block).unwrap();
+    }
+    assert!(blocks <= 4, "{blocks}");
+    while let Some(frame) = c.dec.poll_frame() {
+        c.replies.push(Reply::decode(&frame).unwrap());
+    }
+    let mut got: Vec<u8> = c.messages(&q).iter().map(|m| m.1).collect();
+    assert!(got.len() < 10);
+    // Sent: the rest follows, a backlog at a time, in order.
+    while c.session.resume_deliveries(&store, T0) {
+        c.replies.clear();
+        c.run(&store, T0);
+        got.extend(c.messages(&q).iter().map(|m| m.1));
+    }
+    assert_eq!(got, (0..10).collect::<Vec<u8>>());
 }
 
 #[test]
@@ -640,9 +741,12 @@ fn an_ack_over_another_connection_releases_the_next_message() {
     a.hello(&store);
     let q = a.new_queue(&store, None).unwrap();
     let s = DhSecret::generate(&mut a.rng);
-    a.send(&q, &s, true, 1, &store);
-    a.send(&q, &s, false, 2, &store);
+    // A full window and one more.
+    for i in 0..=DELIVERY_WINDOW {
+        a.send(&q, &s, i == 0, i as u8 + 1, &store);
+    }
     a.recipient(&q, Command::Sub(q.recipient_id), &store);
+    assert_eq!(a.messages(&q).len(), DELIVERY_WINDOW);
     let (first, _) = a.messages(&q)[0];
     // The same recipient, on another connection, acknowledges the first message.
     let mut b = Client::connect(&cfg, 18);
@@ -662,7 +766,7 @@ fn an_ack_over_another_connection_releases_the_next_message() {
     a.run(&store, T0);
     assert_eq!(
         a.messages(&q).iter().map(|m| m.1).collect::<Vec<_>>(),
-        vec![2]
+        vec![DELIVERY_WINDOW as u8 + 1]
     );
     // A wake-up with nothing new delivers nothing twice.
     a.replies.clear();
@@ -699,9 +803,9 @@ fn draining_past_the_burst_is_not_rate_limited() {
         );
     }
     c.recipient(&q, Command::Sub(q.recipient_id), &store);
+    let mut pending: std::collections::VecDeque<_> = c.messages(&q).into();
     let mut got = Vec::new();
-    for _ in 0..20 {
-        let (msg_id, n) = c.messages(&q)[0];
+    while let Some((msg_id, n)) = pending.pop_front() {
         got.push(n);
         let reply = c.recipient(
             &q,
@@ -712,6 +816,7 @@ fn draining_past_the_burst_is_not_rate_limited() {
             &store,
         );
         assert!(matches!(reply, Reply::Ok { .. }), "{reply:?}");
+        pending.extend(c.messages(&q));
     }
     assert_eq!(got, (0..20).collect::<Vec<u8>>());
 }
@@ -724,10 +829,13 @@ fn the_next_message_goes_out_while_the_ack_is_written() {
     c.hello(&store);
     let q = c.new_queue(&store, None).unwrap();
     let s = DhSecret::generate(&mut c.rng);
-    for i in 1..=3u8 {
+    // A full window and two more.
+    let last = DELIVERY_WINDOW as u8 + 2;
+    for i in 1..=last {
         c.send(&q, &s, i == 1, i, &store);
     }
     c.recipient(&q, Command::Sub(q.recipient_id), &store);
+    assert_eq!(c.messages(&q).len(), DELIVERY_WINDOW);
     let (first, n) = c.messages(&q)[0];
     assert_eq!(n, 1);
     // ACK the first, but hold its write back.
@@ -749,10 +857,10 @@ fn the_next_message_goes_out_while_the_ack_is_written() {
     while let Some(frame) = c.dec.poll_frame() {
         c.replies.push(Reply::decode(&frame).unwrap());
     }
-    // The second message is already out; the first is still stored.
+    // The next message is already out; the first is still stored.
     assert_eq!(
         c.messages(&q).iter().map(|m| m.1).collect::<Vec<_>>(),
-        vec![2]
+        vec![last - 1]
     );
     assert!(store.has_message(&q.recipient_id, &first).unwrap());
     // A wake-up meanwhile (another message stored) sends nothing twice.

@@ -125,6 +125,22 @@ impl Store for MemoryStore {
         self.first_from(recipient_id, next.flatten())
     }
 
+    fn messages_from(
+        &self,
+        recipient_id: &RecipientId,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, StoredMessage)>, StoreError> {
+        let tables = self.tables()?;
+        let id = *recipient_id.as_bytes();
+        Ok(tables
+            .messages
+            .range((id, from)..=(id, u64::MAX))
+            .take(max)
+            .map(|((_, seq), m)| (*seq, m.clone()))
+            .collect())
+    }
+
     fn has_message(&self, recipient_id: &RecipientId, msg_id: &MsgId) -> Result<bool, StoreError> {
         self.check()?;
         Ok(self

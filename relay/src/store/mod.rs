@@ -284,8 +284,7 @@ pub trait Store: Send + Sync + 'static {
     /// A queue, by its sender id (same cost as [`queue`](Self::queue)).
     fn queue_by_sender(&self, sender_id: &SenderId) -> Result<Option<QueueRecord>, StoreError>;
 
-    /// The oldest message of a queue (delivery is one at a time, in order; ACK releases the
-    /// next). `None` if the queue is empty or does not exist.
+    /// The oldest message of a queue (what `GET` answers). `None` if the queue is empty or does not exist.
     fn first_message(
         &self,
         recipient_id: &RecipientId,
@@ -299,6 +298,20 @@ pub trait Store: Send + Sync + 'static {
         recipient_id: &RecipientId,
         msg_id: &MsgId,
     ) -> Result<Option<StoredMessage>, StoreError>;
+
+    /// Up to `max` messages of a queue whose sequence numbers are `from` or above, oldest
+    /// first, each with its sequence number; empty if there are none or the queue does not
+    /// exist. One read for all of them. A subscription's delivery cursor: a queue's
+    /// sequence numbers only grow while the relay runs (they may restart lower after a
+    /// restart, when no subscription survives), so the next batch after a message with
+    /// sequence number `s` starts at `s + 1`. Costs no read of the file if the in-memory
+    /// index has no such message.
+    fn messages_from(
+        &self,
+        recipient_id: &RecipientId,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, StoredMessage)>, StoreError>;
 
     /// Whether a message is still in the queue (an index lookup; no body is read).
     fn has_message(&self, recipient_id: &RecipientId, msg_id: &MsgId) -> Result<bool, StoreError>;

@@ -344,6 +344,40 @@ impl Store for RedbStore {
         }
     }
 
+    fn messages_from(
+        &self,
+        recipient_id: &RecipientId,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, StoredMessage)>, StoreError> {
+        let any = self
+            .index
+            .with(recipient_id, |q| {
+                q.entries.back().is_some_and(|e| e.seq >= from)
+            })
+            .unwrap_or(false);
+        if !any || max == 0 {
+            return Ok(Vec::new());
+        }
+        self.read(|txn| {
+            let messages = txn.open_table(MESSAGES).map_err(StorageFault::engine)?;
+            let (lo, hi) = (
+                codec::message_key(recipient_id, from),
+                codec::message_key(recipient_id, u64::MAX),
+            );
+            let range = messages
+                .range::<&[u8; MESSAGE_KEY_LEN]>(&lo..=&hi)
+                .map_err(StorageFault::engine)?;
+            let mut found = Vec::with_capacity(max.min(16));
+            for entry in range.take(max) {
+                let (key, value) = entry.map_err(StorageFault::engine)?;
+                let (_, seq) = codec::message_key_parts(key.value());
+                found.push((seq, codec::decode_message(value.value())?));
+            }
+            Ok(found)
+        })
+    }
+
     fn has_message(&self, recipient_id: &RecipientId, msg_id: &MsgId) -> Result<bool, StoreError> {
         Ok(self
             .index

@@ -51,6 +51,14 @@ impl<S: Store> Store for Counting<S> {
     ) -> Result<Option<StoredMessage>, StoreError> {
         self.inner.message_after(id, msg_id)
     }
+    fn messages_from(
+        &self,
+        id: &RecipientId,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, StoredMessage)>, StoreError> {
+        self.inner.messages_from(id, from, max)
+    }
     fn has_message(&self, id: &RecipientId, msg_id: &MsgId) -> Result<bool, StoreError> {
         self.inner.has_message(id, msg_id)
     }

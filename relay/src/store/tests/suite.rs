@@ -1,9 +1,11 @@
 //! One suite, run against [`MemoryStore`] and [`RedbStore`]: each case gets a fresh store.
 
 use super::super::{
-    MemoryStore, RedbStore, StorageFault, Store, StoreStats, WriteError, WriteOp, WriteOutcome,
+    MemoryStore, RedbStore, StorageFault, Store, StoreStats, StoredMessage, WriteError, WriteOp,
+    WriteOutcome,
 };
 use super::{append, assert_same_record, key, message, msg_id, one, record, rid, sid};
+use passage_wire::MsgId;
 
 type Case = fn(&dyn Store);
 
@@ -35,6 +37,7 @@ const CASES: &[(&str, Case)] = &[
         "message_after_and_has_message",
         message_after_and_has_message,
     ),
+    ("messages_from_a_cursor", messages_from_a_cursor),
     ("stats_count", stats_count),
 ];
 
@@ -456,5 +459,50 @@ fn message_after_and_has_message(store: &dyn Store) {
     assert_eq!(
         store.message_after(&rid(1), &msg_id(30)).unwrap(),
         Some(message(10, 500))
+    );
+}
+
+fn messages_from_a_cursor(store: &dyn Store) {
+    assert!(one(store, WriteOp::CreateQueue(record(1))).is_ok());
+    assert!(one(store, WriteOp::CreateQueue(record(2))).is_ok());
+    assert_eq!(store.messages_from(&rid(1), 0, 16).unwrap(), vec![]);
+    for n in [30, 20, 10] {
+        assert!(one(store, append(1, n, 500)).is_ok());
+    }
+    assert!(one(store, append(2, 99, 1)).is_ok());
+    let ids = |found: Vec<(u64, StoredMessage)>| -> Vec<(u64, MsgId)> {
+        found.into_iter().map(|(seq, m)| (seq, m.msg_id)).collect()
+    };
+    // In arrival order with their sequence numbers; never crossing into another queue.
+    assert_eq!(
+        ids(store.messages_from(&rid(1), 0, 16).unwrap()),
+        vec![(0, msg_id(30)), (1, msg_id(20)), (2, msg_id(10))]
+    );
+    assert_eq!(
+        store.messages_from(&rid(1), 0, 1).unwrap(),
+        vec![(0, message(30, 500))]
+    );
+    assert_eq!(
+        ids(store.messages_from(&rid(1), 2, 16).unwrap()),
+        vec![(2, msg_id(10))]
+    );
+    assert_eq!(store.messages_from(&rid(1), 3, 16).unwrap(), vec![]);
+    assert_eq!(store.messages_from(&rid(1), 0, 0).unwrap(), vec![]);
+    assert_eq!(store.messages_from(&rid(3), 0, 16).unwrap(), vec![]);
+    // An acknowledged message leaves a gap; the cursor goes on past it, and a new
+    // message gets the next sequence number.
+    let ack = WriteOp::Ack {
+        recipient_id: rid(1),
+        msg_id: msg_id(20),
+    };
+    assert!(one(store, ack).is_ok());
+    assert_eq!(
+        ids(store.messages_from(&rid(1), 1, 16).unwrap()),
+        vec![(2, msg_id(10))]
+    );
+    assert!(one(store, append(1, 40, 500)).is_ok());
+    assert_eq!(
+        ids(store.messages_from(&rid(1), 3, 16).unwrap()),
+        vec![(3, msg_id(40))]
     );
 }
