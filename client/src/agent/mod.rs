@@ -206,6 +206,14 @@ impl Agent {
         self.core.into_vault().close();
     }
 
+    /// The panic button: drops every relay connection at once (no goodbye), destroys
+    /// every key slot and removes the profile's files (see [`Vault::panic_wipe`]).
+    /// Nothing opens afterwards, with any passphrase. Well under a second.
+    pub fn panic_wipe(mut self) -> std::io::Result<()> {
+        self.links.clear();
+        self.core.into_vault().panic_wipe()
+    }
+
     /// Closes the connections and hands back the vault (e.g. to change its passphrase).
     pub async fn into_vault(mut self) -> Vault {
         for (_, link) in self.links.drain() {
