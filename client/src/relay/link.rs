@@ -265,8 +265,9 @@ impl LinkHandle {
     }
 
     /// `SUB`: the relay delivers the queue's messages through
-    /// [`RelayLink::next_event`], one at a time, each after the previous was
-    /// acknowledged. Takes the subscription over from any other connection.
+    /// [`RelayLink::next_event`], in order, with a bounded window of them (16) delivered
+    /// and not yet acknowledged; each `ACK` lets the next one come. Takes the
+    /// subscription over from any other connection.
     pub async fn subscribe(&self, queue: &QueueCredentials) -> Result<(), LinkError> {
         self.request(Request::Sub(queue.clone())).await.map(|_| ())
     }
@@ -435,8 +436,8 @@ fn dispatch(
                 }
             }
             Output::Event(event) => {
-                // Unbounded, but bounded in practice: the relay pushes one message per
-                // subscribed queue until it is acknowledged.
+                // Unbounded, but bounded in practice: the relay pushes at most its
+                // delivery window (16) per subscribed queue until they are acknowledged.
                 let _ = events.send(event);
             }
         }

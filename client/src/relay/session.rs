@@ -153,8 +153,10 @@ impl core::fmt::Debug for ReceivedMessage {
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
-    /// A message from a subscribed queue. Acknowledge it (`ACK`) to get the next one:
-    /// the relay delivers one message per queue at a time.
+    /// A message from a subscribed queue. Acknowledge it (`ACK`) once it is handled:
+    /// the relay delivers a queue's messages in order, with a bounded window of them
+    /// (16) delivered and not yet acknowledged, so several may arrive before the first
+    /// `ACK`; one never acknowledged comes again after the next `SUB`.
     Message {
         /// The queue.
         recipient_id: RecipientId,
@@ -168,7 +170,8 @@ pub enum Event {
     /// Another connection subscribed to the queue: no more messages for it here.
     End(RecipientId),
     /// A `MSG` that could not be opened. The relay keeps it (and, on a subscription,
-    /// delivers nothing more from the queue) until it is acknowledged with `msg_id`.
+    /// holds a place in the queue's delivery window with it) until it is acknowledged
+    /// with `msg_id`.
     Undeliverable {
         /// The queue the `MSG` named.
         recipient_id: RecipientId,

@@ -337,6 +337,82 @@ fn queue_lifecycle_with_pushes_gets_and_errors() {
 }
 
 #[test]
+fn a_window_of_messages_arrives_before_any_ack_and_each_ack_is_answered() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let (mut relay, mut session) = connected(&mut rng);
+    let queue = create(&mut rng, &mut relay, &mut session);
+    let ids = relay.queue.as_ref().unwrap().0;
+    session.subscribe(&mut rng, &queue).unwrap();
+    let (corr_id, _) = relay.command(&mut session);
+    // The relay answers SUB and pushes several MSGs of the queue at once.
+    let mut encoder_frames = vec![
+        Reply::Ok {
+            corr_id,
+            entity: Entity::Recipient(ids.recipient_id),
+        }
+        .encode(),
+    ];
+    let sent: Vec<(MsgId, u8)> = (1..=5u8).map(|n| (MsgId::generate(&mut rng), n)).collect();
+    for (msg_id, n) in &sent {
+        let delivery = seal_delivery(
+            &relay.delivery_key(),
+            ids.recipient_id,
+            *msg_id,
+            1_700_000_000,
+            &[*n; ENVELOPE_LEN],
+        );
+        encoder_frames.push(Reply::Msg(delivery).encode());
+    }
+    for frame in &encoder_frames {
+        relay.encoder.push_frame(frame).unwrap();
+    }
+    relay.encoder.flush();
+    let blocks: Vec<_> = std::iter::from_fn(|| relay.encoder.poll_block()).collect();
+    let outputs = feed(&mut session, blocks);
+    let got: Vec<(MsgId, u8)> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(Event::Message { msg_id, body, .. }) => Some((*msg_id, body[0])),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, sent, "every message, in order, before any ACK");
+    // ACKs pipelined (in another order), then answered together: each gets its OK.
+    let mut issued = Vec::new();
+    for (msg_id, _) in sent.iter().rev() {
+        issued.push(session.ack(&mut rng, &queue, *msg_id).unwrap());
+    }
+    let frames = relay.frames(&mut session);
+    assert_eq!(frames.len(), sent.len());
+    for frame in &frames {
+        let corr_id = UnverifiedCommand::decode(frame).unwrap().corr_id();
+        relay
+            .encoder
+            .push_frame(
+                &Reply::Ok {
+                    corr_id,
+                    entity: Entity::Recipient(ids.recipient_id),
+                }
+                .encode(),
+            )
+            .unwrap();
+    }
+    relay.encoder.flush();
+    let blocks: Vec<_> = std::iter::from_fn(|| relay.encoder.poll_block()).collect();
+    let answered: Vec<CorrId> = feed(&mut session, blocks)
+        .into_iter()
+        .map(|o| match o {
+            Output::Reply {
+                corr_id,
+                result: Ok(Completion::Done),
+            } => corr_id,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(answered, issued);
+}
+
+#[test]
 fn unknown_correlation_and_bad_blocks_are_fatal_and_sticky() {
     let mut rng = StdRng::seed_from_u64(2);
     let (mut relay, mut session) = connected(&mut rng);

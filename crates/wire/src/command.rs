@@ -31,6 +31,16 @@
 //! `NEW` → `IDS`; `SUB`, `ACK`, `DEL`, `SEND` → `OK`; `GET` → a `MSG` for that queue or
 //! `ERR NO_MSG`; `PING` → `PONG`; any failure → `ERR`. A missing queue is answered
 //! `ERR AUTH`, exactly like a bad authenticator, so queue ids cannot be probed.
+//!
+//! # Delivery on a subscription
+//!
+//! After `SUB` the relay pushes the queue's messages as `MSG`s, oldest first, with up to
+//! a window of them (16 in `passage-relay`) delivered and not yet acknowledged; each
+//! `ACK` (by message id, in any order) deletes that message and lets the next one come.
+//! A client may therefore receive several `MSG`s of one queue before it has answered
+//! any. Delivery is at least once: a message never acknowledged stays in the queue and
+//! comes again after the next `SUB` (on a new connection, or again on this one), so a
+//! client drops a message it has already handled by its id.
 
 use passage_crypto::ENVELOPE_LEN;
 use passage_crypto::codec::{DecodeError, Reader, Writer};
@@ -158,11 +168,12 @@ impl core::fmt::Debug for SendMessage {
 pub enum Command {
     /// Create a queue; answered by `IDS`.
     New(NewQueue),
-    /// Subscribe: deliver this queue's messages as they arrive.
+    /// Subscribe: deliver this queue's messages as they arrive, several not yet
+    /// acknowledged at a time (see the module documentation).
     Sub(RecipientId),
     /// Deliver one message if there is one.
     Get(RecipientId),
-    /// Delete a delivered message.
+    /// Delete a delivered message (and free its place in the subscription's window).
     Ack {
         /// The queue.
         recipient_id: RecipientId,
