@@ -246,10 +246,10 @@ async fn run_connection(
                 continue;
             }
             if session.wants_read() && !stopping {
-                match ready_now(rx.recv_block()) {
+                match ready_now(rx.recv_block_ref()) {
                     Some(Ok(Some(block))) => {
                         idle_deadline = TokioInstant::now() + limits.idle_timeout;
-                        session.handle_block(&block, shared.store.as_ref(), shared.now(), &mut rng);
+                        session.handle_block(block, shared.store.as_ref(), shared.now(), &mut rng);
                         continue;
                     }
                     // The peer left; writes it started still complete and stay durable.
@@ -276,10 +276,10 @@ async fn run_connection(
             hello_deadline.min(idle_deadline)
         };
         tokio::select! {
-            block = rx.recv_block(), if reading => match block {
+            block = rx.recv_block_ref(), if reading => match block {
                 Ok(Some(block)) => {
                     idle_deadline = TokioInstant::now() + limits.idle_timeout;
-                    session.handle_block(&block, shared.store.as_ref(), shared.now(), &mut rng);
+                    session.handle_block(block, shared.store.as_ref(), shared.now(), &mut rng);
                 }
                 _ => {
                     // The peer left; writes it started still complete and stay durable.
@@ -389,7 +389,7 @@ async fn carry_out(
 }
 
 /// Polls `future` once: its output if it is ready now, else `None` (the future is then
-/// dropped, so it must be cancel-safe, as `recv_block` is).
+/// dropped, so it must be cancel-safe, as `recv_block_ref` is).
 fn ready_now<F: Future>(future: F) -> Option<F::Output> {
     let mut future = std::pin::pin!(future);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());

@@ -7,8 +7,3 @@ pub use passage_wire::{BLOCK_LEN, Block};
 pub(crate) fn as_bytes(block: &Block) -> &[u8; BLOCK_LEN] {
     block.as_bytes()
 }
-
-/// The block the transport hands up after reading exactly [`BLOCK_LEN`] bytes.
-pub(crate) fn from_bytes(bytes: Box<[u8; BLOCK_LEN]>) -> Block {
-    Block::from_bytes(bytes)
-}

@@ -53,9 +53,12 @@ pub struct BlockSender {
 pub struct BlockReceiver {
     half: RecvHalf,
     /// Partial block read so far; kept across calls so that
-    /// [`recv_block`](Self::recv_block) is cancel-safe.
-    buf: Box<[u8; BLOCK_LEN]>,
+    /// [`recv_block`](Self::recv_block) is cancel-safe. Reused for every block that
+    /// [`recv_block_ref`](Self::recv_block_ref) lends out.
+    buf: Block,
     filled: usize,
+    /// `buf` holds a whole block lent out by `recv_block_ref`; the next call reuses it.
+    lent: bool,
     /// TCP only: the most time allowed between two reads that bring bytes.
     tcp_idle_timeout: Option<Duration>,
     channel_binding: [u8; CHANNEL_BINDING_LEN],
@@ -107,6 +110,12 @@ impl BlockStream {
     /// next call, so this can sit in a `tokio::select!`.
     pub async fn recv_block(&mut self) -> Result<Option<Block>, TransportError> {
         self.receiver.recv_block().await
+    }
+
+    /// Like [`recv_block`](Self::recv_block), but lends the block out of the
+    /// receiver's own buffer, which the next call reuses: no allocation per block.
+    pub async fn recv_block_ref(&mut self) -> Result<Option<&Block>, TransportError> {
+        self.receiver.recv_block_ref().await
     }
 
     /// RFC 9266 `tls-exporter` channel binding of this connection: equal on
@@ -266,8 +275,9 @@ impl BlockReceiver {
     ) -> Self {
         Self {
             half,
-            buf: Box::new([0u8; BLOCK_LEN]),
+            buf: Block::zeroed(),
             filled: 0,
+            lent: false,
             tcp_idle_timeout,
             channel_binding,
         }
@@ -276,8 +286,32 @@ impl BlockReceiver {
     /// Receives the next block; `Ok(None)` on a clean close at a block
     /// boundary. Cancel-safe (see [`BlockStream::recv_block`]).
     pub async fn recv_block(&mut self) -> Result<Option<Block>, TransportError> {
+        if !self.fill().await? {
+            return Ok(None);
+        }
+        self.filled = 0;
+        Ok(Some(std::mem::replace(&mut self.buf, Block::zeroed())))
+    }
+
+    /// Receives the next block into the receiver's own buffer and lends it out; the
+    /// next call (of either kind) reuses the buffer, so a block costs no allocation.
+    /// `Ok(None)` on a clean close at a block boundary. Cancel-safe.
+    pub async fn recv_block_ref(&mut self) -> Result<Option<&Block>, TransportError> {
+        if !self.fill().await? {
+            return Ok(None);
+        }
+        self.lent = true;
+        Ok(Some(&self.buf))
+    }
+
+    /// Reads until `buf` holds a whole block: true, or false on a clean close at a
+    /// block boundary.
+    async fn fill(&mut self) -> Result<bool, TransportError> {
+        if std::mem::take(&mut self.lent) {
+            self.filled = 0;
+        }
         while self.filled < BLOCK_LEN {
-            let Some(rest) = self.buf.get_mut(self.filled..) else {
+            let Some(rest) = self.buf.as_bytes_mut().get_mut(self.filled..) else {
                 return Err(TransportError::Truncated);
             };
             let read = match &mut self.half {
@@ -287,13 +321,11 @@ impl BlockReceiver {
             match read {
                 Some(n) if n > 0 => self.filled = self.filled.saturating_add(n).min(BLOCK_LEN),
                 // End of stream.
-                _ if self.filled == 0 => return Ok(None),
+                _ if self.filled == 0 => return Ok(false),
                 _ => return Err(TransportError::Truncated),
             }
         }
-        self.filled = 0;
-        let full = std::mem::replace(&mut self.buf, Box::new([0u8; BLOCK_LEN]));
-        Ok(Some(block::from_bytes(full)))
+        Ok(true)
     }
 
     /// See [`BlockStream::channel_binding`].

@@ -141,11 +141,17 @@ async fn many_blocks(mode: TransportMode) {
         assert_eq!(s_rx.recv_block().await.unwrap(), Some(block(i)), "up {i}");
     }
     assert_eq!(s_rx.recv_block().await.unwrap(), None);
+    // Lent blocks (one reused buffer) mixed with owned ones: the same bytes.
     for i in 0..COUNT {
-        let got = c_rx.recv_block().await.unwrap();
-        assert_eq!(got, Some(block(1_000_000 + i)), "down {i}");
+        if i % 3 == 0 {
+            let got = c_rx.recv_block().await.unwrap();
+            assert_eq!(got, Some(block(1_000_000 + i)), "down {i}");
+        } else {
+            let got = c_rx.recv_block_ref().await.unwrap();
+            assert_eq!(got, Some(&block(1_000_000 + i)), "down {i}");
+        }
     }
-    assert_eq!(c_rx.recv_block().await.unwrap(), None);
+    assert_eq!(c_rx.recv_block_ref().await.unwrap(), None);
     up.await.unwrap();
     down.await.unwrap();
 }
