@@ -363,8 +363,13 @@ impl Conversations {
             Ok::<_, AgentError>(())
         })?;
         self.next_seq = seq + 1;
+        let timer = record.timer_secs;
         self.by_queue.insert(record.own_queue.recipient_id, id);
         self.contacts.insert(id, record);
+        // A profile default (e.g. --at-risk) is announced, so the inviter adopts it.
+        if timer > 0 {
+            self.announce_timer(id, timer, now, rng)?;
+        }
         Ok(())
     }
 

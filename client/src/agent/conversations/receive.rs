@@ -127,6 +127,11 @@ impl Conversations {
             .map_err(|e| Retry(e.into()))?;
         self.queue_content(id, &Content::Welcome, OutboxKind::Welcome, None, rng)
             .map_err(Retry)?;
+        // A profile default (e.g. --at-risk) is announced, so the contact adopts it.
+        let timer = self.contacts.get(&id).map_or(0, |c| c.timer_secs);
+        if timer > 0 {
+            self.announce_timer(id, timer, now, rng).map_err(Retry)?;
+        }
         Ok(vec![AgentEvent::Connected { contact: name }])
     }
 

@@ -78,6 +78,19 @@ impl Conversations {
             return Err(AgentError::TimerTooLong);
         }
         let id = self.find(name)?;
+        self.announce_timer(id, seconds, now, rng)
+    }
+
+    /// Sets contact `id`'s timer and queues the control message that announces it
+    /// (with its history entry). Also used when a contact is made under a profile
+    /// default, so that the contact adopts it too.
+    pub(super) fn announce_timer<R: CryptoRng + ?Sized>(
+        &mut self,
+        id: ContactId,
+        seconds: u32,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<(), AgentError> {
         let record = MessageRecord {
             id: MessageId::generate(rng),
             direction: Direction::Outgoing,

@@ -462,3 +462,40 @@ fn a_timer_applies_at_once_to_what_the_setter_receives() {
         .unwrap();
     assert_eq!(entry.expires_at, Some(NOW + 10));
 }
+
+#[test]
+fn a_profile_default_timer_is_announced_to_new_contacts() {
+    let mut alice = Profile::new();
+    alice.core.set_default_timer(86_400).unwrap();
+    let mut bob = Profile::new();
+    let qa = queue();
+    let link = alice
+        .core
+        .invite("Bob", &relay(), &qa, NOW + 3600, NOW, &mut rng())
+        .unwrap();
+    alice.queues.push(("Bob".into(), qa));
+    let invitation = bob.core.check_invitation(&link, "Alice", NOW).unwrap();
+    let qb = queue();
+    bob.core
+        .accept(&invitation, "Alice", &relay(), &qb, NOW, &mut rng())
+        .unwrap();
+    bob.queues.push(("Alice".into(), qb));
+    for (_, envelope) in bob.drain() {
+        alice.deliver("Bob", &envelope);
+    }
+    let mut adopted = false;
+    for (_, envelope) in alice.drain() {
+        let (_, events) = bob.deliver("Alice", &envelope);
+        adopted |= events.iter().any(|e| {
+            matches!(
+                e,
+                AgentEvent::TimerChanged {
+                    seconds: 86_400,
+                    ..
+                }
+            )
+        });
+    }
+    assert!(adopted, "Bob adopts Alice's default");
+    assert_eq!(bob.core.contacts()[0].disappear_after_secs, 86_400);
+}
