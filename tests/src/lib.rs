@@ -28,7 +28,11 @@
 //! The `passage` CLI comes the same way from [`client_binary`] (`cargo build -p
 //! passage-client --bin passage`, or `PASSAGE_CLIENT_BIN`); [`CliClient`] runs it on one
 //! profile, with the passphrase from a file and `HOME` and `TMPDIR` pointing into the
-//! test's own directories, under a time limit.
+//! test's own directories, under a time limit; [`CliClient::spawn`] leaves one running
+//! (`passage run`) as a [`CliProcess`] whose stdout is read line by line.
+//!
+//! [`scan`] is the seized-device scan: markers in every encoding, entropy, file
+//! signatures, file listings.
 //!
 //! Tests that need a setting the binary's configuration does not offer (retention in
 //! seconds) run the relay's library in process instead: [`InProcessRelay`].
