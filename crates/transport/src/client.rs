@@ -124,6 +124,9 @@ pub async fn connect(
 }
 
 /// QUIC first, TCP after the head start, first to finish wins.
+/// How long QUIC may still try once TCP has failed (see [`race`]).
+pub const QUIC_GRACE_AFTER_TCP_FAILS: Duration = Duration::from_secs(3);
+
 async fn race(
     addrs: &[SocketAddr],
     pin: RelayPin,
@@ -154,11 +157,14 @@ async fn race(
         result = &mut tcp => match result {
             Ok(stream) => Ok(stream),
             Err(TransportError::PinMismatch) => Err(TransportError::PinMismatch),
-            // TCP's error says more (refused, unreachable) than a QUIC timeout.
-            Err(tcp_error) => match quic.await {
-                Ok(stream) => Ok(stream),
-                Err(TransportError::PinMismatch) => Err(TransportError::PinMismatch),
-                Err(_) => Err(tcp_error),
+            // TCP's error says more (refused, unreachable) than a QUIC timeout. A relay
+            // listens on both, so TCP refused usually means QUIC will not answer either:
+            // QUIC gets a short grace (for a network that blocks only TCP), not the
+            // whole handshake timeout, so that "relay down" is known in seconds.
+            Err(tcp_error) => match tokio::time::timeout(QUIC_GRACE_AFTER_TCP_FAILS, quic).await {
+                Ok(Ok(stream)) => Ok(stream),
+                Ok(Err(TransportError::PinMismatch)) => Err(TransportError::PinMismatch),
+                _ => Err(tcp_error),
             },
         },
     }

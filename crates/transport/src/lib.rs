@@ -71,7 +71,9 @@ mod tcp;
 mod tls;
 
 pub use block::{BLOCK_LEN, Block};
-pub use client::{ConnectOptions, TransportMode, connect, connect_address};
+pub use client::{
+    ConnectOptions, QUIC_GRACE_AFTER_TCP_FAILS, TransportMode, connect, connect_address,
+};
 pub use error::{IdentityError, ParseError, ProxyError, TransportError};
 pub use identity::{RelayIdentity, pin_of_certificate};
 pub use passage_wire::{RelayAddress, RelayPin};
