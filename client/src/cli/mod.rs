@@ -12,8 +12,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
 use passage_client::agent::Agent;
-use passage_client::agent::{AgentError, AgentOptions, DEFAULT_INVITATION_TTL, MessageStatus};
-use passage_client::vault::{Credentials, OpenError, Vault};
+use passage_client::agent::{
+    AgentError, AgentEvent, AgentOptions, DEFAULT_INVITATION_TTL, MessageStatus,
+};
+use passage_client::vault::{Credentials, OpenError, Vault, WriteError};
 use passage_transport::{ConnectOptions, Socks5Proxy, TransportMode};
 use passage_wire::RelayAddress;
 
@@ -550,6 +552,10 @@ async fn run_until_interrupted(
         loop {
             tokio::select! {
                 event = agent.next_event(idle) => match event {
+                    Some(AgentEvent::Error(AgentError::Write(WriteError::Gone))) => {
+                        // Wiped (`passage panic`) under us: stop, write nothing more.
+                        return Err(anyhow!("the profile was wiped; stopping"));
+                    }
                     Some(event) => out.event(&event),
                     None if lock_after.is_some() => break,
                     None => {}

@@ -99,6 +99,11 @@ pub enum WriteError {
     /// fsync error); the vault refuses further writes. Sticky.
     #[error("an earlier write failed: close the vault and open it again")]
     Poisoned,
+    /// The vault was wiped (or its directory replaced) while it was open: nothing more
+    /// is written, so that a running client leaves no new file behind a panic wipe.
+    /// Sticky.
+    #[error("the profile was wiped while open; nothing more is written")]
+    Gone,
     /// The file system refused a write or an fsync. After a failed commit the vault is
     /// poisoned; a compaction that fails before its key-slot step leaves it as it was.
     #[error("could not write the vault: {0}")]

@@ -32,6 +32,22 @@ pub(crate) struct KeySlotFile {
     salt: [u8; SALT_LEN],
 }
 
+impl KeySlotFile {
+    /// Whether the key-slot file in `dir` is still the one this vault holds open (same
+    /// device and inode). False after a panic wipe, or if the directory was replaced,
+    /// while the vault was open: then nothing more may be written there.
+    pub(crate) fn still_in(&self, dir: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt as _;
+        let (Ok(open), Ok(named)) = (
+            self.file.metadata(),
+            std::fs::metadata(dir.join(KEYSLOT_FILE_NAME)),
+        ) else {
+            return false;
+        };
+        open.dev() == named.dev() && open.ino() == named.ino()
+    }
+}
+
 impl core::fmt::Debug for KeySlotFile {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("KeySlotFile(..)")

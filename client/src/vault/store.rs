@@ -51,6 +51,8 @@ pub struct Vault {
     compact_at: u64,
     /// An earlier write failed in a way that leaves the disk's state unknown. Sticky.
     poisoned: bool,
+    /// Set once the key-slot file was found wiped or replaced under the open vault.
+    wiped: bool,
 }
 
 impl core::fmt::Debug for Vault {
@@ -184,6 +186,7 @@ impl Vault {
         if self.poisoned {
             return Err(WriteError::Poisoned);
         }
+        self.check_not_wiped()?;
         let epoch = self
             .payload
             .epoch
@@ -497,6 +500,7 @@ impl Vault {
             index: Index::default(),
             compact_at: COMPACT_MIN_GARBAGE,
             poisoned: false,
+            wiped: false,
         })
     }
 
@@ -614,6 +618,7 @@ impl Vault {
             index,
             compact_at: COMPACT_MIN_GARBAGE,
             poisoned: false,
+            wiped: false,
         })
     }
 
@@ -638,6 +643,17 @@ impl Vault {
         Ok(found.map(|value| Zeroizing::new(value.to_vec())))
     }
 
+    /// Refuses every write from the moment the key-slot file is no longer ours (a panic
+    /// wipe by another process): a running client must not recreate files in a wiped
+    /// directory.
+    fn check_not_wiped(&mut self) -> Result<(), WriteError> {
+        if self.wiped || !self.keyslot.still_in(&self.dir) {
+            self.wiped = true;
+            return Err(WriteError::Gone);
+        }
+        Ok(())
+    }
+
     pub(crate) fn commit_changes(
         &mut self,
         changes: &BTreeMap<SecretBytes, Option<Zeroizing<Vec<u8>>>>,
@@ -645,6 +661,7 @@ impl Vault {
         if self.poisoned {
             return Err(WriteError::Poisoned);
         }
+        self.check_not_wiped()?;
         let ops: Vec<Op<'_>> = changes
             .iter()
             .filter_map(|(key, value)| match value {

@@ -225,6 +225,10 @@ impl Conversations {
                     }
                     Ok::<_, AgentError>(())
                 })?;
+                if no_history && !updates.is_empty() {
+                    // Delivered: the text goes, unrecoverably (see `expire`).
+                    self.vault.compact()?;
+                }
                 Ok(events)
             }
             Content::Timer { seconds } => {

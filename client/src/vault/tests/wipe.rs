@@ -1,5 +1,6 @@
 //! The panic wipe: afterwards nothing opens, and nothing readable is left.
 
+use super::super::WriteError;
 use super::disk::{encodings, entropy};
 use super::*;
 use crate::vault::format::KEYSLOT_FILE_NAME;
@@ -114,10 +115,19 @@ fn panic_works_while_the_vault_is_open() {
     // From another handle (another process holding the lock).
     let dir = TempDir::new();
     populated(dir.path());
-    let vault = open(dir.path());
+    let mut vault = open(dir.path());
+    // Another file in the directory keeps it from being removed.
+    std::fs::write(dir.path().join("notes.txt"), b"mine").unwrap();
     Vault::panic(dir.path()).unwrap();
-    assert!(!dir.path().exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    // The vault still open in "the other process" writes nothing more, and above all
+    // creates no new file in the wiped directory.
+    assert!(matches!(vault.put("later", b"x"), Err(WriteError::Gone)));
+    assert!(matches!(vault.compact(), Err(WriteError::Gone)));
+    assert!(matches!(vault.put("later", b"x"), Err(WriteError::Gone)));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     drop(vault);
+    std::fs::remove_file(dir.path().join("notes.txt")).unwrap();
     nothing_opens(dir.path());
 
     // From the open vault itself (a mobile app's panic button).
