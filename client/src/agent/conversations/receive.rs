@@ -14,6 +14,7 @@ use super::super::error::AgentError;
 use super::super::event::{AgentEvent, DroppedReason};
 use super::super::ids::{ContactId, MessageId};
 use super::super::records::*;
+use super::send::seal;
 use super::{Conversations, Disposition};
 use crate::relay::SenderCredentials;
 
@@ -285,18 +286,9 @@ impl Conversations {
         let own_timer = self.contacts[&id].timer_secs;
         let mut ratchet = RatchetState::from_snapshot(&decode(&ratchet_bytes)?)
             .map_err(|_| AgentError::Record(RecordError))?;
-        let plaintext = Zeroizing::new(receipt.encode()?);
-        let envelope = ratchet
-            .encrypt(&plaintext, rng)
-            .map_err(|_| AgentError::ChainExhausted)?;
+        let outbox = seal(&mut ratchet, id, &receipt, OutboxKind::Receipt, None, rng)?;
         let outbox_seq = self.next_seq;
         let msg_seq = outbox_seq + 1;
-        let outbox = OutboxRecord {
-            contact: id,
-            kind: OutboxKind::Receipt,
-            msg_seq: None,
-            envelope,
-        };
         let record = MessageRecord {
             id: msg_id,
             direction: Direction::Incoming,

@@ -129,18 +129,16 @@ impl Conversations {
             return Err(AgentError::NotConnected);
         }
         let mut ratchet = self.ratchet(id)?;
-        let plaintext = Zeroizing::new(content.encode()?);
-        let envelope = ratchet
-            .encrypt(&plaintext, rng)
-            .map_err(|_| AgentError::ChainExhausted)?;
         let outbox_seq = self.next_seq;
         let msg_seq = outbox_seq + 1;
-        let outbox = OutboxRecord {
-            contact: id,
+        let outbox = seal(
+            &mut ratchet,
+            id,
+            content,
             kind,
-            msg_seq: history.as_ref().map(|_| msg_seq),
-            envelope,
-        };
+            history.as_ref().map(|_| msg_seq),
+            rng,
+        )?;
         let contact_bytes = encode(contact)?;
         self.vault.transaction(|tx| {
             tx.put(contact_key(id), &contact_bytes)?;
@@ -278,4 +276,26 @@ impl Conversations {
 
 fn is_permanent(error: &LinkError) -> bool {
     matches!(error, LinkError::Auth | LinkError::Refused(_))
+}
+
+/// Encrypts `content` with `ratchet` (which moves on) into an outbox entry for contact
+/// `id`; `msg_seq` names the history entry its `OK` updates.
+pub(super) fn seal<R: CryptoRng + ?Sized>(
+    ratchet: &mut RatchetState,
+    id: ContactId,
+    content: &Content,
+    kind: OutboxKind,
+    msg_seq: Option<u64>,
+    rng: &mut R,
+) -> Result<OutboxRecord, AgentError> {
+    let plaintext = Zeroizing::new(content.encode()?);
+    let envelope = ratchet
+        .encrypt(&plaintext, rng)
+        .map_err(|_| AgentError::ChainExhausted)?;
+    Ok(OutboxRecord {
+        contact: id,
+        kind,
+        msg_seq,
+        envelope,
+    })
 }
