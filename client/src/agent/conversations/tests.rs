@@ -100,10 +100,8 @@ impl Profile {
     }
 }
 
-/// Alice invites Bob; Bob accepts; both connected.
-fn connected_pair() -> (Profile, Profile) {
-    let mut alice = Profile::new();
-    let mut bob = Profile::new();
+/// Alice invites Bob and Bob accepts (nothing delivered yet).
+fn invite_and_accept(alice: &mut Profile, bob: &mut Profile) {
     let qa = queue();
     let link = alice
         .core
@@ -116,6 +114,13 @@ fn connected_pair() -> (Profile, Profile) {
         .accept(&invitation, "Alice", &relay(), &qb, NOW, &mut rng())
         .unwrap();
     bob.queues.push(("Alice".into(), qb));
+}
+
+/// Alice invites Bob; Bob accepts; both connected.
+fn connected_pair() -> (Profile, Profile) {
+    let mut alice = Profile::new();
+    let mut bob = Profile::new();
+    invite_and_accept(&mut alice, &mut bob);
     assert_eq!(bob.core.contacts()[0].status, ContactStatus::Accepted);
 
     let accept = bob.drain();
@@ -468,18 +473,7 @@ fn a_profile_default_timer_is_announced_to_new_contacts() {
     let mut alice = Profile::new();
     alice.core.set_default_timer(86_400).unwrap();
     let mut bob = Profile::new();
-    let qa = queue();
-    let link = alice
-        .core
-        .invite("Bob", &relay(), &qa, NOW + 3600, NOW, &mut rng())
-        .unwrap();
-    alice.queues.push(("Bob".into(), qa));
-    let invitation = bob.core.check_invitation(&link, "Alice", NOW).unwrap();
-    let qb = queue();
-    bob.core
-        .accept(&invitation, "Alice", &relay(), &qb, NOW, &mut rng())
-        .unwrap();
-    bob.queues.push(("Alice".into(), qb));
+    invite_and_accept(&mut alice, &mut bob);
     for (_, envelope) in bob.drain() {
         alice.deliver("Bob", &envelope);
     }
