@@ -48,7 +48,7 @@ mod ids;
 mod records;
 mod relays;
 
-pub use self::relays::{OUTBOX_RETRY, OUTBOX_RETRY_MAX};
+pub use self::relays::{OUTBOX_RETRY, OUTBOX_RETRY_MAX, REPLY_TIMEOUT};
 mod view;
 
 use std::collections::{HashMap, VecDeque};
@@ -115,6 +115,8 @@ pub struct Agent {
     /// When to offer the outbox to the relays again.
     retry_at: Option<tokio::time::Instant>,
     retry_interval: Duration,
+    /// ACKs in flight (see `relays.rs`); aborted on close.
+    acks: tokio::task::JoinSet<()>,
     options: AgentOptions,
     rng: UnwrapErr<SysRng>,
 }
@@ -193,6 +195,7 @@ impl Agent {
             events: VecDeque::new(),
             retry_at: None,
             retry_interval: OUTBOX_RETRY,
+            acks: tokio::task::JoinSet::new(),
             options,
             rng: UnwrapErr(SysRng),
         }
@@ -200,6 +203,7 @@ impl Agent {
 
     /// Closes the relay connections and the vault.
     pub async fn close(mut self) {
+        self.finish_acks().await;
         for (_, link) in self.links.drain() {
             let _ = link.close().await;
         }
@@ -210,12 +214,24 @@ impl Agent {
     /// every key slot and removes the profile's files (see [`Vault::panic_wipe`]).
     /// Nothing opens afterwards, with any passphrase. Well under a second.
     pub fn panic_wipe(mut self) -> std::io::Result<()> {
+        self.acks.abort_all();
         self.links.clear();
         self.core.into_vault().panic_wipe()
     }
 
+    /// Lets the ACKs in flight finish (briefly: an unacknowledged message only comes
+    /// again), then drops the rest, so that the links can close.
+    async fn finish_acks(&mut self) {
+        let drain = async { while self.acks.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+        self.acks.abort_all();
+        // Aborted tasks end at once; reaping them drops their link handles.
+        while self.acks.join_next().await.is_some() {}
+    }
+
     /// Closes the connections and hands back the vault (e.g. to change its passphrase).
     pub async fn into_vault(mut self) -> Vault {
+        self.finish_acks().await;
         for (_, link) in self.links.drain() {
             let _ = link.close().await;
         }

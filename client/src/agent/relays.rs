@@ -13,6 +13,11 @@ use crate::relay::{Event, LinkError, QueueCredentials, RelayLink};
 
 /// How often envelopes still in the outbox are offered to their relays again while
 /// [`Agent::next_event`] waits.
+/// How long the agent waits for a relay's answer to one command. Shorter than the
+/// link's default: whatever goes unanswered is retried (the outbox) or redelivered
+/// (ACKs), so a lost reply costs seconds, not a minute.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// The first interval; it doubles while the outbox does not empty, up to
 /// [`OUTBOX_RETRY_MAX`].
 pub const OUTBOX_RETRY: Duration = Duration::from_secs(5);
@@ -194,12 +199,15 @@ impl Agent {
         let Some(queue) = self.core.own_queue(&recipient) else {
             return;
         };
-        if let Some(link) = self.links.get(key)
-            && let Err(error) = link.ack(&queue, msg_id).await
-            && !matches!(error, LinkError::NoMsg)
-        {
-            // The relay will deliver it again; the vault drops the copy.
-            self.drop_link(key);
+        // Pipelined, not awaited: the message is committed, and an ACK that fails or
+        // goes unanswered only means the relay delivers it again (the vault drops the
+        // copy). Waiting here would stall every later delivery on one lost reply.
+        while self.acks.try_join_next().is_some() {}
+        if let Some(link) = self.links.get(key) {
+            let handle = link.handle();
+            self.acks.spawn(async move {
+                let _ = handle.ack(&queue, msg_id).await;
+            });
         }
     }
 
@@ -276,7 +284,8 @@ impl Agent {
     pub(super) async fn link(&mut self, relay: &RelayAddress) -> Result<&RelayLink, LinkError> {
         let key = relay.to_string();
         if !self.links.contains_key(&key) {
-            let link = RelayLink::connect(relay, &self.options.connect).await?;
+            let mut link = RelayLink::connect(relay, &self.options.connect).await?;
+            link.set_reply_timeout(REPLY_TIMEOUT);
             self.links.insert(key.clone(), link);
             self.subscribed.remove(&key);
         }
