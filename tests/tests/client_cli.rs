@@ -5,6 +5,10 @@
 //! bounded number of times) until what a step expects has been printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::{client, ok, start};
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
@@ -19,27 +23,6 @@ const RECEIVE_ROUNDS: usize = 6;
 
 /// `--wait` of each `passage receive`: how long it waits for something new.
 const RECEIVE_WAIT: &str = "2";
-
-fn start() -> TestRelay {
-    TestRelay::start(None).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn client(root: &Path, passphrase: &str) -> CliClient {
-    CliClient::new(root, passphrase).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Runs `passage ARGS` and insists on success.
-fn ok(client: &CliClient, args: &[&str]) -> CliOutput {
-    let out = client.run(args).unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        out.success(),
-        "`passage {}` failed ({}): {}",
-        args.first().unwrap_or(&""),
-        out.status,
-        out.stderr
-    );
-    out
-}
 
 /// The `--json` objects of a run; every stdout line must be one.
 fn objects(out: &CliOutput) -> Vec<Value> {

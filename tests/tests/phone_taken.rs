@@ -16,13 +16,17 @@
 //! Nothing asserts how long anything took.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::{client, ok, start};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use passage_client::vault::{Credentials, OpenError, Vault};
 use passage_e2e::scan::{contains, files_under, needles, scan, snapshot};
-use passage_e2e::{CLI_LIMIT, CliClient, CliOutput, TestRelay, run_limited};
+use passage_e2e::{CLI_LIMIT, CliClient, CliOutput, run_limited};
 use serde_json::Value;
 
 /// `passage receive` runs a step may take before the test gives up on what it waits for.
@@ -45,27 +49,6 @@ const TIMER_SECS: u64 = 3;
 
 // ---------------------------------------------------------------------------
 // Helpers
-
-fn start() -> TestRelay {
-    TestRelay::start(None).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn client(root: &Path, passphrase: &str) -> CliClient {
-    CliClient::new(root, passphrase).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Runs `passage ARGS` and insists on success.
-fn ok(client: &CliClient, args: &[&str]) -> CliOutput {
-    let out = client.run(args).unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        out.success(),
-        "`passage {}` failed ({}): {}",
-        args.join(" "),
-        out.status,
-        out.stderr
-    );
-    out
-}
 
 /// Runs `passage ARGS` and insists on a failure with one `passage: error: …` line.
 fn fails(client: &CliClient, args: &[&str]) -> CliOutput {

@@ -22,6 +22,10 @@
 //! the marker hosts were used.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::ok;
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,7 +34,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use passage_e2e::scan::{base64, files_under, needles, scan};
-use passage_e2e::{CliClient, CliOutput, TestRelay};
+use passage_e2e::{CliClient, TestRelay};
 
 // ---------------------------------------------------------------------------
 // Markers
@@ -190,17 +194,6 @@ fn serve_socks5(mut client: TcpStream, names: &Mutex<Vec<String>>) -> std::io::R
 
 // ---------------------------------------------------------------------------
 // The test
-
-fn ok(client: &CliClient, args: &[&str]) -> CliOutput {
-    let out = client.run(args).unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        out.success(),
-        "`passage {}` failed: {}",
-        args.first().unwrap_or(&""),
-        out.stderr
-    );
-    out
-}
 
 /// Runs `passage receive` (bounded) until its output, over the runs, contains `what`.
 fn receive_until(client: &CliClient, what: &[&str]) {
