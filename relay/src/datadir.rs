@@ -315,6 +315,17 @@ pub struct StatsSnapshot {
     pub errors: BTreeMap<String, u64>,
     /// Size of the store file in bytes (a high-water mark).
     pub store_bytes: u64,
+    /// Store commits since start (each one transaction and one fsync). Absent from files
+    /// written before these counters existed: read as 0.
+    #[serde(default)]
+    pub store_commits: u64,
+    /// Writes those commits held (over `store_commits`: how well writes batch).
+    #[serde(default)]
+    pub store_committed_ops: u64,
+    /// Time spent committing since start, in microseconds (close to the time since
+    /// start: the disk is what limits the relay).
+    #[serde(default)]
+    pub store_commit_micros: u64,
 }
 
 impl StatsSnapshot {
@@ -350,6 +361,9 @@ impl StatsSnapshot {
                 .map(|(name, count)| (name.to_owned(), count))
                 .collect(),
             store_bytes: metrics.store_bytes.load(Relaxed),
+            store_commits: metrics.commits.commits.load(Relaxed),
+            store_committed_ops: metrics.commits.ops.load(Relaxed),
+            store_commit_micros: metrics.commits.busy_micros.load(Relaxed),
         }
     }
 

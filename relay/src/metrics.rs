@@ -3,9 +3,12 @@
 //! written to the stats file that `passage-relay stats` reads.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use passage_wire::ErrorCode;
+
+use crate::store::CommitCounters;
 
 /// Error codes counted, in the order of [`ErrorCode`]'s wire values, with the name
 /// they carry in metrics labels and the stats file.
@@ -53,6 +56,8 @@ pub struct Metrics {
     pub stored_messages: AtomicU64,
     /// Bytes of the store on disk (set periodically).
     pub store_bytes: AtomicU64,
+    /// What the store's commit thread has done (updated by it at each commit).
+    pub commits: Arc<CommitCounters>,
 }
 
 impl Metrics {
@@ -87,7 +92,7 @@ impl Metrics {
     /// The Prometheus text exposition of every counter.
     pub fn render_prometheus(&self) -> String {
         let mut out = String::with_capacity(2048);
-        let gauges: [(&str, &str, &AtomicU64, &str); 15] = [
+        let gauges: [(&str, &str, &AtomicU64, &str); 18] = [
             (
                 "passage_connections_open",
                 "Connections open now.",
@@ -172,6 +177,24 @@ impl Metrics {
                 &self.store_bytes,
                 "gauge",
             ),
+            (
+                "passage_store_commits_total",
+                "Store commits (one transaction and one fsync each) since start.",
+                &self.commits.commits,
+                "counter",
+            ),
+            (
+                "passage_store_committed_ops_total",
+                "Writes committed since start (over commits: how well writes batch).",
+                &self.commits.ops,
+                "counter",
+            ),
+            (
+                "passage_store_commit_microseconds_total",
+                "Time spent committing since start (near wall time: the disk is the limit).",
+                &self.commits.busy_micros,
+                "counter",
+            ),
             ("passage_up", "1 while the relay runs.", &ONE, "gauge"),
         ];
         for (name, help, value, kind) in gauges {
@@ -210,6 +233,11 @@ mod tests {
         let text = m.render_prometheus();
         assert!(text.contains("passage_messages_stored_total 1"));
         assert!(text.contains("passage_errors_total{code=\"QUOTA\"} 1"));
+        m.commits.commits.fetch_add(3, Ordering::Relaxed);
+        assert!(
+            m.render_prometheus()
+                .contains("passage_store_commits_total 3")
+        );
         assert_eq!(m.errors(ErrorCode::Quota), 1);
     }
 }

@@ -78,7 +78,10 @@ impl Relay {
     /// A relay over `store`, with its limits and password in `config`.
     pub fn new(config: ServiceConfig, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
         let slots = Arc::new(Semaphore::new(config.limits.max_connections));
-        let committer = Arc::new(GroupCommitter::new(Arc::clone(&store)));
+        let committer = Arc::new(GroupCommitter::with_counters(
+            Arc::clone(&store),
+            Arc::clone(&metrics.commits),
+        ));
         Self {
             config: Arc::new(config),
             store,

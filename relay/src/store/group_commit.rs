@@ -12,6 +12,8 @@
 //! one fsync, and a burst of N writers pays about two.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -32,6 +34,31 @@ pub const MAX_BATCH: usize = 4096;
 /// than unbounded memory: at about 4 KiB per queued message this is at most 32 MiB). Two
 /// batches' worth, so the next batch can fill while one commits.
 pub const WRITE_QUEUE_CAPACITY: usize = 2 * MAX_BATCH;
+
+/// What the commit thread has done since it started, for metrics: how many commits, how
+/// many ops they held, and how long they took. Ops per commit shows how well writes batch;
+/// busy time against wall time shows whether the disk (one commit at a time) is what
+/// limits the relay. Relaxed atomics, updated once per commit.
+#[derive(Debug, Default)]
+pub struct CommitCounters {
+    /// Commits (each one transaction and one fsync).
+    pub commits: AtomicU64,
+    /// Ops committed, over all commits.
+    pub ops: AtomicU64,
+    /// Time spent in [`Store::commit`], in microseconds.
+    pub busy_micros: AtomicU64,
+}
+
+impl CommitCounters {
+    fn record(&self, ops: usize, took: std::time::Duration) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.ops.fetch_add(ops as u64, Ordering::Relaxed);
+        self.busy_micros.fetch_add(
+            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+}
 
 /// The async front of a [`Store`]: `write(op).await` returns once the op's batch is durable.
 ///
@@ -91,12 +118,17 @@ impl GroupCommitter {
     /// If the OS refuses to start a thread, the committer is closed from the start: every
     /// [`write`](Self::write) fails with [`StorageFault::Closed`].
     pub fn new(store: Arc<dyn Store>) -> Self {
+        Self::with_counters(store, Arc::default())
+    }
+
+    /// As [`new`](Self::new), counting every commit in `counters`.
+    pub fn with_counters(store: Arc<dyn Store>, counters: Arc<CommitCounters>) -> Self {
         let (jobs, queue) = mpsc::channel(WRITE_QUEUE_CAPACITY);
         // On failure the closure (and with it `queue`) is dropped, which closes the channel.
         let _detached = std::thread::Builder::new()
             .name("passage-store-commit".into())
             .spawn(move || {
-                let closers = run(store.as_ref(), queue);
+                let closers = run(store.as_ref(), queue, &counters);
                 // Let go of the store before saying we are done, so that a caller of `close`
                 // may reopen its file at once.
                 drop(store);
@@ -162,7 +194,11 @@ fn closed() -> WriteError {
 
 /// The commit thread: take what is queued, commit it, answer, repeat; after a `Close`, drain.
 /// Returns the `Close` requests to answer.
-fn run(store: &dyn Store, mut queue: mpsc::Receiver<Job>) -> Vec<oneshot::Sender<()>> {
+fn run(
+    store: &dyn Store,
+    mut queue: mpsc::Receiver<Job>,
+    counters: &CommitCounters,
+) -> Vec<oneshot::Sender<()>> {
     let mut closers = Vec::new();
     let mut ops = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
@@ -190,7 +226,9 @@ fn run(store: &dyn Store, mut queue: mpsc::Receiver<Job>) -> Vec<oneshot::Sender
         if ops.is_empty() {
             continue;
         }
+        let (count, started) = (ops.len(), Instant::now());
         let mut results = store.commit(std::mem::take(&mut ops)).into_iter();
+        counters.record(count, started.elapsed());
         // A store that returned too few results would leave writers unanswered: they are
         // told `Closed` rather than left to hang.
         for reply in replies.drain(..) {

@@ -61,7 +61,7 @@ use passage_crypto::ENVELOPE_LEN;
 use passage_crypto::primitives::{DhPublic, DhSecret};
 use passage_wire::{MsgId, RecipientId, SenderId};
 
-pub use group_commit::{Callback, GroupCommitter, MAX_BATCH, WRITE_QUEUE_CAPACITY};
+pub use group_commit::{Callback, CommitCounters, GroupCommitter, MAX_BATCH, WRITE_QUEUE_CAPACITY};
 pub use memory::MemoryStore;
 pub use redb_store::{OpenError, RedbStore};
 

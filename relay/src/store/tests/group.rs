@@ -284,3 +284,32 @@ async fn submitted_ops_are_answered_by_callback() {
         Some((99, Err(WriteError::Storage(StorageFault::Closed))))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_counters_match_what_the_store_saw() {
+    let store = Counting::new(MemoryStore::new(), Duration::from_millis(2));
+    let counters = Arc::new(super::super::CommitCounters::default());
+    let committer = Arc::new(GroupCommitter::with_counters(
+        store.clone(),
+        Arc::clone(&counters),
+    ));
+    committer
+        .write(WriteOp::CreateQueue(record(1)))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..50u8)
+        .map(|n| {
+            let committer = Arc::clone(&committer);
+            tokio::spawn(async move { committer.write(append(1, u64::from(n), 5)).await })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await.unwrap().is_ok());
+    }
+    committer.close().await;
+    let commits = counters.commits.load(Ordering::SeqCst);
+    assert_eq!(commits, store.commits.load(Ordering::SeqCst) as u64);
+    assert_eq!(counters.ops.load(Ordering::SeqCst), 51);
+    // Each commit waited at least the pretend fsync.
+    assert!(counters.busy_micros.load(Ordering::SeqCst) >= commits * 2_000);
+}
