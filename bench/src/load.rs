@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant as TokioInstant;
 
 use crate::latency::Latencies;
-use crate::server::ServerProcess;
+use crate::server::{CommitSample, ServerProcess};
 
 /// Bytes a [`Stamp`] takes at the start of a body.
 pub const STAMP_LEN: usize = 32;
@@ -327,6 +327,32 @@ fn setup_result(
     done.context("a setup task panicked")?
 }
 
+/// What the relay's store commits did inside the measured window.
+#[derive(Debug, Clone, Copy)]
+pub struct CommitFigures {
+    /// Commits (one transaction and one fsync each) per second.
+    pub per_sec: f64,
+    /// Writes per commit (a `SEND` and its `ACK` are two).
+    pub ops_per_commit: Option<f64>,
+    /// Share of the window the commit thread spent committing (near 1: the store's one
+    /// commit at a time is what limits the relay).
+    pub busy: f64,
+}
+
+impl CommitFigures {
+    fn between(before: CommitSample, after: CommitSample, window: Duration) -> Self {
+        let commits = after.commits.saturating_sub(before.commits);
+        let ops = after.ops.saturating_sub(before.ops);
+        let busy = after.busy_micros.saturating_sub(before.busy_micros) as f64 / 1e6;
+        let seconds = window.as_secs_f64().max(f64::MIN_POSITIVE);
+        Self {
+            per_sec: commits as f64 / seconds,
+            ops_per_commit: (commits > 0).then(|| ops as f64 / commits as f64),
+            busy: busy / seconds,
+        }
+    }
+}
+
 /// How long each phase lasts.
 #[derive(Debug, Clone, Copy)]
 pub struct Phases {
@@ -358,6 +384,8 @@ pub struct Outcome {
     pub load_cpu_us_per_msg: Option<f64>,
     /// Bytes the server wrote to storage inside the window, per delivery, KiB.
     pub disk_kib_per_msg: Option<f64>,
+    /// The relay's store commits inside the window (none for the forwarder).
+    pub commits: Option<CommitFigures>,
     /// Server resident memory at the end of the window, KiB.
     pub rss_kib: u64,
     /// Send→delivery latencies inside the window.
@@ -402,6 +430,7 @@ pub async fn measure(
     let load0 = crate::procfs::cpu_time(me)?;
     let machine0 = crate::procfs::machine_busy()?;
     let disk0 = server.disk_write_bytes()?;
+    let commits0 = server.commit_sample()?;
     let delivered0 = shared.delivered.load(Ordering::Relaxed);
     let t0 = Instant::now();
     shared.measuring.store(true, Ordering::Relaxed);
@@ -413,6 +442,7 @@ pub async fn measure(
     let load1 = crate::procfs::cpu_time(me)?;
     let machine1 = crate::procfs::machine_busy()?;
     let disk1 = server.disk_write_bytes()?;
+    let commits1 = server.commit_sample()?;
     let rss_kib = server.rss_kib()?;
     server.check_running()?;
 
@@ -504,6 +534,9 @@ pub async fn measure(
         load_cpu_us_per_msg: per_msg(load_cpu),
         disk_kib_per_msg: (measured_deliveries > 0)
             .then(|| disk1.saturating_sub(disk0) as f64 / 1024.0 / measured_deliveries as f64),
+        commits: commits0
+            .zip(commits1)
+            .map(|(before, after)| CommitFigures::between(before, after, measured)),
         rss_kib,
         latencies: Latencies::from_samples(latencies),
         sent_ok: shared.sent_ok.load(Ordering::Relaxed),

@@ -65,6 +65,13 @@ pub struct RunReport {
     pub pair_max_delivered: u64,
     /// Relay: bytes written to storage per delivered message, KiB.
     pub relay_disk_kib_per_msg: Option<f64>,
+    /// Store commits per second in the relay's window (from its metrics endpoint).
+    pub relay_commits_per_sec: Option<f64>,
+    /// Writes per commit (a `SEND` and its `ACK` are two): how well writes batch.
+    pub relay_ops_per_commit: Option<f64>,
+    /// Share of the window the relay's commit thread spent committing (near 1: one
+    /// commit at a time is the limit).
+    pub relay_commit_busy: Option<f64>,
     /// Relay resident memory at the end of the window, KiB.
     pub relay_rss_kib: u64,
     /// Forwarder resident memory at the end of its window, KiB.
@@ -145,6 +152,9 @@ impl RunReport {
             pair_min_delivered: relay.pair_delivered_range.0,
             pair_max_delivered: relay.pair_delivered_range.1,
             relay_disk_kib_per_msg: relay.disk_kib_per_msg,
+            relay_commits_per_sec: relay.commits.map(|c| c.per_sec),
+            relay_ops_per_commit: relay.commits.and_then(|c| c.ops_per_commit),
+            relay_commit_busy: relay.commits.map(|c| c.busy),
             relay_rss_kib: relay.rss_kib,
             baseline_rss_kib: baseline.map(|b| b.rss_kib),
             lost: relay.lost,
@@ -225,6 +235,16 @@ fn outcome_lines(out: &mut String, name: &str, o: &Outcome) {
         if o.drained { "" } else { " (NOT DRAINED)" },
         o.other_cpu_cores,
     );
+    if let Some(c) = o.commits {
+        let _ = writeln!(
+            out,
+            "{:<9} store: {:.0} commits/s, {} writes per commit, committing {:.0}% of the time",
+            "",
+            c.per_sec,
+            fmt_opt(c.ops_per_commit, 1),
+            c.busy * 100.0,
+        );
+    }
     for (what, count) in &o.errors {
         let _ = writeln!(out, "{:<9} error ×{count}: {what}", "");
     }

@@ -8,6 +8,7 @@
 
 use std::fs::File;
 use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -43,18 +44,76 @@ pub struct RelayTuning {
 
 impl RelayTuning {
     /// The TOML config file. Rate limits are lifted (a saturating pair sends far more
-    /// than a person does); everything else stays at the relay's defaults.
-    fn to_toml(&self) -> String {
+    /// than a person does); the metrics endpoint listens on `metrics` (loopback), so the
+    /// bench can read the store's commit counters; everything else stays at the relay's
+    /// defaults.
+    fn to_toml(&self, metrics: SocketAddr) -> String {
         format!(
             "# Written by passage-relay-bench.\n\
              log_level = \"warn\"\n\
              max_connections = {}\n\
              queue_quota = {}\n\
              commands_per_second = 1000000\n\
-             command_burst = 1000000\n",
+             command_burst = 1000000\n\
+             metrics_listen = \"{metrics}\"\n",
             self.max_connections, self.queue_quota
         )
     }
+}
+
+/// The relay's store commit counters at one moment, read from its metrics endpoint.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommitSample {
+    /// `passage_store_commits_total`.
+    pub commits: u64,
+    /// `passage_store_committed_ops_total`.
+    pub ops: u64,
+    /// `passage_store_commit_microseconds_total`.
+    pub busy_micros: u64,
+}
+
+/// How long a metrics request may take.
+const METRICS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Largest metrics response read.
+const MAX_METRICS_LEN: u64 = 64 * 1024;
+
+/// Reads the commit counters from the relay's metrics endpoint at `addr`.
+fn scrape_commits(addr: SocketAddr) -> anyhow::Result<CommitSample> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, METRICS_TIMEOUT)
+        .context("connecting to the relay's metrics endpoint")?;
+    stream.set_read_timeout(Some(METRICS_TIMEOUT))?;
+    stream.set_write_timeout(Some(METRICS_TIMEOUT))?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+        .context("asking for the relay's metrics")?;
+    let mut text = String::new();
+    stream
+        .take(MAX_METRICS_LEN)
+        .read_to_string(&mut text)
+        .context("reading the relay's metrics")?;
+    let value = |name: &str| -> anyhow::Result<u64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .ok_or_else(|| anyhow!("the relay's metrics have no {name}"))?
+            .trim()
+            .parse()
+            .with_context(|| format!("the relay's {name}"))
+    };
+    Ok(CommitSample {
+        commits: value("passage_store_commits_total")?,
+        ops: value("passage_store_committed_ops_total")?,
+        busy_micros: value("passage_store_commit_microseconds_total")?,
+    })
+}
+
+/// A loopback port free now (for the relay's metrics endpoint; the relay binds it a
+/// moment later, and fails to start, which the bench reports, if something took it).
+fn free_loopback_port() -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .context("finding a free port for the relay's metrics endpoint")?;
+    Ok(listener.local_addr()?)
 }
 
 /// Which server a [`ServerProcess`] runs.
@@ -84,6 +143,8 @@ pub struct ServerProcess {
     /// The forwarder exits when this closes (so it cannot outlive the bench).
     stdin: Option<ChildStdin>,
     address: RelayAddress,
+    /// The relay's metrics endpoint (none for the forwarder).
+    metrics: Option<SocketAddr>,
     log: PathBuf,
     /// The relay's data directory and the log; removed on drop.
     _dir: TempDir,
@@ -98,7 +159,9 @@ impl ServerProcess {
             .tempdir()
             .context("creating a temporary directory for the relay")?;
         let config = dir.path().join("relay.toml");
-        std::fs::write(&config, tuning.to_toml()).context("writing the relay config file")?;
+        let metrics = free_loopback_port()?;
+        std::fs::write(&config, tuning.to_toml(metrics))
+            .context("writing the relay config file")?;
         let mut command = Command::new(bin);
         command
             .arg("serve")
@@ -108,12 +171,15 @@ impl ServerProcess {
             .arg("127.0.0.1:0")
             .arg("--config")
             .arg(&config);
-        Self::start(ServerKind::Relay, command, dir, RELAY_ADDRESS_PREFIX).with_context(|| {
+        let mut relay = Self::start(ServerKind::Relay, command, dir, RELAY_ADDRESS_PREFIX)
+            .with_context(|| {
             format!(
                 "starting the relay {} (build it with `cargo build --release -p passage-relay`, or pass --relay-bin)",
                 bin.display()
             )
-        })
+        })?;
+        relay.metrics = Some(metrics);
+        Ok(relay)
     }
 
     /// Starts this binary's `forwarder` mode on 127.0.0.1 (port 0).
@@ -171,6 +237,7 @@ impl ServerProcess {
             child,
             stdin,
             address,
+            metrics: None,
             log,
             _dir: dir,
         })
@@ -199,6 +266,11 @@ impl ServerProcess {
     /// Bytes written to storage so far.
     pub fn disk_write_bytes(&self) -> anyhow::Result<u64> {
         procfs::disk_write_bytes(self.pid())
+    }
+
+    /// The relay's store commit counters now (`None` for the forwarder).
+    pub fn commit_sample(&self) -> anyhow::Result<Option<CommitSample>> {
+        self.metrics.map(scrape_commits).transpose()
     }
 
     /// Resident memory now, KiB.
