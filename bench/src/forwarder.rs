@@ -19,13 +19,18 @@
 //! measured from `/proc` like the relay's, and exits when its standard input closes.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::num::NonZeroU16;
+use std::pin::pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
-use passage_transport::{Block, BlockStream, RelayIdentity, ServerOptions, listen};
+use passage_transport::{
+    Block, BlockSender, BlockStream, RelayIdentity, ServerOptions, TransportError, listen,
+};
 use passage_wire::RelayAddress;
 use passage_wire::address::Host;
 use tokio::sync::oneshot;
@@ -35,6 +40,10 @@ use crate::server::FORWARDER_ADDRESS_PREFIX;
 
 /// How long a new connection may take to say which pair it belongs to.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Blocks read in one go (without waiting) before the replies are written: the
+/// relay's `MAX_EVENTS_PER_FLUSH`.
+pub const READ_BATCH: usize = 64;
 
 /// Where the stamp starts in a block (after the tag).
 const STAMP_AT: usize = 8;
@@ -75,12 +84,17 @@ impl Tag {
 /// A block with `tag` and `stamp`.
 pub fn block(tag: Tag, stamp: &Stamp) -> Block {
     let mut block = Block::zeroed();
+    write(&mut block, tag, stamp);
+    block
+}
+
+/// Writes `tag` and `stamp` into `block` (the rest of it is left as it is).
+pub fn write(block: &mut Block, tag: Tag, stamp: &Stamp) {
     let bytes = block.as_bytes_mut();
     bytes[0] = tag as u8;
     if let Some(out) = bytes.get_mut(STAMP_AT..STAMP_AT + STAMP_LEN) {
         stamp.write(out);
     }
-    block
 }
 
 /// The tag and stamp of a block, if it is a well-formed one.
@@ -179,34 +193,71 @@ async fn handle(mut stream: BlockStream, registry: Registry) {
     forward(sender, recipient).await;
 }
 
-/// Moves one pair's blocks until both ends have closed.
+/// Moves one pair's blocks until both ends have closed. Each round waits for a block
+/// from either end, then takes every block already received from both (up to
+/// [`READ_BATCH`], without waiting), then writes what they call for: one write to the
+/// recipient (`DATA`, `ACKED`), then one to the sender (`SENT`, once its `DATA` went).
+/// Blocks are read into the receivers' buffers and written from reused ones.
+///
+/// It writes inline, without reading meanwhile, as the relay does. Unlike the relay it
+/// has no delivery window: what it writes to a recipient (`DATA` and `ACKED`) is not
+/// bounded by the socket buffers, so the load's tasks keep reading while they write
+/// (see [`forward_load`](crate::forward_load)), and so the writes here always end.
 async fn forward(sender: BlockStream, recipient: BlockStream) {
     let (mut s_tx, mut s_rx) = sender.split();
     let (mut r_tx, mut r_rx) = recipient.split();
+    let mut to_sender = Outbox::default();
+    let mut to_recipient = Outbox::default();
     let (mut sender_open, mut recipient_open) = (true, true);
     while sender_open || recipient_open {
-        tokio::select! {
-            block = s_rx.recv_block(), if sender_open => match block {
-                Ok(Some(block)) => {
-                    let Some((Tag::Data, stamp)) = parse(&block) else { break };
-                    if r_tx.send_block(&block).await.is_err() {
-                        break;
-                    }
-                    if s_tx.send_block(&self::block(Tag::Sent, &stamp)).await.is_err() {
-                        break;
-                    }
+        let mut well_formed = tokio::select! {
+            block = s_rx.recv_block_ref(), if sender_open => match block {
+                Ok(Some(block)) => from_sender(block, &mut to_recipient, &mut to_sender),
+                _ => {
+                    sender_open = false;
+                    true
                 }
-                _ => sender_open = false,
             },
-            block = r_rx.recv_block(), if recipient_open => match block {
-                Ok(Some(block)) => {
-                    let Some((Tag::Ack, stamp)) = parse(&block) else { break };
-                    if r_tx.send_block(&self::block(Tag::Acked, &stamp)).await.is_err() {
-                        break;
-                    }
+            block = r_rx.recv_block_ref(), if recipient_open => match block {
+                Ok(Some(block)) => from_recipient(block, &mut to_recipient),
+                _ => {
+                    recipient_open = false;
+                    true
                 }
-                _ => recipient_open = false,
             },
+        };
+        let mut taken = 1;
+        while well_formed && taken < READ_BATCH {
+            let before = taken;
+            if sender_open {
+                match now_or_never(s_rx.recv_block_ref()) {
+                    Some(Ok(Some(block))) => {
+                        well_formed = from_sender(block, &mut to_recipient, &mut to_sender);
+                        taken += 1;
+                    }
+                    Some(_) => sender_open = false,
+                    None => {}
+                }
+            }
+            if well_formed && recipient_open {
+                match now_or_never(r_rx.recv_block_ref()) {
+                    Some(Ok(Some(block))) => {
+                        well_formed = from_recipient(block, &mut to_recipient);
+                        taken += 1;
+                    }
+                    Some(_) => recipient_open = false,
+                    None => {}
+                }
+            }
+            if taken == before {
+                break;
+            }
+        }
+        if !well_formed
+            || to_recipient.flush(&mut r_tx).await.is_err()
+            || to_sender.flush(&mut s_tx).await.is_err()
+        {
+            break;
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(3), async {
@@ -214,6 +265,90 @@ async fn forward(sender: BlockStream, recipient: BlockStream) {
         let _ = r_tx.finish().await;
     })
     .await;
+}
+
+/// A block from the sender: `DATA` is forwarded and answered `SENT`. False if it is
+/// anything else.
+fn from_sender(block: &Block, to_recipient: &mut Outbox, to_sender: &mut Outbox) -> bool {
+    let Some((Tag::Data, stamp)) = parse(block) else {
+        return false;
+    };
+    *to_recipient.push().as_bytes_mut() = *block.as_bytes();
+    to_sender.push_stamped(Tag::Sent, &stamp);
+    true
+}
+
+/// A block from the recipient: `ACK` is answered `ACKED`. False if it is anything else.
+fn from_recipient(block: &Block, to_recipient: &mut Outbox) -> bool {
+    let Some((Tag::Ack, stamp)) = parse(block) else {
+        return false;
+    };
+    to_recipient.push_stamped(Tag::Acked, &stamp);
+    true
+}
+
+/// Blocks to write in one go, kept from one write to the next: once it has held as
+/// many, a block costs no allocation.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    blocks: Vec<Block>,
+    len: usize,
+}
+
+impl Outbox {
+    /// A block to fill, appended to those the next [`flush`](Self::flush) writes. It
+    /// holds what a previous write left in it.
+    pub fn push(&mut self) -> &mut Block {
+        if self.len == self.blocks.len() {
+            self.blocks.push(Block::zeroed());
+        }
+        self.len += 1;
+        &mut self.blocks[self.len - 1]
+    }
+
+    /// Appends a block with `tag` and `stamp`.
+    pub fn push_stamped(&mut self, tag: Tag, stamp: &Stamp) {
+        write(self.push(), tag, stamp);
+    }
+
+    /// Blocks appended since the last flush.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing was appended since the last flush.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Writes the blocks appended since the last flush, in one write; they are gone
+    /// from the outbox either way.
+    pub async fn flush(&mut self, tx: &mut BlockSender) -> Result<(), TransportError> {
+        let blocks = self.take();
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        tx.send_blocks(blocks).await
+    }
+
+    /// The blocks appended since the last flush; the next ones reuse them.
+    fn take(&mut self) -> &[Block] {
+        let len = std::mem::take(&mut self.len);
+        self.blocks.get(..len).unwrap_or_default()
+    }
+}
+
+/// Polls `future` once: its output if it is ready now. A pending future is dropped;
+/// only cancel-safe futures may be passed.
+pub fn now_or_never<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => None,
+    }
 }
 
 #[cfg(test)]
@@ -231,5 +366,29 @@ mod tests {
             assert_eq!(parse(&block(tag, &stamp)), Some((tag, stamp)));
         }
         assert_eq!(parse(&Block::zeroed()), None);
+    }
+
+    #[test]
+    fn outbox_reuses_its_blocks() {
+        let stamp = |seq| Stamp {
+            pair: 1,
+            seq,
+            sent_ns: 2,
+        };
+        let mut out = Outbox::default();
+        out.push_stamped(Tag::Data, &stamp(0));
+        out.push_stamped(Tag::Data, &stamp(1));
+        assert_eq!(out.len(), 2);
+        let taken: Vec<_> = out.take().iter().map(parse).collect();
+        assert_eq!(
+            taken,
+            [Some((Tag::Data, stamp(0))), Some((Tag::Data, stamp(1)))]
+        );
+        assert!(out.is_empty());
+        out.push_stamped(Tag::Ack, &stamp(2));
+        let taken: Vec<_> = out.take().iter().map(parse).collect();
+        assert_eq!(taken, [Some((Tag::Ack, stamp(2)))]);
+        assert_eq!(out.blocks.len(), 2, "no new block");
+        assert!(out.take().is_empty());
     }
 }
