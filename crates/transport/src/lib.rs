@@ -53,7 +53,8 @@
 //! ```
 //!
 //! Modules: [`identity`](RelayIdentity) (key, certificate, pin), `tls`
-//! (rustls configs, pin verifier), `quic`, `tcp`, `socks` (SOCKS5 client),
+//! (rustls configs, pin verifier), `quic`, `tcp`, `read_ahead` (large socket
+//! reads under TLS), `socks` (SOCKS5 client),
 //! `stream` ([`BlockStream`]), `client` ([`connect`]) and `server`
 //! ([`listen`]).
 #![forbid(unsafe_code)]
@@ -64,6 +65,7 @@ mod client;
 mod error;
 mod identity;
 mod quic;
+mod read_ahead;
 mod server;
 mod socks;
 mod stream;

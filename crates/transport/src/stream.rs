@@ -14,6 +14,7 @@ use tokio_rustls::TlsStream;
 
 use crate::block::{self, BLOCK_LEN, Block};
 use crate::error::TransportError;
+use crate::read_ahead::ReadAhead;
 use crate::tls::CHANNEL_BINDING_LEN;
 
 /// How long [`BlockSender::finish`] waits, at most, for the peer to
@@ -64,7 +65,9 @@ pub struct BlockReceiver {
     channel_binding: [u8; CHANNEL_BINDING_LEN],
 }
 
-type Tls = TlsStream<TcpStream>;
+/// TLS over TCP, with [`ReadAhead`] between rustls and the socket: one `recvfrom`
+/// per burst of records instead of two per block (see [`crate::read_ahead`]).
+type Tls = TlsStream<ReadAhead<TcpStream>>;
 
 /// Blocks joined into one plaintext write over TCP (64 KiB: four full TLS records).
 const TCP_WRITE_RUN_BLOCKS: usize = 16;

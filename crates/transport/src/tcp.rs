@@ -12,6 +12,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::error::TransportError;
+use crate::read_ahead::ReadAhead;
 use crate::stream::BlockStream;
 use crate::tls::{self, ALPN, CHANNEL_BINDING_LABEL, CHANNEL_BINDING_LEN};
 use passage_wire::RelayPin;
@@ -43,7 +44,9 @@ pub(crate) async fn client_handshake(
             "invalid placeholder server name".into(),
         ))
     })?;
-    let tls = match connector.connect(name, tcp).await {
+    // Under rustls from the first handshake byte: bytes the relay sends right
+    // after its handshake flight may be read ahead with it and wait here.
+    let tls = match connector.connect(name, ReadAhead::new(tcp)).await {
         Ok(tls) => tls,
         Err(_) if mismatch.is_set() => return Err(TransportError::PinMismatch),
         Err(e) => return Err(handshake_error(e)),
@@ -72,7 +75,10 @@ pub(crate) async fn server_handshake(
     idle_timeout: Option<Duration>,
 ) -> Result<BlockStream, TransportError> {
     configure_socket(&tcp, keep_alive);
-    let tls = acceptor.accept(tcp).await.map_err(handshake_error)?;
+    let tls = acceptor
+        .accept(ReadAhead::new(tcp))
+        .await
+        .map_err(handshake_error)?;
     let binding = checked_binding(tls.get_ref().1)?;
     Ok(BlockStream::new_tcp(tls.into(), binding, idle_timeout))
 }

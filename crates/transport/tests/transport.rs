@@ -556,6 +556,56 @@ async fn recv_block_is_cancel_safe() {
     .await;
 }
 
+/// The relay polls `recv_block_ref` once with a waker that does nothing (its
+/// `ready_now`) and only awaits when that finds nothing. Over TCP, bytes read
+/// ahead under TLS (several blocks per socket read) must survive those
+/// abandoned polls: no block lost, torn or reordered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_blocks_survive_single_polls_with_a_noop_waker() {
+    const COUNT: u32 = 400;
+    bounded(async {
+        let (mut listener, id) = start(ServerOptions::default()).await;
+        let opts = options(TransportMode::Tcp);
+        let (client, mut server) = pair(&mut listener, &id.pin(), &opts).await;
+        let (mut tx, _rx) = client.split();
+        let sender = tokio::spawn(async move {
+            let mut i = 0;
+            for run in [1u32, 2, 5, 7, 16, 33].into_iter().cycle() {
+                let end = (i + run).min(COUNT);
+                let blocks: Vec<_> = (i..end).map(block).collect();
+                tx.send_blocks(&blocks).await.unwrap();
+                i = end;
+                if i == COUNT {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            tx
+        });
+        let (mut now, mut waited) = (0u32, 0u32);
+        for i in 0..COUNT {
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            let polled = std::pin::pin!(server.recv_block_ref()).poll(&mut cx);
+            let got = match polled {
+                std::task::Poll::Ready(r) => {
+                    now += 1;
+                    r.unwrap().cloned()
+                }
+                std::task::Poll::Pending => {
+                    waited += 1;
+                    server.recv_block_ref().await.unwrap().cloned()
+                }
+            };
+            assert_eq!(got, Some(block(i)), "block {i}");
+        }
+        assert_eq!(now + waited, COUNT);
+        // Runs of several blocks come in one socket read: most are ready at once.
+        assert!(now > 0);
+        drop(sender.await.unwrap());
+    })
+    .await;
+}
+
 /// With room for one pending handshake, a silent connection takes it, the
 /// next one is turned away, and after the silent one times out there is
 /// room again.
