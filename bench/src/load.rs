@@ -179,6 +179,10 @@ pub async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|&s| s).await;
 }
 
+/// How far behind its pace a pair may be and still catch up: a few of tokio's 1 ms timer
+/// ticks.
+const MAX_CATCH_UP: Duration = Duration::from_millis(3);
+
 /// One pair's flow control: the window of messages in flight and the optional pace.
 #[derive(Debug)]
 pub struct Flow {
@@ -219,8 +223,10 @@ impl Flow {
         if let Some(pace) = &self.pace {
             let at = {
                 let mut next = pace.next.lock().unwrap_or_else(PoisonError::into_inner);
-                // Never catch up with a burst after falling behind.
-                let at = (*next).max(TokioInstant::now());
+                // Catch up with what the timer's 1 ms ticks delayed (a pair paced faster
+                // than one message a millisecond sends a few per tick), but never with a
+                // burst after falling further behind.
+                let at = (*next).max(TokioInstant::now() - MAX_CATCH_UP);
                 *next = at + pace.interval;
                 at
             };
