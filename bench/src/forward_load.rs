@@ -28,8 +28,10 @@ use passage_transport::{Block, BlockStream, ConnectOptions, TransportError, conn
 use passage_wire::RelayAddress;
 use tokio::sync::watch;
 
-use crate::forwarder::{Outbox, READ_BATCH, Tag, block, now_or_never, parse};
-use crate::load::{Flow, PairTasks, RecipientLog, Shared, Stamp, stopped};
+use crate::forwarder::{Outbox, Tag, block, parse};
+use crate::load::{
+    Flow, PairTasks, READ_BATCH, RecipientLog, Shared, Stamp, now_or_never, stopped,
+};
 
 /// How long a task waits, once done, for the end of its connection.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(6);

@@ -19,12 +19,9 @@
 //! measured from `/proc` like the relay's, and exits when its standard input closes.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::num::NonZeroU16;
-use std::pin::pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
@@ -35,15 +32,11 @@ use passage_wire::RelayAddress;
 use passage_wire::address::Host;
 use tokio::sync::oneshot;
 
-use crate::load::{STAMP_LEN, Stamp};
+use crate::load::{READ_BATCH, STAMP_LEN, Stamp, now_or_never};
 use crate::server::FORWARDER_ADDRESS_PREFIX;
 
 /// How long a new connection may take to say which pair it belongs to.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Blocks read in one go (without waiting) before the replies are written: the
-/// relay's `MAX_EVENTS_PER_FLUSH`.
-pub const READ_BATCH: usize = 64;
 
 /// Where the stamp starts in a block (after the tag).
 const STAMP_AT: usize = 8;
@@ -335,19 +328,6 @@ impl Outbox {
     fn take(&mut self) -> &[Block] {
         let len = std::mem::take(&mut self.len);
         self.blocks.get(..len).unwrap_or_default()
-    }
-}
-
-/// Polls `future` once: its output if it is ready now. A pending future is dropped;
-/// only cancel-safe futures may be passed.
-pub fn now_or_never<F: Future>(future: F) -> Option<F::Output> {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => Some(output),
-        Poll::Pending => None,
     }
 }
 

@@ -179,6 +179,24 @@ pub async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|&s| s).await;
 }
 
+/// Blocks a connection driver (the relay load's, the forwarder's, the baseline load's)
+/// reads in one go, without waiting, before it writes the replies: the relay's
+/// `MAX_EVENTS_PER_FLUSH`.
+pub const READ_BATCH: usize = 64;
+
+/// Polls `future` once: its output if it is ready now. A pending future is dropped;
+/// only cancel-safe futures may be passed.
+pub fn now_or_never<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
+    }
+}
+
 /// How far behind its pace a pair may be and still catch up: a few of tokio's 1 ms timer
 /// ticks.
 const MAX_CATCH_UP: Duration = Duration::from_millis(3);

@@ -19,10 +19,9 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
@@ -39,7 +38,9 @@ use passage_wire::{ChannelBinding, CorrId, RelayAddress, SenderId};
 use rand_core::UnwrapErr;
 use tokio::sync::watch;
 
-use crate::load::{Flow, PairTasks, RecipientLog, Shared, Stamp, stopped};
+use crate::load::{
+    Flow, PairTasks, READ_BATCH, RecipientLog, Shared, Stamp, now_or_never, stopped,
+};
 
 /// How long a command waits for the relay's reply: a sender whose oldest reply is this
 /// late counts its sends in flight as failed and stops, so that a stuck relay shows
@@ -56,9 +57,6 @@ const ERROR_BACKOFF: Duration = Duration::from_millis(10);
 /// How long a recipient waits, once told to stop, for the answers to its `ACK`s and
 /// for the end of its connection.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(6);
-
-/// Blocks read in one go (without waiting) before the replies are written.
-const READ_BATCH: usize = 64;
 
 /// What every pair of a run shares.
 #[derive(Debug, Clone)]
@@ -253,19 +251,6 @@ async fn hello(
             HelloProgress::Ready(session) => return Ok(*session),
             _ => return Err(ProtocolError::UnexpectedReply.into()),
         }
-    }
-}
-
-/// Polls `future` once: its output if it is ready now. A pending future is dropped;
-/// only cancel-safe futures may be passed.
-fn now_or_never<F: Future>(future: F) -> Option<F::Output> {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => Some(output),
-        Poll::Pending => None,
     }
 }
 
