@@ -124,7 +124,7 @@ pub async fn connect(
 }
 
 /// QUIC first, TCP after the head start, first to finish wins.
-/// How long QUIC may still try once TCP has failed (see [`race`]).
+/// How long QUIC may still try once TCP has failed (see `race`).
 pub const QUIC_GRACE_AFTER_TCP_FAILS: Duration = Duration::from_secs(3);
 
 async fn race(

@@ -65,7 +65,7 @@ pub enum OpenError {
 }
 
 /// The default [`Store`]: a redb database in one file, and its in-memory index. See the
-/// module doc of [`store`](super) for what the file holds, and [`CACHE_BYTES`] for its
+/// module doc of [`store`](super) for what the file holds, and `CACHE_BYTES` (64 MiB) for its
 /// memory use.
 pub struct RedbStore {
     db: Database,
