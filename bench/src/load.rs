@@ -611,6 +611,28 @@ pub fn tally(ok: &[u64], delivered: &[u64]) -> Tally {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn commit_figures_are_per_second_of_the_window() {
+        let before = CommitSample {
+            commits: 10,
+            ops: 100,
+            busy_micros: 1_000_000,
+        };
+        let after = CommitSample {
+            commits: 30,
+            ops: 500,
+            busy_micros: 2_500_000,
+        };
+        let f = CommitFigures::between(before, after, Duration::from_secs(2));
+        assert_eq!(f.per_sec, 10.0);
+        assert_eq!(f.ops_per_commit, Some(20.0));
+        assert_eq!(f.busy, 0.75);
+        // No commit in the window: no writes-per-commit figure.
+        let idle = CommitFigures::between(after, after, Duration::from_secs(2));
+        assert_eq!(idle.ops_per_commit, None);
+    }
+
     use super::*;
 
     #[test]

@@ -93,6 +93,11 @@ fn scrape_commits(addr: SocketAddr) -> anyhow::Result<CommitSample> {
         .take(MAX_METRICS_LEN)
         .read_to_string(&mut text)
         .context("reading the relay's metrics")?;
+    parse_commits(&text)
+}
+
+/// The commit counters in a metrics response (headers, then the Prometheus text).
+fn parse_commits(text: &str) -> anyhow::Result<CommitSample> {
     let value = |name: &str| -> anyhow::Result<u64> {
         text.lines()
             .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
@@ -371,4 +376,28 @@ pub fn default_relay_bin() -> anyhow::Result<PathBuf> {
         .parent()
         .ok_or_else(|| anyhow!("this executable has no directory"))?;
     Ok(dir.join("passage-relay"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_counters_are_read_from_the_metrics_text() {
+        let text = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n\
+            # HELP passage_store_commits_total Store commits.\n\
+            # TYPE passage_store_commits_total counter\n\
+            passage_store_commits_total 12\n\
+            passage_store_committed_ops_total 340\n\
+            passage_store_commit_microseconds_total 56789\n\
+            passage_up 1\n";
+        let sample = parse_commits(text).unwrap();
+        assert_eq!(
+            (sample.commits, sample.ops, sample.busy_micros),
+            (12, 340, 56789)
+        );
+        // A relay without the counters (an older build) is an error, not zeros.
+        assert!(parse_commits("passage_up 1\n").is_err());
+        assert!(parse_commits("passage_store_commits_total x\n").is_err());
+    }
 }
