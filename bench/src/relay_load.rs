@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow, bail};
 use getrandom::SysRng;
 use passage_client::relay::{
-    AwaitingHello, Completion, Event, HelloProgress, LinkError, Output, ProtocolError,
-    QueueCredentials, RelayClientSession, SenderCredentials,
+    Completion, Event, LinkError, Output, QueueCredentials, RelayClientSession, SenderCredentials,
+    read_hello,
 };
 use passage_crypto::ENVELOPE_LEN;
 use passage_transport::{
@@ -163,9 +163,10 @@ impl Conn {
         let stream = connect_address(&plan.address, &plan.options).await?;
         let binding = ChannelBinding::from_bytes(stream.channel_binding());
         let (tx, mut rx) = stream.split();
-        let session = tokio::time::timeout(plan.options.handshake_timeout, hello(binding, &mut rx))
-            .await
-            .map_err(|_| anyhow!("no relay hello in time"))??;
+        let session =
+            tokio::time::timeout(plan.options.handshake_timeout, read_hello(binding, &mut rx))
+                .await
+                .map_err(|_| anyhow!("no relay hello in time"))??;
         let mut conn = Self {
             session,
             tx,
@@ -235,22 +236,6 @@ fn handle(
             .map_err(|e| format!("the relay broke the protocol: {e}")),
         Ok(None) => Err("the relay closed the connection".into()),
         Err(e) => Err(format!("the connection failed: {e}")),
-    }
-}
-
-/// Reads blocks until the relay's hello.
-async fn hello(
-    binding: ChannelBinding,
-    rx: &mut BlockReceiver,
-) -> Result<RelayClientSession, LinkError> {
-    let mut stage = AwaitingHello::new(binding);
-    loop {
-        let block = rx.recv_block_ref().await?.ok_or(LinkError::Closed)?;
-        match stage.handle_block(block)? {
-            HelloProgress::Pending(next) => stage = next,
-            HelloProgress::Ready(session) => return Ok(*session),
-            _ => return Err(ProtocolError::UnexpectedReply.into()),
-        }
     }
 }
 

@@ -445,18 +445,21 @@ pub struct TestRelay {
     dir: TempDir,
 }
 
+/// Writes `config` (TOML text), if given, to `relay.toml` in `dir`.
+fn write_config(dir: &TempDir, config: Option<&str>) -> Result<Option<PathBuf>, HarnessError> {
+    let Some(text) = config else {
+        return Ok(None);
+    };
+    let path = dir.path().join("relay.toml");
+    std::fs::write(&path, text)?;
+    Ok(Some(path))
+}
+
 impl TestRelay {
     /// Starts a relay with `config` (TOML text) if given, else with the defaults.
     pub fn start(config: Option<&str>) -> Result<Self, HarnessError> {
         let dir = tempfile::tempdir()?;
-        let config_path = match config {
-            Some(text) => {
-                let path = dir.path().join("relay.toml");
-                std::fs::write(&path, text)?;
-                Some(path)
-            }
-            None => None,
-        };
+        let config_path = write_config(&dir, config)?;
         let process = RelayProcess::start(&dir.path().join("data"), config_path.as_deref())?;
         Ok(Self { process, dir })
     }
@@ -464,14 +467,7 @@ impl TestRelay {
     /// Like [`start`](Self::start), with [`RelayProcess::start_restartable`].
     pub fn start_restartable(config: Option<&str>) -> Result<Self, HarnessError> {
         let dir = tempfile::tempdir()?;
-        let config_path = match config {
-            Some(text) => {
-                let path = dir.path().join("relay.toml");
-                std::fs::write(&path, text)?;
-                Some(path)
-            }
-            None => None,
-        };
+        let config_path = write_config(&dir, config)?;
         let process =
             RelayProcess::start_restartable(&dir.path().join("data"), config_path.as_deref())?;
         Ok(Self { process, dir })

@@ -612,6 +612,15 @@ const GONE_NAME_ALICE: &str = "Oluwaseun Brightwater";
 const GONE_TEXT_BOB: &str = "The lawyer comes at dawn, ask for OSPREY-LANTERN-7702";
 const GONE_TEXT_ALICE: &str = "Key under the blue pot: HERONSWIFT-3318";
 
+/// A profile in `dir/name`, made with `init --relay address` and the `extra` options.
+fn profile(dir: &Path, name: &str, passphrase: &str, address: &str, extra: &[&str]) -> CliClient {
+    let client = client(&dir.join(name), passphrase);
+    let mut args = vec!["init", "--relay", address];
+    args.extend_from_slice(extra);
+    ok(&client, &args);
+    client
+}
+
 /// Alice sets a short timer on Bob; Bob's client adopts it. A message each way. Bob's
 /// copies expire while his `passage run` is running; Alice's while no client runs,
 /// and her next open deletes them. On both sides: no text left in the history, no
@@ -622,10 +631,8 @@ fn disappearing_messages_are_gone_on_both_sides_even_with_the_passphrase() {
     let dir = tempfile::tempdir().unwrap();
     let relay = start();
     let address = relay.address().to_string();
-    let alice = client(&dir.path().join("alice"), GONE_ALICE);
-    let bob = client(&dir.path().join("bob"), GONE_BOB);
-    ok(&alice, &["init", "--relay", &address]);
-    ok(&bob, &["init", "--relay", &address]);
+    let alice = profile(dir.path(), "alice", GONE_ALICE, &address, &[]);
+    let bob = profile(dir.path(), "bob", GONE_BOB, &address, &[]);
     let alice_init = snapshot(&alice.vault()).unwrap();
     let bob_init = snapshot(&bob.vault()).unwrap();
     connect(&alice, &[], GONE_NAME_BOB, &bob, GONE_NAME_ALICE);
@@ -757,10 +764,8 @@ fn no_history_mode_shows_once_and_keeps_only_what_delivery_needs() {
     let dir = tempfile::tempdir().unwrap();
     let relay = start();
     let address = relay.address().to_string();
-    let alice = client(&dir.path().join("alice"), QUIET_ALICE);
-    let bob = client(&dir.path().join("bob"), QUIET_BOB);
-    ok(&alice, &["init", "--relay", &address]);
-    ok(&bob, &["init", "--relay", &address]);
+    let alice = profile(dir.path(), "alice", QUIET_ALICE, &address, &[]);
+    let bob = profile(dir.path(), "bob", QUIET_BOB, &address, &[]);
     connect(&alice, &[], "bob", &bob, "alice");
     ok(&bob, &["no-history", "on"]);
 
@@ -827,10 +832,14 @@ fn run_locks_after_idle_and_reopens_with_the_passphrase_file() {
     let dir = tempfile::tempdir().unwrap();
     let relay = start();
     let address = relay.address().to_string();
-    let alice = client(&dir.path().join("alice"), "alice's lock passphrase");
-    let bob = client(&dir.path().join("bob"), "bob's lock passphrase");
-    ok(&alice, &["init", "--relay", &address]);
-    ok(&bob, &["init", "--relay", &address]);
+    let alice = profile(
+        dir.path(),
+        "alice",
+        "alice's lock passphrase",
+        &address,
+        &[],
+    );
+    let bob = profile(dir.path(), "bob", "bob's lock passphrase", &address, &[]);
     connect(&alice, &[], "bob", &bob, "alice");
 
     let mut run = alice
@@ -881,12 +890,21 @@ fn at_risk_profiles_give_new_contacts_a_one_day_timer() {
     let dir = tempfile::tempdir().unwrap();
     let relay = start();
     let address = relay.address().to_string();
-    let alice = client(&dir.path().join("alice"), "alice's risky passphrase");
-    let bob = client(&dir.path().join("bob"), "bob's plain passphrase");
-    let carol = client(&dir.path().join("carol"), "carol's risky passphrase");
-    ok(&alice, &["init", "--relay", &address, "--at-risk"]);
-    ok(&bob, &["init", "--relay", &address]);
-    ok(&carol, &["init", "--relay", &address, "--at-risk"]);
+    let alice = profile(
+        dir.path(),
+        "alice",
+        "alice's risky passphrase",
+        &address,
+        &["--at-risk"],
+    );
+    let bob = profile(dir.path(), "bob", "bob's plain passphrase", &address, &[]);
+    let carol = profile(
+        dir.path(),
+        "carol",
+        "carol's risky passphrase",
+        &address,
+        &["--at-risk"],
+    );
 
     // Alice (at risk) invites Bob: the timer is there from the invitation on.
     let link = ok(&alice, &["invite", "--name", "bob"]).stdout;
@@ -936,10 +954,14 @@ fn the_contact_of_an_at_risk_profile_adopts_its_timer() {
     let dir = tempfile::tempdir().unwrap();
     let relay = start();
     let address = relay.address().to_string();
-    let alice = client(&dir.path().join("alice"), "alice's risky passphrase");
-    let bob = client(&dir.path().join("bob"), "bob's plain passphrase");
-    ok(&alice, &["init", "--relay", &address, "--at-risk"]);
-    ok(&bob, &["init", "--relay", &address]);
+    let alice = profile(
+        dir.path(),
+        "alice",
+        "alice's risky passphrase",
+        &address,
+        &["--at-risk"],
+    );
+    let bob = profile(dir.path(), "bob", "bob's plain passphrase", &address, &[]);
     connect(&alice, &[], "bob", &bob, "alice");
     // Whatever announces it has had its chance to arrive.
     receive_until(&bob, "a round trip", |_| true);

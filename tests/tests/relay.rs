@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use passage_client::relay::{Event, LinkError, QueueCredentials, SenderCredentials};
+use passage_client::relay::{Event, LinkError, QueueCredentials, RelayLink, SenderCredentials};
+use passage_crypto::ENVELOPE_LEN;
 use passage_e2e::{
     InProcessRelay, TestRelay, connect, envelope, envelope_tag, next_event, next_message, rng,
 };
@@ -33,6 +34,22 @@ async fn bounded<T>(limit: Duration, test: impl Future<Output = T>) -> T {
         .expect("the test took too long")
 }
 
+/// New sender credentials, announced by sending `body` to `queue` (the first `SEND`
+/// fixes the queue's sender key).
+async fn first_send(
+    sender: &RelayLink,
+    queue: &QueueCredentials,
+    body: &[u8; ENVELOPE_LEN],
+) -> SenderCredentials {
+    let mut credentials = SenderCredentials::generate(&mut rng());
+    sender
+        .send(queue.sender_id(), &credentials, body)
+        .await
+        .unwrap();
+    credentials.mark_key_fixed();
+    credentials
+}
+
 fn start(config: Option<&str>) -> TestRelay {
     TestRelay::start(config).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -48,12 +65,7 @@ async fn lifecycle(relay: &TestRelay, mode: TransportMode, kind: TransportKind) 
 
     // NEW, then two SENDs while nobody subscribes.
     let queue = recipient.create_queue(None).await.unwrap();
-    let mut credentials = SenderCredentials::generate(&mut rng());
-    sender
-        .send(queue.sender_id(), &credentials, &envelope(0, 1))
-        .await
-        .unwrap();
-    credentials.mark_key_fixed();
+    let credentials = first_send(&sender, &queue, &envelope(0, 1)).await;
     sender
         .send(queue.sender_id(), &credentials, &envelope(0, 2))
         .await
@@ -306,12 +318,7 @@ async fn undelivered_message_expires_after_retention() {
         let recipient = connect(relay.address(), TransportMode::Tcp).await.unwrap();
         let sender = connect(relay.address(), TransportMode::Tcp).await.unwrap();
         let queue = recipient.create_queue(None).await.unwrap();
-        let mut credentials = SenderCredentials::generate(&mut rng());
-        sender
-            .send(queue.sender_id(), &credentials, &envelope(0, 1))
-            .await
-            .unwrap();
-        credentials.mark_key_fixed();
+        let credentials = first_send(&sender, &queue, &envelope(0, 1)).await;
         assert!(recipient.get(&queue).await.unwrap().is_some());
 
         // Timestamps are whole seconds and expiry is strictly after the retention, so
@@ -352,12 +359,7 @@ async fn fresh_message_behind_an_expired_one_is_delivered() {
         let mut recipient = connect(relay.address(), TransportMode::Tcp).await.unwrap();
         let sender = connect(relay.address(), TransportMode::Tcp).await.unwrap();
         let queue = recipient.create_queue(None).await.unwrap();
-        let mut credentials = SenderCredentials::generate(&mut rng());
-        sender
-            .send(queue.sender_id(), &credentials, &envelope(0, 1))
-            .await
-            .unwrap();
-        credentials.mark_key_fixed();
+        let credentials = first_send(&sender, &queue, &envelope(0, 1)).await;
         let stamp = recipient.get(&queue).await.unwrap().unwrap().timestamp;
 
         // The second message arrives while the first is still fresh...
@@ -409,12 +411,7 @@ async fn second_subscriber_takes_over() {
         let mut second = connect(relay.address(), TransportMode::Quic).await.unwrap();
         let sender = connect(relay.address(), TransportMode::Tcp).await.unwrap();
         let queue = first.create_queue(None).await.unwrap();
-        let mut credentials = SenderCredentials::generate(&mut rng());
-        sender
-            .send(queue.sender_id(), &credentials, &envelope(0, 1))
-            .await
-            .unwrap();
-        credentials.mark_key_fixed();
+        let credentials = first_send(&sender, &queue, &envelope(0, 1)).await;
 
         first.subscribe(&queue).await.unwrap();
         let on_first = next_message(&mut first, EXPECT).await.unwrap();
@@ -463,12 +460,7 @@ async fn ack_on_another_connection_does_not_stall_the_subscription() {
         let sender = connect(relay.address(), TransportMode::Tcp).await.unwrap();
         let queue = subscriber.create_queue(None).await.unwrap();
         subscriber.subscribe(&queue).await.unwrap();
-        let mut credentials = SenderCredentials::generate(&mut rng());
-        sender
-            .send(queue.sender_id(), &credentials, &envelope(0, 1))
-            .await
-            .unwrap();
-        credentials.mark_key_fixed();
+        let credentials = first_send(&sender, &queue, &envelope(0, 1)).await;
         let pushed = next_message(&mut subscriber, EXPECT).await.unwrap();
 
         // The other connection reads and acknowledges the same message.
@@ -542,12 +534,7 @@ async fn concurrent_sends_share_one_link() {
         let queue = recipient.create_queue(None).await.unwrap();
         let sender = Arc::new(connect(relay.address(), TransportMode::Quic).await.unwrap());
         // The first send fixes the key; the rest go out together.
-        let mut credentials = SenderCredentials::generate(&mut rng());
-        sender
-            .send(queue.sender_id(), &credentials, &envelope(0, 0))
-            .await
-            .unwrap();
-        credentials.mark_key_fixed();
+        let credentials = first_send(&sender, &queue, &envelope(0, 0)).await;
         let mut sends = tokio::task::JoinSet::new();
         for counter in 1..SENDS {
             let sender = Arc::clone(&sender);
@@ -823,12 +810,7 @@ async fn pipelined_sends_to_one_queue_keep_their_order() {
             let mut recipient = connect(relay.address(), mode).await.unwrap();
             let sender = connect(relay.address(), mode).await.unwrap();
             let queue = recipient.create_queue(None).await.unwrap();
-            let mut credentials = SenderCredentials::generate(&mut rng());
-            sender
-                .send(queue.sender_id(), &credentials, &envelope(0, 0))
-                .await
-                .unwrap();
-            credentials.mark_key_fixed();
+            let credentials = first_send(&sender, &queue, &envelope(0, 0)).await;
             let mut counter = 0;
             for _ in 0..5 {
                 let items: Vec<_> = (0..44)

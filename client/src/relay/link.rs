@@ -102,7 +102,7 @@ impl RelayLink {
         let transport = stream.transport();
         let binding = ChannelBinding::from_bytes(stream.channel_binding());
         let (mut tx, mut rx) = stream.split();
-        let session = tokio::time::timeout(hello_timeout, hello(binding, &mut rx))
+        let session = tokio::time::timeout(hello_timeout, read_hello(binding, &mut rx))
             .await
             .map_err(|_| LinkError::Timeout)??;
         let (requests, request_rx) = mpsc::channel(REQUEST_QUEUE);
@@ -318,16 +318,17 @@ impl LinkHandle {
     }
 }
 
-/// Reads blocks until the relay's hello; sends nothing (the session queues the
-/// client's hello for the writer).
-async fn hello(
+/// Reads blocks until the relay's hello and returns the session it starts; sends
+/// nothing (the session queues the client's hello: send its blocks next). For drivers
+/// of [`RelayClientSession`] other than [`RelayLink`] (a load generator, say).
+pub async fn read_hello(
     binding: ChannelBinding,
     rx: &mut BlockReceiver,
 ) -> Result<RelayClientSession, LinkError> {
     let mut stage = AwaitingHello::new(binding);
     loop {
-        let block = rx.recv_block().await?.ok_or(LinkError::Closed)?;
-        match stage.handle_block(&block)? {
+        let block = rx.recv_block_ref().await?.ok_or(LinkError::Closed)?;
+        match stage.handle_block(block)? {
             HelloProgress::Pending(next) => stage = next,
             HelloProgress::Ready(session) => return Ok(*session),
         }

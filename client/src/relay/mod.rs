@@ -48,7 +48,7 @@ pub mod session;
 
 pub use credentials::{QueueCredentials, SenderCredentials};
 pub use error::{LinkError, ProtocolError};
-pub use link::{DEFAULT_REPLY_TIMEOUT, LinkHandle, MAX_IN_FLIGHT, RelayLink};
+pub use link::{DEFAULT_REPLY_TIMEOUT, LinkHandle, MAX_IN_FLIGHT, RelayLink, read_hello};
 pub use session::{
     AUTH_KEY_CACHE_ENTRIES, AwaitingHello, Completion, Event, HelloProgress, MAX_QUEUES_PER_LINK,
     Output, ReceivedMessage, RelayClientSession, Undeliverable,
