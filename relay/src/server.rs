@@ -22,7 +22,7 @@ use tokio::time::{Instant as TokioInstant, sleep_until};
 use crate::hub::{ConnId, Hub, Mailbox};
 use crate::metrics::Metrics;
 use crate::session::{Action, Now, ServiceConfig, Session, WriteToken};
-use crate::store::{GroupCommitter, Store, WriteError, WriteOp, WriteOutcome};
+use crate::store::{GroupCommitter, OnApplied, Store, WriteError, WriteOp, WriteOutcome};
 
 /// How long shutdown waits for connections to finish their in-flight writes.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -369,19 +369,24 @@ async fn carry_out(
                     }
                     _ => None,
                 };
-                // Runs on the commit thread once the batch is durable: it wakes the
-                // subscriber even if this connection has ended meanwhile.
-                let callback = Box::new(move |result: Result<WriteOutcome, WriteError>| {
-                    if let (
-                        Some(queue),
-                        Ok(WriteOutcome::Appended | WriteOutcome::Acked { found: true }),
-                    ) = (wakes, &result)
-                    {
-                        hub.notify(queue);
-                    }
+                // Runs on the apply thread as soon as the batch is applied (before it is
+                // durable: delivery need not wait for the disk): it wakes the subscriber
+                // even if this connection has ended meanwhile.
+                let applied = wakes.map(|queue| -> OnApplied {
+                    Box::new(move |result: &Result<WriteOutcome, WriteError>| {
+                        if matches!(
+                            result,
+                            Ok(WriteOutcome::Appended | WriteOutcome::Acked { found: true })
+                        ) {
+                            hub.notify(queue);
+                        }
+                    })
+                });
+                // Runs on the commit thread once the batch is durable: the answer.
+                let done = Box::new(move |result: Result<WriteOutcome, WriteError>| {
                     let _ = done.send((token, result));
                 });
-                shared.committer.submit(op, callback).await;
+                shared.committer.submit(op, applied, done).await;
             }
             Action::Subscribe(queue) => shared.hub.subscribe(queue, conn, mailbox),
             Action::Unsubscribe(queue) => shared.hub.unsubscribe(&queue, conn),

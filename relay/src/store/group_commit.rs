@@ -1,23 +1,31 @@
-//! [`GroupCommitter`]: many async writers, one commit (one fsync) per batch.
+//! [`GroupCommitter`]: many async writers; batches applied at once, persisted behind, one
+//! transaction (one fsync) for everything applied while the previous one was written.
 //!
 //! ```text
-//!  task ─write(op)─┐                         ┌─ oneshot ─▶ task
-//!  task ─write(op)─┼─▶ bounded queue ─▶ commit thread: take all queued (≤ MAX_BATCH),
-//!  task ─write(op)─┘   (backpressure)        store.commit(batch), answer each ─▶ task
+//!  task ─submit(op)─┐                      apply thread: take all queued (≤ MAX_BATCH),
+//!  task ─submit(op)─┼─▶ bounded queue ─▶   store.apply(batch) ─▶ `applied` hooks (wake
+//!  task ─submit(op)─┘   (backpressure)     subscribers) ─▶ awaiting ─┐
+//!                                                                    ▼
+//!  task ◀─ answer (OK only once durable) ◀─ commit thread: store.persist(), answer the
+//!                                           batches it made durable (or lost), repeat
 //! ```
 //!
-//! The commit thread never waits for a batch to fill: when the queue is empty it commits
-//! the one op that arrives at once. Batches form by themselves under load, from the writes
-//! that arrive while the previous commit is waiting for its fsync — so one writer alone pays
-//! one fsync, and a burst of N writers pays about two.
+//! Neither thread waits for a batch to fill: the apply thread applies what is queued the
+//! moment it arrives, and the commit thread writes whatever has been applied as soon as
+//! the previous write is done. Batches form by themselves under load — everything applied
+//! while one write waits for its fsync goes into the next — so one writer alone pays one
+//! fsync, and a burst of N writers pays about two. Since a batch is readable as soon as it
+//! is applied, delivery does not wait for the disk; and a message acknowledged before the
+//! write of its batch began is never written (see the `write_behind` module).
 
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{StorageFault, Store, WriteError, WriteOp, WriteOutcome};
+use super::{Applied, StorageFault, Store, WriteError, WriteOp, WriteOutcome};
 
 /// The most ops in one commit. A batch of appends holds about 4 KiB per op, so 4,096 ops
 /// is a 16 MiB transaction. Under heavy load the batch limit, not the fsync, sets the
@@ -29,30 +37,38 @@ use super::{StorageFault, Store, WriteError, WriteOp, WriteOutcome};
 /// still commits alone: batches only fill while the previous commit runs.
 pub const MAX_BATCH: usize = 4096;
 
-/// How many writes may wait for the commit thread; a writer beyond that waits in
+/// How many writes may wait for the apply thread; a writer beyond that waits in
 /// [`GroupCommitter::write`] until there is room (backpressure on the connections, rather
-/// than unbounded memory: at about 4 KiB per queued message this is at most 32 MiB). Two
-/// batches' worth, so the next batch can fill while one commits.
-pub const WRITE_QUEUE_CAPACITY: usize = 2 * MAX_BATCH;
+/// than unbounded memory). One batch's worth: applying is quick, the wait is for the disk.
+pub const WRITE_QUEUE_CAPACITY: usize = MAX_BATCH;
 
-/// What the commit thread has done since it started, for metrics: how many commits, how
-/// many ops they held, and how long they took. Ops per commit shows how well writes batch;
-/// busy time against wall time shows whether the disk (one commit at a time) is what
-/// limits the relay. Relaxed atomics, updated once per commit.
+/// How many applied ops may wait for the disk before the apply thread waits too (the
+/// bodies of their messages stay in memory meanwhile, unless acknowledged). With the
+/// queue above, at about 4 KiB per message at most 48 MiB wait in all.
+pub const UNPERSISTED_LIMIT: usize = 2 * MAX_BATCH;
+
+/// What the commit thread has done since it started, for metrics: how many commits
+/// (transactions written), how many ops they settled, how many rows they wrote and how long
+/// they took. Ops per commit shows how well writes batch; rows per op shows how much never
+/// reached the disk (a message delivered and acknowledged before its write costs no row);
+/// busy time against wall time shows whether the disk (one write at a time) is what limits
+/// the relay. Relaxed atomics, updated once per write.
 #[derive(Debug, Default)]
 pub struct CommitCounters {
     /// Commits (each one transaction and one fsync).
     pub commits: AtomicU64,
-    /// Ops committed, over all commits.
+    /// Ops settled (answered after their batch was persisted), over all commits.
     pub ops: AtomicU64,
-    /// Time spent in [`Store::commit`], in microseconds.
+    /// Rows written (each a b-tree insert or delete), over all commits.
+    pub rows: AtomicU64,
+    /// Time spent writing (in [`Store::persist`] calls that wrote), in microseconds.
     pub busy_micros: AtomicU64,
 }
 
 impl CommitCounters {
-    fn record(&self, ops: usize, took: std::time::Duration) {
+    fn record_write(&self, rows: usize, took: std::time::Duration) {
         self.commits.fetch_add(1, Ordering::Relaxed);
-        self.ops.fetch_add(ops as u64, Ordering::Relaxed);
+        self.rows.fetch_add(rows as u64, Ordering::Relaxed);
         self.busy_micros.fetch_add(
             u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
@@ -61,6 +77,7 @@ impl CommitCounters {
 }
 
 /// The async front of a [`Store`]: `write(op).await` returns once the op's batch is durable.
+/// Runs two threads: one applies batches, the other persists them.
 ///
 /// Share it between tasks behind an `Arc`. Call [`close`](Self::close) on shutdown, so that
 /// every write already submitted is committed and answered; dropping it without `close`
@@ -79,23 +96,77 @@ impl core::fmt::Debug for GroupCommitter {
 /// [`GroupCommitter::submit`]).
 pub type Callback = Box<dyn FnOnce(Result<WriteOutcome, WriteError>) + Send + 'static>;
 
+/// Called on the apply thread with an op's result as soon as its batch is applied, before
+/// it is durable: readers see its effect already. The result is final unless the write of
+/// the batch fails; then [`Callback`] gets the fault instead.
+pub type OnApplied = Box<dyn FnOnce(&Result<WriteOutcome, WriteError>) + Send + 'static>;
+
 /// Where an op's result goes.
 enum Reply {
     /// A task waiting in [`GroupCommitter::write`].
     Task(oneshot::Sender<Result<WriteOutcome, WriteError>>),
-    /// A [`GroupCommitter::submit`] callback.
-    Call(Callback),
+    /// [`GroupCommitter::submit`] callbacks.
+    Call {
+        applied: Option<OnApplied>,
+        done: Callback,
+    },
 }
 
 impl Reply {
+    fn applied(&mut self, result: &Result<WriteOutcome, WriteError>) {
+        if let Reply::Call { applied, .. } = self
+            && let Some(applied) = applied.take()
+        {
+            applied(result);
+        }
+    }
+
     fn send(self, result: Result<WriteOutcome, WriteError>) {
         match self {
             // The writer may have given up waiting; the op is committed all the same.
             Reply::Task(reply) => {
                 let _ = reply.send(result);
             }
-            Reply::Call(call) => call(result),
+            Reply::Call { done, .. } => done(result),
         }
+    }
+}
+
+/// Batches applied and not yet answered, between the two threads.
+#[derive(Default)]
+struct Flight {
+    state: Mutex<FlightState>,
+    /// Signalled when a batch is applied, settled, or the apply thread stops.
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct FlightState {
+    /// In the order applied.
+    awaiting: VecDeque<Awaiting>,
+    /// Ops in `awaiting`.
+    ops: usize,
+    /// The apply thread has stopped: persist what is left, then stop.
+    applier_done: bool,
+}
+
+/// One applied batch, waiting for the disk.
+struct Awaiting {
+    batch: u64,
+    replies: Vec<Reply>,
+    results: Vec<Result<WriteOutcome, WriteError>>,
+}
+
+impl Flight {
+    fn lock(&self) -> MutexGuard<'_, FlightState> {
+        // Nothing panics while holding it; a poisoned lock still guards whole data.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wait<'a>(&self, state: MutexGuard<'a, FlightState>) -> MutexGuard<'a, FlightState> {
+        self.changed
+            .wait(state)
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -126,9 +197,24 @@ impl GroupCommitter {
         let (jobs, queue) = mpsc::channel(WRITE_QUEUE_CAPACITY);
         // On failure the closure (and with it `queue`) is dropped, which closes the channel.
         let _detached = std::thread::Builder::new()
-            .name("passage-store-commit".into())
+            .name("passage-store-apply".into())
             .spawn(move || {
-                let closers = run(store.as_ref(), queue, &counters);
+                let flight = Arc::new(Flight::default());
+                let persister = {
+                    let (store, flight) = (Arc::clone(&store), Arc::clone(&flight));
+                    std::thread::Builder::new()
+                        .name("passage-store-commit".into())
+                        .spawn(move || persist_loop(store.as_ref(), &flight, &counters))
+                };
+                // Without a commit thread nothing could be answered: close at once.
+                let Ok(persister) = persister else {
+                    return;
+                };
+                let closers = apply_loop(store.as_ref(), queue, &flight);
+                flight.lock().applier_done = true;
+                flight.changed.notify_all();
+                // It returns once every applied batch is answered; it does not panic.
+                let _ = persister.join();
                 // Let go of the store before saying we are done, so that a caller of `close`
                 // may reopen its file at once.
                 drop(store);
@@ -156,18 +242,19 @@ impl GroupCommitter {
         answer.await.unwrap_or_else(|_| Err(closed()))
     }
 
-    /// Submits one op without waiting for it: `done` is called on the commit thread with
-    /// its result once its batch is durable (or at once with [`StorageFault::Closed`] if
-    /// the committer is closed). Waits only for room in the queue, as
-    /// [`write`](Self::write) does. `done` must be quick and must not block: it holds up
-    /// the answers to the rest of its batch. Spares the caller a task and a wake-up per
+    /// Submits one op without waiting for it: `applied` is called on the apply thread
+    /// with its result as soon as its batch is applied (readers see it), and `done` on the
+    /// commit thread once the batch is durable (or at once with [`StorageFault::Closed`]
+    /// if the committer is closed; `applied` is then not called). Waits only for room in
+    /// the queue, as [`write`](Self::write) does. Both must be quick and must not block:
+    /// they hold up the rest of their batch. Spares the caller a task and a wake-up per
     /// write; the op is committed (and `done` called) even if the caller goes away.
-    pub async fn submit(&self, op: Box<WriteOp>, done: Callback) {
+    pub async fn submit(&self, op: Box<WriteOp>, applied: Option<OnApplied>, done: Callback) {
         if let Err(mpsc::error::SendError(job)) = self
             .jobs
             .send(Job::Write {
                 op,
-                reply: Reply::Call(done),
+                reply: Reply::Call { applied, done },
             })
             .await
             && let Job::Write { reply, .. } = job
@@ -192,16 +279,16 @@ fn closed() -> WriteError {
     WriteError::Storage(StorageFault::Closed)
 }
 
-/// The commit thread: take what is queued, commit it, answer, repeat; after a `Close`, drain.
-/// Returns the `Close` requests to answer.
-fn run(
+/// The apply thread: take what is queued, apply it, call the `applied` hooks, hand it to
+/// the commit thread, repeat; after a `Close`, drain. Returns the `Close` requests to answer.
+fn apply_loop(
     store: &dyn Store,
     mut queue: mpsc::Receiver<Job>,
-    counters: &CommitCounters,
+    flight: &Flight,
 ) -> Vec<oneshot::Sender<()>> {
     let mut closers = Vec::new();
     let mut ops = Vec::with_capacity(MAX_BATCH);
-    let mut replies = Vec::with_capacity(MAX_BATCH);
+    let mut replies: Vec<Reply> = Vec::new();
     // Blocks only while the queue is empty; `None` once it is closed and drained.
     while let Some(first) = queue.blocking_recv() {
         let mut next = Some(first);
@@ -226,14 +313,78 @@ fn run(
         if ops.is_empty() {
             continue;
         }
-        let (count, started) = (ops.len(), Instant::now());
-        let mut results = store.commit(std::mem::take(&mut ops)).into_iter();
-        counters.record(count, started.elapsed());
-        // A store that returned too few results would leave writers unanswered: they are
-        // told `Closed` rather than left to hang.
-        for reply in replies.drain(..) {
-            reply.send(results.next().unwrap_or_else(|| Err(closed())));
+        {
+            let mut state = flight.lock();
+            while state.ops >= UNPERSISTED_LIMIT {
+                state = flight.wait(state);
+            }
         }
+        let Applied { batch, results } = store.apply(std::mem::take(&mut ops));
+        for (reply, result) in replies.iter_mut().zip(&results) {
+            reply.applied(result);
+        }
+        let count = replies.len();
+        let mut state = flight.lock();
+        state.awaiting.push_back(Awaiting {
+            batch,
+            replies: std::mem::take(&mut replies),
+            results,
+        });
+        state.ops = state.ops.saturating_add(count);
+        drop(state);
+        flight.changed.notify_all();
     }
     closers
+}
+
+/// The commit thread: persist everything applied, answer the batches that are now settled,
+/// repeat; stops once the apply thread has stopped and every batch is answered.
+fn persist_loop(store: &dyn Store, flight: &Flight, counters: &CommitCounters) {
+    loop {
+        {
+            let mut state = flight.lock();
+            while state.awaiting.is_empty() && !state.applier_done {
+                state = flight.wait(state);
+            }
+            if state.awaiting.is_empty() {
+                return;
+            }
+        }
+        let started = Instant::now();
+        let persisted = store.persist();
+        if persisted.rows > 0 {
+            counters.record_write(persisted.rows, started.elapsed());
+        }
+        let mut settled = Vec::new();
+        {
+            let mut state = flight.lock();
+            while state
+                .awaiting
+                .front()
+                .is_some_and(|batch| batch.batch <= persisted.through)
+            {
+                if let Some(batch) = state.awaiting.pop_front() {
+                    state.ops = state.ops.saturating_sub(batch.replies.len());
+                    settled.push(batch);
+                }
+            }
+        }
+        flight.changed.notify_all();
+        for batch in settled {
+            counters
+                .ops
+                .fetch_add(batch.replies.len() as u64, Ordering::Relaxed);
+            let lost = persisted.outcome(batch.batch).err();
+            let mut results = batch.results.into_iter();
+            // A store that returned too few results would leave writers unanswered: they
+            // are told `Closed` rather than left to hang.
+            for reply in batch.replies {
+                let result = results.next().unwrap_or_else(|| Err(closed()));
+                reply.send(match &lost {
+                    Some(fault) => Err(WriteError::Storage(fault.clone())),
+                    None => result,
+                });
+            }
+        }
+    }
 }

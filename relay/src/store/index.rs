@@ -8,9 +8,10 @@
 //! retention cost no disk writes. What it costs instead is memory: about 40 bytes per
 //! stored message and about 150 per queue (with its hash table slot).
 //!
-//! Only the commit thread changes it: an op works on an [`Overlay`] (copies of the queues
-//! it touches), and the overlay replaces those queues in the index only after the batch is
-//! durable, so readers never see a write that could still be lost.
+//! Only one batch at a time changes it: an op works on an [`Overlay`] (copies of the queues
+//! it touches), and the overlay replaces those queues in the index once the whole batch
+//! has been applied, so readers never see half a batch. The index runs ahead of the disk
+//! (see the `write_behind` module): it shows a batch as soon as it is applied.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -83,6 +84,30 @@ impl Index {
     /// Reads one queue's entry.
     pub fn with<R>(&self, rid: &RecipientId, f: impl FnOnce(&QueueIndex) -> R) -> Option<R> {
         self.read().get(rid).map(f)
+    }
+
+    /// The sequence numbers of up to `max` of a queue's messages, from `from` on.
+    pub fn seqs_from(&self, rid: &RecipientId, from: u64, max: usize) -> Vec<u64> {
+        self.with(rid, |q| {
+            let start = q.entries.partition_point(|e| e.seq < from);
+            q.entries.range(start..).take(max).map(|e| e.seq).collect()
+        })
+        .unwrap_or_default()
+    }
+
+    /// Replaces every queue with `queues` (as the disk has them, after changes not yet
+    /// durable were discarded). A queue that was and is still there keeps the higher of its
+    /// two next sequence numbers: subscriptions' cursors must never see a number reused.
+    pub fn replace(&self, mut queues: HashMap<RecipientId, QueueIndex>) {
+        let mut current = self.write();
+        for (rid, queue) in &mut queues {
+            if let Some(old) = current.get(rid) {
+                queue.next_seq = queue.next_seq.max(old.next_seq);
+            }
+        }
+        let messages = queues.values().map(|q| q.entries.len() as u64).sum();
+        *current = queues;
+        self.messages.store(messages, Ordering::Relaxed);
     }
 
     /// Number of queues.
@@ -181,7 +206,7 @@ impl Overlay<'_> {
         found
     }
 
-    /// Makes the batch's changes visible to readers: call once the batch is durable.
+    /// Makes the batch's changes visible to readers: call once the whole batch is applied.
     pub fn publish(self) {
         if self.changed.is_empty() {
             return;

@@ -4,27 +4,30 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use passage_wire::{MsgId, QUEUE_ID_LEN, RecipientId, SenderId};
+use passage_wire::{QUEUE_ID_LEN, RecipientId, SenderId};
 
-use super::index::Index;
-use super::ops::{self, Tables};
-use super::{
-    QueueRecord, StorageFault, Store, StoreError, StoreStats, StoredMessage, WriteError, WriteOp,
-    WriteOutcome, fail_all,
-};
+use super::index::{Entry, QueueIndex};
+use super::write_behind::{Change, Durable, Row, RowKey, WriteBehind, store_by_write_behind};
+use super::{QueueRecord, StorageFault, StoredMessage};
 
 type Id = [u8; QUEUE_ID_LEN];
 
-/// An in-memory [`Store`] with the same semantics as [`RedbStore`](super::RedbStore),
-/// for tests and for fuzzing the relay's state machine. Nothing survives a drop.
+/// An in-memory [`Store`](super::Store) with the same semantics as
+/// [`RedbStore`](super::RedbStore) (the same code over other tables), for tests and for
+/// fuzzing the relay's state machine. Nothing survives a drop.
 ///
 /// [`set_failing`](Self::set_failing) makes every call fail with
 /// [`StorageFault::Injected`], to test how the relay handles a broken disk.
-#[derive(Default)]
 pub struct MemoryStore {
-    inner: Mutex<MemoryTables>,
-    index: Index,
-    failing: AtomicBool,
+    inner: WriteBehind<MemoryTables>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            inner: WriteBehind::new(MemoryTables::default(), HashMap::new()),
+        }
+    }
 }
 
 impl core::fmt::Debug for MemoryStore {
@@ -36,6 +39,12 @@ impl core::fmt::Debug for MemoryStore {
 /// Mirrors the redb tables (see `codec`): same keys, same order.
 #[derive(Default)]
 struct MemoryTables {
+    rows: Mutex<Rows>,
+    failing: AtomicBool,
+}
+
+#[derive(Default)]
+struct Rows {
     queues: HashMap<Id, QueueRecord>,
     senders: HashMap<Id, RecipientId>,
     messages: BTreeMap<(Id, u64), StoredMessage>,
@@ -47,12 +56,32 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// While `failing` is true, every read and every commit fails with
-    /// [`StorageFault::Injected`] and changes nothing.
+    /// While `failing` is true, every read, apply and write fails with
+    /// [`StorageFault::Injected`] and changes nothing (a failed write discards what was
+    /// applied and not yet written, as a broken disk would).
     pub fn set_failing(&self, failing: bool) {
-        self.failing.store(failing, Ordering::SeqCst);
+        self.inner
+            .backend()
+            .failing
+            .store(failing, Ordering::SeqCst);
     }
+}
 
+store_by_write_behind!(MemoryStore, inner);
+
+impl MemoryTables {
+    fn rows(&self) -> Result<MutexGuard<'_, Rows>, StorageFault> {
+        self.check()?;
+        // Nothing under this lock panics (the lints forbid it), so a poisoned lock can only
+        // come from a test's own panic; the data behind it is still usable.
+        Ok(self
+            .rows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+impl Durable for MemoryTables {
     fn check(&self) -> Result<(), StorageFault> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(StorageFault::Injected);
@@ -60,174 +89,76 @@ impl MemoryStore {
         Ok(())
     }
 
-    fn tables(&self) -> Result<MutexGuard<'_, MemoryTables>, StorageFault> {
-        self.check()?;
-        // Nothing under this lock panics (the lints forbid it), so a poisoned lock can only
-        // come from a test's own panic; the data behind it is still usable.
-        Ok(self
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    fn queue(&self, rid: &RecipientId) -> Result<Option<QueueRecord>, StorageFault> {
+        Ok(self.rows()?.queues.get(rid.as_bytes()).cloned())
     }
 
-    /// The queue's first message with sequence number `from` or later.
-    fn first_from(
+    fn sender(&self, sid: &SenderId) -> Result<Option<RecipientId>, StorageFault> {
+        Ok(self.rows()?.senders.get(sid.as_bytes()).copied())
+    }
+
+    fn messages(
         &self,
-        recipient_id: &RecipientId,
-        from: Option<u64>,
-    ) -> Result<Option<StoredMessage>, StoreError> {
-        let tables = self.tables()?;
-        let Some(from) = from else {
-            return Ok(None);
-        };
-        let id = *recipient_id.as_bytes();
-        Ok(tables
-            .messages
-            .range((id, from)..=(id, u64::MAX))
-            .next()
-            .map(|(_, m)| m.clone()))
-    }
-}
-
-impl Store for MemoryStore {
-    fn queue(&self, recipient_id: &RecipientId) -> Result<Option<QueueRecord>, StoreError> {
-        let tables = self.tables()?;
-        Ok(tables.queues.get(recipient_id.as_bytes()).cloned())
-    }
-
-    fn queue_by_sender(&self, sender_id: &SenderId) -> Result<Option<QueueRecord>, StoreError> {
-        let tables = self.tables()?;
-        Ok(tables
-            .senders
-            .get(sender_id.as_bytes())
-            .and_then(|rid| tables.queues.get(rid.as_bytes()).cloned()))
-    }
-
-    fn first_message(
-        &self,
-        recipient_id: &RecipientId,
-    ) -> Result<Option<StoredMessage>, StoreError> {
-        let head = self
-            .index
-            .with(recipient_id, |q| q.entries.front().map(|e| e.seq));
-        self.first_from(recipient_id, head.flatten())
-    }
-
-    fn message_after(
-        &self,
-        recipient_id: &RecipientId,
-        msg_id: &MsgId,
-    ) -> Result<Option<StoredMessage>, StoreError> {
-        let next = self.index.with(recipient_id, |q| match q.position(msg_id) {
-            Some(at) => q.entries.get(at.saturating_add(1)).map(|e| e.seq),
-            None => q.entries.front().map(|e| e.seq),
-        });
-        self.first_from(recipient_id, next.flatten())
-    }
-
-    fn messages_from(
-        &self,
-        recipient_id: &RecipientId,
-        from: u64,
-        max: usize,
-    ) -> Result<Vec<(u64, StoredMessage)>, StoreError> {
-        let tables = self.tables()?;
-        let id = *recipient_id.as_bytes();
-        Ok(tables
-            .messages
-            .range((id, from)..=(id, u64::MAX))
-            .take(max)
-            .map(|((_, seq), m)| (*seq, m.clone()))
+        rid: &RecipientId,
+        seqs: &[u64],
+    ) -> Result<Vec<(u64, StoredMessage)>, StorageFault> {
+        let rows = self.rows()?;
+        let id = *rid.as_bytes();
+        Ok(seqs
+            .iter()
+            .filter_map(|&seq| rows.messages.get(&(id, seq)).map(|m| (seq, m.clone())))
             .collect())
     }
 
-    fn has_message(&self, recipient_id: &RecipientId, msg_id: &MsgId) -> Result<bool, StoreError> {
-        self.check()?;
-        Ok(self
-            .index
-            .with(recipient_id, |q| q.position(msg_id).is_some())
-            .unwrap_or(false))
-    }
-
-    fn message_count(&self, recipient_id: &RecipientId) -> Result<u64, StoreError> {
-        self.check()?;
-        Ok(self
-            .index
-            .with(recipient_id, |q| q.entries.len() as u64)
-            .unwrap_or(0))
-    }
-
-    fn stats(&self) -> Result<StoreStats, StoreError> {
-        self.check()?;
-        Ok(StoreStats {
-            queues: self.index.queues(),
-            messages: self.index.messages(),
-            bytes_on_disk: 0,
-        })
-    }
-
-    fn commit(&self, ops: Vec<WriteOp>) -> Vec<Result<WriteOutcome, WriteError>> {
-        let len = ops.len();
-        let mut tables = match self.tables() {
-            Ok(tables) => tables,
-            Err(fault) => return fail_all(len, &fault),
-        };
-        // Ops check before they write, so applying them in place is safe; only a fault (which
-        // this store never has mid-batch) would need the copy a transaction gives.
-        let mut overlay = self.index.overlay();
-        match ops::apply_batch(&mut *tables, &mut overlay, ops) {
-            Ok(results) => {
-                overlay.publish();
-                results
+    fn write(&self, changes: &[(&RowKey, &Change)]) -> Result<(), StorageFault> {
+        let mut rows = self.rows()?;
+        for (key, change) in changes {
+            match (key, change) {
+                (RowKey::Queue(id), Change::Put { row: Row::Queue(record), .. }) => {
+                    rows.queues.insert(*id, record.clone());
+                }
+                (RowKey::Sender(id), Change::Put { row: Row::Sender(rid), .. }) => {
+                    rows.senders.insert(*id, *rid);
+                }
+                (RowKey::Message(id, seq), Change::Put { row: Row::Message(message), .. }) => {
+                    rows.messages.insert((*id, *seq), StoredMessage::clone(message));
+                }
+                (RowKey::Queue(id), Change::Delete { .. }) => {
+                    rows.queues.remove(id);
+                }
+                (RowKey::Sender(id), Change::Delete { .. }) => {
+                    rows.senders.remove(id);
+                }
+                (RowKey::Message(id, seq), Change::Delete { .. }) => {
+                    rows.messages.remove(&(*id, *seq));
+                }
+                _ => return Err(StorageFault::Corrupt { what: "pending row" }),
             }
-            Err(fault) => fail_all(len, &fault),
         }
-    }
-}
-
-impl Tables for MemoryTables {
-    fn put_queue(&mut self, record: &QueueRecord) -> Result<(), StorageFault> {
-        self.queues
-            .insert(*record.recipient_id.as_bytes(), record.clone());
         Ok(())
     }
 
-    fn queue(&self, rid: &RecipientId) -> Result<Option<QueueRecord>, StorageFault> {
-        Ok(self.queues.get(rid.as_bytes()).cloned())
+    fn load(&self) -> Result<HashMap<RecipientId, QueueIndex>, StorageFault> {
+        let rows = self.rows()?;
+        let mut queues: HashMap<RecipientId, QueueIndex> = rows
+            .queues
+            .values()
+            .map(|r| (r.recipient_id, QueueIndex::new(r.sender_id, r.sender_auth_key)))
+            .collect();
+        for ((id, seq), message) in &rows.messages {
+            if let Some(queue) = queues.get_mut(&RecipientId::from_bytes(*id)) {
+                queue.entries.push_back(Entry {
+                    seq: *seq,
+                    msg_id: message.msg_id,
+                    received_at: message.received_at,
+                });
+                queue.next_seq = queue.next_seq.max(seq.saturating_add(1));
+            }
+        }
+        Ok(queues)
     }
 
-    fn remove_queue(&mut self, rid: &RecipientId) -> Result<(), StorageFault> {
-        self.queues.remove(rid.as_bytes());
-        Ok(())
-    }
-
-    fn sender_exists(&self, sid: &SenderId) -> Result<bool, StorageFault> {
-        Ok(self.senders.contains_key(sid.as_bytes()))
-    }
-
-    fn put_sender(&mut self, sid: &SenderId, rid: &RecipientId) -> Result<(), StorageFault> {
-        self.senders.insert(*sid.as_bytes(), *rid);
-        Ok(())
-    }
-
-    fn remove_sender(&mut self, sid: &SenderId) -> Result<(), StorageFault> {
-        self.senders.remove(sid.as_bytes());
-        Ok(())
-    }
-
-    fn put_message(
-        &mut self,
-        rid: &RecipientId,
-        seq: u64,
-        message: &StoredMessage,
-    ) -> Result<(), StorageFault> {
-        self.messages
-            .insert((*rid.as_bytes(), seq), message.clone());
-        Ok(())
-    }
-
-    fn remove_message(&mut self, rid: &RecipientId, seq: u64) -> Result<(), StorageFault> {
-        self.messages.remove(&(*rid.as_bytes(), seq));
-        Ok(())
+    fn bytes_on_disk(&self) -> Result<u64, StorageFault> {
+        Ok(0)
     }
 }

@@ -54,6 +54,7 @@ mod ops;
 mod redb_store;
 #[cfg(test)]
 mod tests;
+mod write_behind;
 
 use std::sync::Arc;
 
@@ -61,7 +62,10 @@ use passage_crypto::ENVELOPE_LEN;
 use passage_crypto::primitives::{DhPublic, DhSecret};
 use passage_wire::{MsgId, RecipientId, SenderId};
 
-pub use group_commit::{Callback, CommitCounters, GroupCommitter, MAX_BATCH, WRITE_QUEUE_CAPACITY};
+pub use group_commit::{
+    Callback, CommitCounters, GroupCommitter, MAX_BATCH, OnApplied, UNPERSISTED_LIMIT,
+    WRITE_QUEUE_CAPACITY,
+};
 pub use memory::MemoryStore;
 pub use redb_store::{OpenError, RedbStore};
 
@@ -274,9 +278,10 @@ pub struct StoreStats {
 
 /// The relay's storage: reads, and batches of writes applied in one durable transaction.
 ///
-/// Reads see every batch whose `commit` has returned. Implementations are shared between
-/// tasks (`Arc<dyn Store>`); `commit` may block for an fsync, so async code calls it only
-/// through [`GroupCommitter`] (or `spawn_blocking`).
+/// Reads see every batch [`apply`](Self::apply) has returned, durable or not.
+/// Implementations are shared between tasks (`Arc<dyn Store>`); `persist` blocks for an
+/// fsync (and `apply` may read the disk), so async code calls them only through
+/// [`GroupCommitter`] (or `spawn_blocking`).
 pub trait Store: Send + Sync + 'static {
     /// A queue, by its recipient id.
     fn queue(&self, recipient_id: &RecipientId) -> Result<Option<QueueRecord>, StoreError>;
@@ -322,12 +327,67 @@ pub trait Store: Send + Sync + 'static {
     /// Totals over the whole store.
     fn stats(&self) -> Result<StoreStats, StoreError>;
 
-    /// Applies the ops in order in ONE durable transaction (one fsync for the batch) and
-    /// returns one result per op. An op's own failure (Quota, NoQueue, …) does not affect the
-    /// others; a storage failure fails the whole batch (every result is Err(Storage)) and
-    /// nothing of it is applied. Returns only after the batch is durable. Each op sees the
-    /// effects of the ops before it in the batch.
-    fn commit(&self, ops: Vec<WriteOp>) -> Vec<Result<WriteOutcome, WriteError>>;
+    /// Applies the ops in order, in memory, and returns the batch's number and one result
+    /// per op. Readers see the changes at once (a message can be delivered before it is on
+    /// disk); nothing is durable until a [`persist`](Self::persist) covers the batch, and a
+    /// writer must not be told `OK` before. Each op sees the effects of the ops before it;
+    /// an op's own failure (Quota, NoQueue, …) does not affect the others; a storage
+    /// failure fails every op of the batch (every result is Err(Storage)) and applies none.
+    /// Batches are numbered from 1 in the order they are applied.
+    fn apply(&self, ops: Vec<WriteOp>) -> Applied;
+
+    /// Writes every change applied so far and not yet durable in ONE transaction (one
+    /// fsync) and returns once it is durable, or at once without a transaction if there is
+    /// nothing to write: changes merge while they wait, so a message acknowledged before its
+    /// batch was written costs no write at all. If the write fails, every change not yet
+    /// durable is discarded (reads show the disk's state again; sequence numbers still only
+    /// grow), and the batches up to [`Persisted::lost_through`] must be answered with the
+    /// fault. Writes run one at a time, in the order their changes were applied.
+    fn persist(&self) -> Persisted;
+
+    /// [`apply`](Self::apply) then [`persist`](Self::persist): the ops are durable (or
+    /// failed) when it returns. For callers with one batch at a time; the relay's service
+    /// goes through [`GroupCommitter`], which overlaps the two.
+    fn commit(&self, ops: Vec<WriteOp>) -> Vec<Result<WriteOutcome, WriteError>> {
+        let applied = self.apply(ops);
+        match self.persist().outcome(applied.batch) {
+            Ok(()) => applied.results,
+            Err(fault) => fail_all(applied.results.len(), &fault),
+        }
+    }
+}
+
+/// What [`Store::apply`] did with a batch.
+#[derive(Debug)]
+pub struct Applied {
+    /// The batch's number, to find it in a later [`Persisted`].
+    pub batch: u64,
+    /// One result per op, in order: final, unless the batch is lost (see [`Persisted`]).
+    pub results: Vec<Result<WriteOutcome, WriteError>>,
+}
+
+/// What [`Store::persist`] did.
+#[derive(Debug, Clone)]
+pub struct Persisted {
+    /// Every batch up to this number is settled: durable, unless lost (below).
+    pub through: u64,
+    /// Rows written by this call's transaction (0: there was nothing to write, no
+    /// transaction, no fsync).
+    pub rows: usize,
+    /// The batches up to this number were discarded by a failed write (0: none ever was).
+    pub lost_through: u64,
+    /// Why the latest failed write failed.
+    pub fault: Option<StorageFault>,
+}
+
+impl Persisted {
+    /// Whether batch `batch` (settled: `batch <= through`) is durable, or lost and why.
+    pub fn outcome(&self, batch: u64) -> Result<(), StorageFault> {
+        if batch <= self.lost_through {
+            return Err(self.fault.clone().unwrap_or(StorageFault::Closed));
+        }
+        Ok(())
+    }
 }
 
 /// The answer to a batch that failed as a whole: the same fault for every op.

@@ -42,7 +42,7 @@ pub(crate) trait Tables {
         &mut self,
         rid: &RecipientId,
         seq: u64,
-        message: &StoredMessage,
+        message: StoredMessage,
     ) -> Result<(), StorageFault>;
     /// Removes a message.
     fn remove_message(&mut self, rid: &RecipientId, seq: u64) -> Result<(), StorageFault>;
@@ -78,7 +78,7 @@ pub(crate) fn apply<T: Tables>(tables: &mut T, index: &mut Overlay<'_>, op: Writ
             sender_key,
             message,
             quota,
-        } => append(tables, index, recipient_id, sender_key, &message, quota),
+        } => append(tables, index, recipient_id, sender_key, message, quota),
         WriteOp::Ack {
             recipient_id,
             msg_id,
@@ -135,7 +135,7 @@ fn append<T: Tables>(
     index: &mut Overlay<'_>,
     recipient_id: RecipientId,
     sender_key: Option<DhPublic>,
-    message: &StoredMessage,
+    message: StoredMessage,
     quota: usize,
 ) -> OpResult {
     let Some(queue) = index.queue(&recipient_id) else {
@@ -168,6 +168,7 @@ fn append<T: Tables>(
         record.sender_auth_key = Some(key);
         tables.put_queue(&record)?;
     }
+    let (msg_id, received_at) = (message.msg_id, message.received_at);
     tables.put_message(&recipient_id, seq, message)?;
     if let Some(queue) = index.queue(&recipient_id) {
         if fixes_key.is_some() {
@@ -176,8 +177,8 @@ fn append<T: Tables>(
         queue.next_seq = next_seq;
         queue.entries.push_back(Entry {
             seq,
-            msg_id: message.msg_id,
-            received_at: message.received_at,
+            msg_id,
+            received_at,
         });
     }
     Ok(Ok(WriteOutcome::Appended))

@@ -1,28 +1,24 @@
 //! [`RedbStore`]: the default store, one redb file in the relay's data directory.
 //!
-//! Layout: see the `codec` module; the counters and lookups beside it: the `index` module.
-//! Every [`Store::commit`] is one redb write transaction with [`Durability::Immediate`]:
-//! redb writes the new pages and its commit slot, then fsyncs, before `commit` returns; a
-//! crash at any point leaves the previous commit or this one, never part of it. The index
-//! takes the batch's changes only after that, so a reader never sees a write the disk
-//! could still lose.
+//! Layout: see the `codec` module; the counters and lookups beside it: the `index` module;
+//! how changes wait in memory before they are written: the `write_behind` module. Every
+//! [`Store::persist`](super::Store::persist) that has rows to write is one redb write transaction with
+//! [`Durability::Immediate`]: redb writes the new pages and its commit slot, then fsyncs,
+//! before `persist` returns; a crash at any point leaves the previous write or this one,
+//! never part of it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
 
-use passage_wire::{MsgId, QUEUE_ID_LEN, RecipientId, SenderId};
+use passage_wire::{QUEUE_ID_LEN, RecipientId, SenderId};
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction,
 };
 
 use super::codec::{self, MESSAGE_KEY_LEN, SCHEMA_V1, SCHEMA_VERSION};
-use super::index::{Entry, Index, QueueIndex};
-use super::ops::{self, Tables};
-use super::{
-    QueueRecord, StorageFault, Store, StoreError, StoreStats, StoredMessage, WriteError, WriteOp,
-    WriteOutcome, fail_all,
-};
+use super::index::{Entry, QueueIndex};
+use super::write_behind::{Change, Durable, Row, RowKey, WriteBehind, store_by_write_behind};
+use super::{QueueRecord, StorageFault, StoredMessage};
 
 /// Memory redb may use to cache pages. Reads of recent messages (delivery follows arrival
 /// closely) hit the cache; 64 MiB holds about 16,000 messages and suits a small VPS, where
@@ -64,16 +60,17 @@ pub enum OpenError {
     },
 }
 
-/// The default [`Store`]: a redb database in one file, and its in-memory index. See the
-/// module doc of [`store`](super) for what the file holds, and `CACHE_BYTES` (64 MiB) for its
-/// memory use.
+/// The default [`Store`](super::Store): a redb database in one file, its in-memory index, and the
+/// changes not yet written. See the module doc of [`store`](super) for what the file
+/// holds, and `CACHE_BYTES` (64 MiB) for its memory use.
 pub struct RedbStore {
+    inner: WriteBehind<RedbFile>,
+}
+
+/// The file, as the backend of [`WriteBehind`].
+struct RedbFile {
     db: Database,
     path: PathBuf,
-    index: Index,
-    /// Held from a batch's first write to the index taking its changes: a concurrent
-    /// [`Store::commit`] must not copy a queue from the index between the two.
-    writer: Mutex<()>,
 }
 
 impl core::fmt::Debug for RedbStore {
@@ -103,85 +100,102 @@ impl RedbStore {
             })?;
         let txn = db.begin_write().map_err(engine)?;
         prepare(&txn)?;
-        let index = load_index(&txn)?;
         txn.commit().map_err(engine)?;
+        let file = RedbFile { db, path };
+        let queues = file.load().map_err(OpenError::Storage)?;
         Ok(Self {
-            db,
-            path,
-            index,
-            writer: Mutex::new(()),
+            inner: WriteBehind::new(file, queues),
         })
     }
+}
 
+store_by_write_behind!(RedbStore, inner);
+
+impl RedbFile {
     fn read<T>(
         &self,
         f: impl FnOnce(&redb::ReadTransaction) -> Result<T, StorageFault>,
-    ) -> Result<T, StoreError> {
+    ) -> Result<T, StorageFault> {
         let txn = self.db.begin_read().map_err(StorageFault::engine)?;
-        Ok(f(&txn)?)
+        f(&txn)
     }
+}
 
-    /// The queue's first message with sequence number `from` or later.
-    fn first_from(
-        &self,
-        recipient_id: &RecipientId,
-        from: u64,
-    ) -> Result<Option<StoredMessage>, StoreError> {
+impl Durable for RedbFile {
+    fn queue(&self, rid: &RecipientId) -> Result<Option<QueueRecord>, StorageFault> {
         self.read(|txn| {
-            let messages = txn.open_table(MESSAGES).map_err(StorageFault::engine)?;
-            let (lo, hi) = (
-                codec::message_key(recipient_id, from),
-                codec::message_key(recipient_id, u64::MAX),
-            );
-            let mut range = messages
-                .range::<&[u8; MESSAGE_KEY_LEN]>(&lo..=&hi)
-                .map_err(StorageFault::engine)?;
-            match range.next() {
-                Some(entry) => {
-                    let (_, value) = entry.map_err(StorageFault::engine)?;
-                    codec::decode_message(value.value()).map(Some)
-                }
+            let queues = txn.open_table(QUEUES).map_err(StorageFault::engine)?;
+            match queues.get(rid.as_bytes()).map_err(StorageFault::engine)? {
+                Some(value) => codec::decode_record(*rid, value.value()).map(Some),
                 None => Ok(None),
             }
         })
     }
 
-    fn record_in(
-        txn: &redb::ReadTransaction,
-        rid: &RecipientId,
-    ) -> Result<Option<QueueRecord>, StorageFault> {
-        let queues = txn.open_table(QUEUES).map_err(StorageFault::engine)?;
-        match queues.get(rid.as_bytes()).map_err(StorageFault::engine)? {
-            Some(value) => codec::decode_record(*rid, value.value()).map(Some),
-            None => Ok(None),
-        }
+    fn sender(&self, sid: &SenderId) -> Result<Option<RecipientId>, StorageFault> {
+        self.read(|txn| {
+            let senders = txn.open_table(SENDERS).map_err(StorageFault::engine)?;
+            Ok(senders
+                .get(sid.as_bytes())
+                .map_err(StorageFault::engine)?
+                .map(|rid| RecipientId::from_bytes(*rid.value())))
+        })
     }
 
-    fn try_commit(
+    fn messages(
         &self,
-        ops: Vec<WriteOp>,
-    ) -> Result<Vec<Result<WriteOutcome, WriteError>>, StorageFault> {
-        // Nothing panics while it is held; a poisoned lock guards nothing broken.
-        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        rid: &RecipientId,
+        seqs: &[u64],
+    ) -> Result<Vec<(u64, StoredMessage)>, StorageFault> {
+        self.read(|txn| {
+            let messages = txn.open_table(MESSAGES).map_err(StorageFault::engine)?;
+            let mut found = Vec::with_capacity(seqs.len());
+            for &seq in seqs {
+                let value = messages
+                    .get(&codec::message_key(rid, seq))
+                    .map_err(StorageFault::engine)?;
+                if let Some(value) = value {
+                    found.push((seq, codec::decode_message(value.value())?));
+                }
+            }
+            Ok(found)
+        })
+    }
+
+    fn write(&self, rows: &[(&RowKey, &Change)]) -> Result<(), StorageFault> {
         let mut txn = self.db.begin_write().map_err(StorageFault::engine)?;
         txn.set_durability(Durability::Immediate)
             .map_err(StorageFault::engine)?;
-        let mut overlay = self.index.overlay();
-        let applied =
-            RedbTables::open(&txn).and_then(|mut t| ops::apply_batch(&mut t, &mut overlay, ops));
-        match applied {
-            Ok(results) => {
-                txn.commit().map_err(StorageFault::engine)?;
-                // Durable: now readers may see it.
-                overlay.publish();
-                Ok(results)
-            }
+        let written = RedbTables::open(&txn).and_then(|mut tables| {
+            rows.iter()
+                .try_for_each(|(key, change)| tables.write(key, change))
+        });
+        match written {
+            Ok(()) => txn.commit().map_err(StorageFault::engine),
             Err(fault) => {
                 // The fault is what the caller needs to know; an abort error adds nothing.
                 let _ = txn.abort();
                 Err(fault)
             }
         }
+    }
+
+    fn load(&self) -> Result<HashMap<RecipientId, QueueIndex>, StorageFault> {
+        self.read(|txn| {
+            let queues = txn.open_table(QUEUES).map_err(StorageFault::engine)?;
+            let messages = txn.open_table(MESSAGES).map_err(StorageFault::engine)?;
+            load_index(&queues, &messages)
+        })
+    }
+
+    fn bytes_on_disk(&self) -> Result<u64, StorageFault> {
+        let metadata = std::fs::metadata(&self.path).map_err(StorageFault::engine)?;
+        // redb grows the file by doubling it, sparsely: what the disk holds is the blocks
+        // written, which can be half the file's length.
+        #[cfg(unix)]
+        return Ok(std::os::unix::fs::MetadataExt::blocks(&metadata).saturating_mul(512));
+        #[cfg(not(unix))]
+        return Ok(metadata.len());
     }
 }
 
@@ -255,11 +269,13 @@ fn convert_v1(txn: &WriteTransaction) -> Result<(), OpenError> {
 }
 
 /// Builds the index from every queue record and every message's id and arrival time.
-fn load_index(txn: &WriteTransaction) -> Result<Index, OpenError> {
+fn load_index(
+    queues: &impl ReadableTable<&'static [u8; QUEUE_ID_LEN], &'static [u8]>,
+    messages: &impl ReadableTable<&'static [u8; MESSAGE_KEY_LEN], &'static [u8]>,
+) -> Result<HashMap<RecipientId, QueueIndex>, StorageFault> {
     let mut map = HashMap::new();
-    let queues = txn.open_table(QUEUES).map_err(engine)?;
-    for item in queues.iter().map_err(engine)? {
-        let (key, value) = item.map_err(engine)?;
+    for item in queues.iter().map_err(StorageFault::engine)? {
+        let (key, value) = item.map_err(StorageFault::engine)?;
         let rid = RecipientId::from_bytes(*key.value());
         let queue = match codec::decode_record(rid, value.value()) {
             Ok(record) => QueueIndex::new(record.sender_id, record.sender_auth_key),
@@ -271,10 +287,9 @@ fn load_index(txn: &WriteTransaction) -> Result<Index, OpenError> {
         };
         map.insert(rid, queue);
     }
-    let messages = txn.open_table(MESSAGES).map_err(engine)?;
     // Key order: by queue, then by sequence number, so each queue's entries come in order.
-    for item in messages.iter().map_err(engine)? {
-        let (key, value) = item.map_err(engine)?;
+    for item in messages.iter().map_err(StorageFault::engine)? {
+        let (key, value) = item.map_err(StorageFault::engine)?;
         let (rid, seq) = codec::message_key_parts(key.value());
         // A message without a queue cannot be reached (nor arise: a queue's deletion takes
         // its messages in the same transaction); it is left alone.
@@ -293,128 +308,7 @@ fn load_index(txn: &WriteTransaction) -> Result<Index, OpenError> {
             Err(_) => queue.damaged = true,
         }
     }
-    Ok(Index::from_queues(map))
-}
-
-impl Store for RedbStore {
-    fn queue(&self, recipient_id: &RecipientId) -> Result<Option<QueueRecord>, StoreError> {
-        self.read(|txn| Self::record_in(txn, recipient_id))
-    }
-
-    fn queue_by_sender(&self, sender_id: &SenderId) -> Result<Option<QueueRecord>, StoreError> {
-        self.read(|txn| {
-            let senders = txn.open_table(SENDERS).map_err(StorageFault::engine)?;
-            let rid = senders
-                .get(sender_id.as_bytes())
-                .map_err(StorageFault::engine)?
-                .map(|rid| RecipientId::from_bytes(*rid.value()));
-            match rid {
-                Some(rid) => Self::record_in(txn, &rid),
-                None => Ok(None),
-            }
-        })
-    }
-
-    fn first_message(
-        &self,
-        recipient_id: &RecipientId,
-    ) -> Result<Option<StoredMessage>, StoreError> {
-        match self
-            .index
-            .with(recipient_id, |q| q.entries.front().map(|e| e.seq))
-            .flatten()
-        {
-            Some(seq) => self.first_from(recipient_id, seq),
-            None => Ok(None),
-        }
-    }
-
-    fn message_after(
-        &self,
-        recipient_id: &RecipientId,
-        msg_id: &MsgId,
-    ) -> Result<Option<StoredMessage>, StoreError> {
-        let next = self.index.with(recipient_id, |q| match q.position(msg_id) {
-            Some(at) => q.entries.get(at.saturating_add(1)).map(|e| e.seq),
-            None => q.entries.front().map(|e| e.seq),
-        });
-        match next.flatten() {
-            Some(seq) => self.first_from(recipient_id, seq),
-            None => Ok(None),
-        }
-    }
-
-    fn messages_from(
-        &self,
-        recipient_id: &RecipientId,
-        from: u64,
-        max: usize,
-    ) -> Result<Vec<(u64, StoredMessage)>, StoreError> {
-        let any = self
-            .index
-            .with(recipient_id, |q| {
-                q.entries.back().is_some_and(|e| e.seq >= from)
-            })
-            .unwrap_or(false);
-        if !any || max == 0 {
-            return Ok(Vec::new());
-        }
-        self.read(|txn| {
-            let messages = txn.open_table(MESSAGES).map_err(StorageFault::engine)?;
-            let (lo, hi) = (
-                codec::message_key(recipient_id, from),
-                codec::message_key(recipient_id, u64::MAX),
-            );
-            let range = messages
-                .range::<&[u8; MESSAGE_KEY_LEN]>(&lo..=&hi)
-                .map_err(StorageFault::engine)?;
-            let mut found = Vec::with_capacity(max.min(16));
-            for entry in range.take(max) {
-                let (key, value) = entry.map_err(StorageFault::engine)?;
-                let (_, seq) = codec::message_key_parts(key.value());
-                found.push((seq, codec::decode_message(value.value())?));
-            }
-            Ok(found)
-        })
-    }
-
-    fn has_message(&self, recipient_id: &RecipientId, msg_id: &MsgId) -> Result<bool, StoreError> {
-        Ok(self
-            .index
-            .with(recipient_id, |q| q.position(msg_id).is_some())
-            .unwrap_or(false))
-    }
-
-    fn message_count(&self, recipient_id: &RecipientId) -> Result<u64, StoreError> {
-        Ok(self
-            .index
-            .with(recipient_id, |q| q.entries.len() as u64)
-            .unwrap_or(0))
-    }
-
-    fn stats(&self) -> Result<StoreStats, StoreError> {
-        let metadata = std::fs::metadata(&self.path).map_err(StorageFault::engine)?;
-        // redb grows the file by doubling it, sparsely: what the disk holds is the blocks
-        // written, which can be half the file's length.
-        #[cfg(unix)]
-        let bytes_on_disk = std::os::unix::fs::MetadataExt::blocks(&metadata).saturating_mul(512);
-        #[cfg(not(unix))]
-        let bytes_on_disk = metadata.len();
-        Ok(StoreStats {
-            queues: self.index.queues(),
-            messages: self.index.messages(),
-            bytes_on_disk,
-        })
-    }
-
-    fn commit(&self, ops: Vec<WriteOp>) -> Vec<Result<WriteOutcome, WriteError>> {
-        if ops.is_empty() {
-            return Vec::new();
-        }
-        let len = ops.len();
-        self.try_commit(ops)
-            .unwrap_or_else(|fault| fail_all(len, &fault))
-    }
+    Ok(map)
 }
 
 /// The tables of one write transaction.
@@ -434,74 +328,34 @@ impl<'t> RedbTables<'t> {
     }
 }
 
-impl Tables for RedbTables<'_> {
-    fn put_queue(&mut self, record: &QueueRecord) -> Result<(), StorageFault> {
-        let value = codec::encode_record(record);
-        self.queues
-            .insert(record.recipient_id.as_bytes(), value.as_slice())
-            .map_err(StorageFault::engine)?;
-        Ok(())
-    }
-
-    fn queue(&self, rid: &RecipientId) -> Result<Option<QueueRecord>, StorageFault> {
-        match self
-            .queues
-            .get(rid.as_bytes())
-            .map_err(StorageFault::engine)?
-        {
-            Some(value) => codec::decode_record(*rid, value.value()).map(Some),
-            None => Ok(None),
+impl RedbTables<'_> {
+    /// Writes one row's change.
+    fn write(&mut self, key: &RowKey, change: &Change) -> Result<(), StorageFault> {
+        match (key, change) {
+            (RowKey::Queue(_), Change::Put { row: Row::Queue(record), .. }) => {
+                let value = codec::encode_record(record);
+                self.queues
+                    .insert(record.recipient_id.as_bytes(), value.as_slice())
+                    .map(drop)
+            }
+            (RowKey::Sender(sid), Change::Put { row: Row::Sender(rid), .. }) => {
+                self.senders.insert(sid, rid.as_bytes()).map(drop)
+            }
+            (RowKey::Message(rid, seq), Change::Put { row: Row::Message(message), .. }) => {
+                let key = codec::message_key(&RecipientId::from_bytes(*rid), *seq);
+                self.messages
+                    .insert(&key, codec::encode_message(message).as_slice())
+                    .map(drop)
+            }
+            (RowKey::Queue(rid), Change::Delete { .. }) => self.queues.remove(rid).map(drop),
+            (RowKey::Sender(sid), Change::Delete { .. }) => self.senders.remove(sid).map(drop),
+            (RowKey::Message(rid, seq), Change::Delete { .. }) => {
+                let key = codec::message_key(&RecipientId::from_bytes(*rid), *seq);
+                self.messages.remove(&key).map(drop)
+            }
+            // A row under another table's key: cannot be built (see `Staged`).
+            _ => return Err(StorageFault::Corrupt { what: "pending row" }),
         }
-    }
-
-    fn remove_queue(&mut self, rid: &RecipientId) -> Result<(), StorageFault> {
-        self.queues
-            .remove(rid.as_bytes())
-            .map_err(StorageFault::engine)?;
-        Ok(())
-    }
-
-    fn sender_exists(&self, sid: &SenderId) -> Result<bool, StorageFault> {
-        Ok(self
-            .senders
-            .get(sid.as_bytes())
-            .map_err(StorageFault::engine)?
-            .is_some())
-    }
-
-    fn put_sender(&mut self, sid: &SenderId, rid: &RecipientId) -> Result<(), StorageFault> {
-        self.senders
-            .insert(sid.as_bytes(), rid.as_bytes())
-            .map_err(StorageFault::engine)?;
-        Ok(())
-    }
-
-    fn remove_sender(&mut self, sid: &SenderId) -> Result<(), StorageFault> {
-        self.senders
-            .remove(sid.as_bytes())
-            .map_err(StorageFault::engine)?;
-        Ok(())
-    }
-
-    fn put_message(
-        &mut self,
-        rid: &RecipientId,
-        seq: u64,
-        message: &StoredMessage,
-    ) -> Result<(), StorageFault> {
-        self.messages
-            .insert(
-                &codec::message_key(rid, seq),
-                codec::encode_message(message).as_slice(),
-            )
-            .map_err(StorageFault::engine)?;
-        Ok(())
-    }
-
-    fn remove_message(&mut self, rid: &RecipientId, seq: u64) -> Result<(), StorageFault> {
-        self.messages
-            .remove(&codec::message_key(rid, seq))
-            .map_err(StorageFault::engine)?;
-        Ok(())
+        .map_err(StorageFault::engine)
     }
 }

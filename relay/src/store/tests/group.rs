@@ -8,8 +8,9 @@ use std::time::Duration;
 use passage_wire::{MsgId, RecipientId, SenderId};
 
 use super::super::{
-    GroupCommitter, MAX_BATCH, MemoryStore, QueueRecord, RedbStore, StorageFault, Store,
-    StoreError, StoreStats, StoredMessage, WRITE_QUEUE_CAPACITY, WriteError, WriteOp, WriteOutcome,
+    Applied, GroupCommitter, MAX_BATCH, MemoryStore, Persisted, QueueRecord, RedbStore,
+    StorageFault, Store, StoreError, StoreStats, StoredMessage, WRITE_QUEUE_CAPACITY, WriteError,
+    WriteOp, WriteOutcome,
 };
 use super::{append, one, record, rid};
 
@@ -68,12 +69,18 @@ impl<S: Store> Store for Counting<S> {
     fn stats(&self) -> Result<StoreStats, StoreError> {
         self.inner.stats()
     }
-    fn commit(&self, ops: Vec<WriteOp>) -> Vec<Result<WriteOutcome, WriteError>> {
-        self.commits.fetch_add(1, Ordering::SeqCst);
+    fn apply(&self, ops: Vec<WriteOp>) -> Applied {
         self.ops.fetch_add(ops.len(), Ordering::SeqCst);
         self.largest_batch.fetch_max(ops.len(), Ordering::SeqCst);
+        self.inner.apply(ops)
+    }
+    fn persist(&self) -> Persisted {
         std::thread::sleep(self.fsync);
-        self.inner.commit(ops)
+        let persisted = self.inner.persist();
+        if persisted.rows > 0 {
+            self.commits.fetch_add(1, Ordering::SeqCst);
+        }
+        persisted
     }
 }
 
@@ -243,30 +250,54 @@ async fn a_full_queue_holds_writers_back_and_batches_stop_at_max_batch() {
     assert!(largest <= MAX_BATCH && largest > MAX_BATCH / 2, "{largest}");
 }
 
-/// `submit` calls back with each op's own result once it is committed, the ops of one
-/// burst share commits, and a closed committer calls back at once with `Closed`.
+/// `submit` calls `applied` with each op's own result once its batch is applied, then
+/// `done` once it is committed; the ops of one burst share commits, and a closed committer
+/// calls back at once with `Closed` (and never `applied`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submitted_ops_are_answered_by_callback() {
     let store = Counting::new(MemoryStore::new(), Duration::from_millis(2));
     let committer = GroupCommitter::new(store.clone());
+    // (op, durable?, result): one channel, so its order is the order of the calls.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let applied = |n: u64| -> Option<super::super::OnApplied> {
+        let tx = tx.clone();
+        Some(Box::new(move |result: &Result<WriteOutcome, WriteError>| {
+            let _ = tx.send((n, false, result.clone()));
+        }))
+    };
     let call = |n: u64| -> super::super::Callback {
         let tx = tx.clone();
         Box::new(move |result| {
-            let _ = tx.send((n, result));
+            let _ = tx.send((n, true, result));
         })
     };
     committer
-        .submit(Box::new(WriteOp::CreateQueue(record(1))), call(0))
+        .submit(
+            Box::new(WriteOp::CreateQueue(record(1))),
+            applied(0),
+            call(0),
+        )
         .await;
     for n in 1..=50 {
-        committer.submit(Box::new(append(1, n, 5)), call(n)).await;
+        committer
+            .submit(Box::new(append(1, n, 5)), applied(n), call(n))
+            .await;
     }
     // A message id used twice: this op alone fails.
-    committer.submit(Box::new(append(1, 7, 5)), call(51)).await;
+    committer
+        .submit(Box::new(append(1, 7, 5)), applied(51), call(51))
+        .await;
+    let mut seen_applied = [false; 52];
     let mut results = Vec::new();
-    for _ in 0..=51 {
-        results.push(rx.recv().await.unwrap());
+    for _ in 0..2 * 52 {
+        let (n, durable, result) = rx.recv().await.unwrap();
+        let n = usize::try_from(n).unwrap();
+        if durable {
+            assert!(seen_applied[n], "op {n} answered before it was applied");
+            results.push((n, result));
+        } else {
+            seen_applied[n] = true;
+        }
     }
     results.sort_by_key(|(n, _)| *n);
     assert!(matches!(results[0].1, Ok(WriteOutcome::Created)));
@@ -278,10 +309,12 @@ async fn submitted_ops_are_answered_by_callback() {
     assert!(matches!(results[51].1, Err(WriteError::DuplicateId)));
     assert!(store.commits.load(Ordering::SeqCst) < 52);
     committer.close().await;
-    committer.submit(Box::new(append(1, 99, 5)), call(99)).await;
+    committer
+        .submit(Box::new(append(1, 99, 5)), applied(99), call(99))
+        .await;
     assert!(matches!(
         rx.recv().await,
-        Some((99, Err(WriteError::Storage(StorageFault::Closed))))
+        Some((99, true, Err(WriteError::Storage(StorageFault::Closed))))
     ));
 }
 

@@ -1,0 +1,569 @@
+//! Apply ahead, persist behind: the one implementation of [`Store`](super::Store) over a
+//! [`Durable`] backend (the redb file, or the maps of the memory store).
+//!
+//! ```text
+//!  apply(batch) ──▶ ops (checks on the index) ──▶ index + `dirty` rows   readers see it now
+//!  persist()    ──▶ `dirty` becomes `writing` ──▶ backend.write (one transaction, fsync)
+//!                                                  └─▶ `writing` emptied: the disk has it
+//! ```
+//!
+//! A batch is applied in memory at once: the index takes its changes and the rows it
+//! writes wait in `dirty`, so readers (delivery) see a message before it is on disk.
+//! [`persist`](WriteBehind::persist) later writes every waiting row in one transaction;
+//! only then may the writer be told `OK` (the committer sees to that). While they wait,
+//! rows merge by key: a message acknowledged before its batch reached the disk is never
+//! written at all (its put and its delete cancel), which spares the disk and leaves no
+//! trace of it there.
+//!
+//! Rows being written stay readable in `writing` until the transaction is durable, so a
+//! row is always in `dirty`, in `writing` or on disk. If a write fails, everything not yet
+//! durable is discarded and the index is rebuilt from the disk, keeping every queue's
+//! sequence numbers growing (a subscription's delivery cursor must not see a number
+//! reused); the batches that were discarded are reported so their writers get the fault.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use passage_wire::{MsgId, QUEUE_ID_LEN, RecipientId, SenderId};
+
+use super::index::{Index, QueueIndex};
+use super::ops::{self, Tables};
+use super::{
+    Applied, Persisted, QueueRecord, StorageFault, StoreError, StoreStats, StoredMessage,
+    WriteOp, fail_all,
+};
+
+/// A row of one of the store's tables. Not `Debug`: it is made of ids.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum RowKey {
+    /// `queues`, by recipient id.
+    Queue([u8; QUEUE_ID_LEN]),
+    /// `senders`, by sender id.
+    Sender([u8; QUEUE_ID_LEN]),
+    /// `messages`, by recipient id and sequence number (the order of the file's keys).
+    Message([u8; QUEUE_ID_LEN], u64),
+}
+
+/// What a row holds.
+pub(crate) enum Row {
+    Queue(QueueRecord),
+    Sender(RecipientId),
+    Message(Arc<StoredMessage>),
+}
+
+/// The latest change of a row not yet durable.
+pub(crate) enum Change {
+    /// The row must hold this. `fresh`: the row is neither on disk nor being written, so
+    /// a later delete needs no write.
+    Put { row: Row, fresh: bool },
+    /// The row must be gone. Inside a batch, `fresh` marks a delete of a row that never
+    /// reached the disk: it only cancels the waiting put. `dirty` holds no fresh delete.
+    Delete { fresh: bool },
+}
+
+impl Change {
+    fn fresh(&self) -> bool {
+        match self {
+            Change::Put { fresh, .. } | Change::Delete { fresh } => *fresh,
+        }
+    }
+}
+
+type Changes = HashMap<RowKey, Change>;
+
+/// Where the rows live for good: one durable transaction per [`write`](Self::write).
+pub(crate) trait Durable: Send + Sync + 'static {
+    /// Called before every read and apply; a backend that cannot serve fails it.
+    fn check(&self) -> Result<(), StorageFault> {
+        Ok(())
+    }
+    /// A queue's record as the disk holds it.
+    fn queue(&self, rid: &RecipientId) -> Result<Option<QueueRecord>, StorageFault>;
+    /// The queue a sender id belongs to, as the disk holds it.
+    fn sender(&self, sid: &SenderId) -> Result<Option<RecipientId>, StorageFault>;
+    /// Those of a queue's messages with these sequence numbers (ascending) that the disk
+    /// holds, in order.
+    fn messages(
+        &self,
+        rid: &RecipientId,
+        seqs: &[u64],
+    ) -> Result<Vec<(u64, StoredMessage)>, StorageFault>;
+    /// Writes the rows, in key order, in one durable transaction: all or none.
+    fn write(&self, rows: &[(&RowKey, &Change)]) -> Result<(), StorageFault>;
+    /// The index as the disk has it (at open, and after a failed write).
+    fn load(&self) -> Result<HashMap<RecipientId, QueueIndex>, StorageFault>;
+    /// Disk space taken (see [`StoreStats::bytes_on_disk`]).
+    fn bytes_on_disk(&self) -> Result<u64, StorageFault>;
+}
+
+/// The rows not yet durable, and the batch numbering.
+#[derive(Default)]
+struct Unwritten {
+    /// Number of the last batch applied.
+    applied: u64,
+    /// Rows of applied batches that no write has taken yet.
+    dirty: Changes,
+    /// Rows of the write under way; readable until it is durable.
+    writing: Arc<Changes>,
+    /// Batches up to this number were discarded by a failed write.
+    lost_through: u64,
+    /// Why (the latest failed write).
+    lost: Option<StorageFault>,
+    /// The index could not be rebuilt after a failed write: applies fail until it is.
+    stale: bool,
+}
+
+impl Unwritten {
+    fn get(&self, key: &RowKey) -> Option<&Change> {
+        self.dirty.get(key).or_else(|| self.writing.get(key))
+    }
+
+    /// Whether a row is neither on disk nor being written. Only messages can tell without
+    /// a read: their keys are never reused while they may be on disk (sequence numbers
+    /// only grow, and a queue id is free again only once its messages are deleted).
+    fn fresh(&self, key: &RowKey) -> bool {
+        match self.dirty.get(key) {
+            Some(change) => change.fresh(),
+            None => matches!(key, RowKey::Message(..)) && !self.writing.contains_key(key),
+        }
+    }
+
+    fn report(&self, through: u64, rows: usize) -> Persisted {
+        Persisted {
+            through,
+            rows,
+            lost_through: self.lost_through,
+            fault: self.lost.clone(),
+        }
+    }
+}
+
+/// The store's state: the backend, the index, and the rows waiting for the disk.
+pub(crate) struct WriteBehind<B> {
+    backend: B,
+    index: Index,
+    unwritten: Mutex<Unwritten>,
+    /// Held while a batch is applied and while a failed write is undone: one at a time.
+    applying: Mutex<()>,
+    /// Held for a whole write: rows reach the disk in the order they were applied.
+    persisting: Mutex<()>,
+}
+
+/// Nothing panics while holding these locks; a poisoned one still guards whole data.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<B: Durable> WriteBehind<B> {
+    /// The store over `backend`, whose index is `queues` (from [`Durable::load`]).
+    pub fn new(backend: B, queues: HashMap<RecipientId, QueueIndex>) -> Self {
+        Self {
+            backend,
+            index: Index::from_queues(queues),
+            unwritten: Mutex::default(),
+            applying: Mutex::default(),
+            persisting: Mutex::default(),
+        }
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    fn state(&self) -> MutexGuard<'_, Unwritten> {
+        lock(&self.unwritten)
+    }
+
+    pub fn queue(&self, rid: &RecipientId) -> Result<Option<QueueRecord>, StoreError> {
+        self.backend.check()?;
+        Ok(self.queue_row(rid)?)
+    }
+
+    fn queue_row(&self, rid: &RecipientId) -> Result<Option<QueueRecord>, StorageFault> {
+        match self.state().get(&RowKey::Queue(*rid.as_bytes())) {
+            Some(Change::Put {
+                row: Row::Queue(record),
+                ..
+            }) => return Ok(Some(record.clone())),
+            Some(_) => return Ok(None),
+            None => {}
+        }
+        self.backend.queue(rid)
+    }
+
+    fn sender_row(&self, sid: &SenderId) -> Result<Option<RecipientId>, StorageFault> {
+        match self.state().get(&RowKey::Sender(*sid.as_bytes())) {
+            Some(Change::Put {
+                row: Row::Sender(rid),
+                ..
+            }) => return Ok(Some(*rid)),
+            Some(_) => return Ok(None),
+            None => {}
+        }
+        self.backend.sender(sid)
+    }
+
+    pub fn queue_by_sender(&self, sid: &SenderId) -> Result<Option<QueueRecord>, StoreError> {
+        self.backend.check()?;
+        match self.sender_row(sid)? {
+            Some(rid) => Ok(self.queue_row(&rid)?),
+            None => Ok(None),
+        }
+    }
+
+    pub fn first_message(&self, rid: &RecipientId) -> Result<Option<StoredMessage>, StoreError> {
+        Ok(self.messages_from(rid, 0, 1)?.pop().map(|(_, m)| m))
+    }
+
+    pub fn message_after(
+        &self,
+        rid: &RecipientId,
+        msg_id: &MsgId,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        self.backend.check()?;
+        let next = self.index.with(rid, |q| match q.position(msg_id) {
+            Some(at) => q.entries.get(at.saturating_add(1)).map(|e| e.seq),
+            None => q.entries.front().map(|e| e.seq),
+        });
+        match next.flatten() {
+            Some(seq) => Ok(self.messages_from(rid, seq, 1)?.pop().map(|(_, m)| m)),
+            None => Ok(None),
+        }
+    }
+
+    /// Bodies come from memory while not yet durable, else from one read of the disk.
+    pub fn messages_from(
+        &self,
+        rid: &RecipientId,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, StoredMessage)>, StoreError> {
+        self.backend.check()?;
+        let seqs = self.index.seqs_from(rid, from, max);
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let id = *rid.as_bytes();
+        let mut found: Vec<(u64, Option<Arc<StoredMessage>>)> = Vec::with_capacity(seqs.len());
+        let mut on_disk = Vec::new();
+        {
+            let state = self.state();
+            for seq in seqs {
+                match state.get(&RowKey::Message(id, seq)) {
+                    Some(Change::Put {
+                        row: Row::Message(message),
+                        ..
+                    }) => found.push((seq, Some(Arc::clone(message)))),
+                    // Acknowledged meanwhile.
+                    Some(_) => {}
+                    None => {
+                        found.push((seq, None));
+                        on_disk.push(seq);
+                    }
+                }
+            }
+        }
+        let mut read = if on_disk.is_empty() {
+            Vec::new()
+        } else {
+            self.backend.messages(rid, &on_disk)?
+        }
+        .into_iter()
+        .peekable();
+        let mut messages = Vec::with_capacity(found.len());
+        for (seq, message) in found {
+            match message {
+                Some(message) => messages.push((seq, StoredMessage::clone(&message))),
+                None => {
+                    // A message not on disk either was acknowledged meanwhile: skipped.
+                    while read.peek().is_some_and(|(s, _)| *s < seq) {
+                        read.next();
+                    }
+                    if let Some(message) = read.next_if(|(s, _)| *s == seq) {
+                        messages.push(message);
+                    }
+                }
+            }
+        }
+        Ok(messages)
+    }
+
+    pub fn has_message(&self, rid: &RecipientId, msg_id: &MsgId) -> Result<bool, StoreError> {
+        self.backend.check()?;
+        Ok(self
+            .index
+            .with(rid, |q| q.position(msg_id).is_some())
+            .unwrap_or(false))
+    }
+
+    pub fn message_count(&self, rid: &RecipientId) -> Result<u64, StoreError> {
+        self.backend.check()?;
+        Ok(self
+            .index
+            .with(rid, |q| q.entries.len() as u64)
+            .unwrap_or(0))
+    }
+
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.backend.check()?;
+        Ok(StoreStats {
+            queues: self.index.queues(),
+            messages: self.index.messages(),
+            bytes_on_disk: self.backend.bytes_on_disk()?,
+        })
+    }
+
+    /// Applies a batch in memory (see [`Store::apply`](super::Store::apply)).
+    pub fn apply(&self, ops: Vec<WriteOp>) -> Applied {
+        let len = ops.len();
+        let _applying = lock(&self.applying);
+        let applied = self
+            .backend
+            .check()
+            .and_then(|()| self.reload_if_stale())
+            .and_then(|()| {
+                let mut overlay = self.index.overlay();
+                let mut tables = Staged {
+                    store: self,
+                    local: Changes::new(),
+                };
+                let results = ops::apply_batch(&mut tables, &mut overlay, ops)?;
+                Ok((results, tables.local, overlay))
+            });
+        let mut state = self.state();
+        state.applied = state.applied.saturating_add(1);
+        let batch = state.applied;
+        match applied {
+            Ok((results, local, overlay)) => {
+                for (key, change) in local {
+                    match change {
+                        Change::Delete { fresh: true } => {
+                            state.dirty.remove(&key);
+                        }
+                        change => {
+                            state.dirty.insert(key, change);
+                        }
+                    }
+                }
+                // After the rows: a reader that finds a message in the index finds its body.
+                overlay.publish();
+                Applied { batch, results }
+            }
+            Err(fault) => Applied {
+                batch,
+                results: fail_all(len, &fault),
+            },
+        }
+    }
+
+    /// After a failed write whose index could not be rebuilt: try again.
+    fn reload_if_stale(&self) -> Result<(), StorageFault> {
+        let mut state = self.state();
+        if !state.stale {
+            return Ok(());
+        }
+        let queues = self.backend.load()?;
+        self.index.replace(queues);
+        state.stale = false;
+        Ok(())
+    }
+
+    /// Writes every row not yet durable (see [`Store::persist`](super::Store::persist)).
+    pub fn persist(&self) -> Persisted {
+        let _persisting = lock(&self.persisting);
+        let (changes, through) = {
+            let mut state = self.state();
+            if state.dirty.is_empty() {
+                return state.report(state.applied, 0);
+            }
+            let changes = Arc::new(std::mem::take(&mut state.dirty));
+            state.writing = Arc::clone(&changes);
+            (changes, state.applied)
+        };
+        let mut rows: Vec<(&RowKey, &Change)> = changes.iter().collect();
+        rows.sort_unstable_by_key(|(key, _)| **key);
+        let written = self.backend.write(&rows);
+        let count = rows.len();
+        drop(rows);
+        match written {
+            Ok(()) => {
+                let mut state = self.state();
+                state.writing = Arc::default();
+                state.report(through, count)
+            }
+            Err(fault) => self.discard(fault),
+        }
+    }
+
+    /// Undoes everything not yet durable after a failed write.
+    fn discard(&self, fault: StorageFault) -> Persisted {
+        let _applying = lock(&self.applying);
+        let mut state = self.state();
+        state.dirty.clear();
+        state.writing = Arc::default();
+        state.lost_through = state.applied;
+        state.lost = Some(fault);
+        match self.backend.load() {
+            Ok(queues) => self.index.replace(queues),
+            Err(_) => state.stale = true,
+        }
+        state.report(state.applied, 0)
+    }
+}
+
+/// The tables as one batch sees them: its own changes over the rows not yet durable over
+/// the disk. Writes stay in the batch until it has been applied whole.
+struct Staged<'a, B> {
+    store: &'a WriteBehind<B>,
+    local: Changes,
+}
+
+impl<B: Durable> Staged<'_, B> {
+    fn fresh(&self, key: &RowKey) -> bool {
+        match self.local.get(key) {
+            Some(change) => change.fresh(),
+            None => self.store.state().fresh(key),
+        }
+    }
+
+    fn put(&mut self, key: RowKey, row: Row) {
+        let fresh = self.fresh(&key);
+        self.local.insert(key, Change::Put { row, fresh });
+    }
+
+    fn delete(&mut self, key: RowKey) {
+        let fresh = self.fresh(&key);
+        self.local.insert(key, Change::Delete { fresh });
+    }
+}
+
+impl<B: Durable> Tables for Staged<'_, B> {
+    fn put_queue(&mut self, record: &QueueRecord) -> Result<(), StorageFault> {
+        let key = RowKey::Queue(*record.recipient_id.as_bytes());
+        self.put(key, Row::Queue(record.clone()));
+        Ok(())
+    }
+
+    fn queue(&self, rid: &RecipientId) -> Result<Option<QueueRecord>, StorageFault> {
+        match self.local.get(&RowKey::Queue(*rid.as_bytes())) {
+            Some(Change::Put {
+                row: Row::Queue(record),
+                ..
+            }) => Ok(Some(record.clone())),
+            Some(_) => Ok(None),
+            None => self.store.queue_row(rid),
+        }
+    }
+
+    fn remove_queue(&mut self, rid: &RecipientId) -> Result<(), StorageFault> {
+        self.delete(RowKey::Queue(*rid.as_bytes()));
+        Ok(())
+    }
+
+    fn sender_exists(&self, sid: &SenderId) -> Result<bool, StorageFault> {
+        match self.local.get(&RowKey::Sender(*sid.as_bytes())) {
+            Some(change) => Ok(matches!(change, Change::Put { .. })),
+            None => Ok(self.store.sender_row(sid)?.is_some()),
+        }
+    }
+
+    fn put_sender(&mut self, sid: &SenderId, rid: &RecipientId) -> Result<(), StorageFault> {
+        self.put(RowKey::Sender(*sid.as_bytes()), Row::Sender(*rid));
+        Ok(())
+    }
+
+    fn remove_sender(&mut self, sid: &SenderId) -> Result<(), StorageFault> {
+        self.delete(RowKey::Sender(*sid.as_bytes()));
+        Ok(())
+    }
+
+    fn put_message(
+        &mut self,
+        rid: &RecipientId,
+        seq: u64,
+        message: StoredMessage,
+    ) -> Result<(), StorageFault> {
+        let key = RowKey::Message(*rid.as_bytes(), seq);
+        self.put(key, Row::Message(Arc::new(message)));
+        Ok(())
+    }
+
+    fn remove_message(&mut self, rid: &RecipientId, seq: u64) -> Result<(), StorageFault> {
+        self.delete(RowKey::Message(*rid.as_bytes(), seq));
+        Ok(())
+    }
+}
+
+/// Implements [`Store`](super::Store) for a struct whose field `$field` is a
+/// [`WriteBehind`]: the two stores differ only in their backend.
+macro_rules! store_by_write_behind {
+    ($store:ty, $field:ident) => {
+        impl $crate::store::Store for $store {
+            fn queue(
+                &self,
+                recipient_id: &RecipientId,
+            ) -> Result<Option<$crate::store::QueueRecord>, $crate::store::StoreError> {
+                self.$field.queue(recipient_id)
+            }
+
+            fn queue_by_sender(
+                &self,
+                sender_id: &passage_wire::SenderId,
+            ) -> Result<Option<$crate::store::QueueRecord>, $crate::store::StoreError> {
+                self.$field.queue_by_sender(sender_id)
+            }
+
+            fn first_message(
+                &self,
+                recipient_id: &RecipientId,
+            ) -> Result<Option<$crate::store::StoredMessage>, $crate::store::StoreError> {
+                self.$field.first_message(recipient_id)
+            }
+
+            fn message_after(
+                &self,
+                recipient_id: &RecipientId,
+                msg_id: &passage_wire::MsgId,
+            ) -> Result<Option<$crate::store::StoredMessage>, $crate::store::StoreError> {
+                self.$field.message_after(recipient_id, msg_id)
+            }
+
+            fn messages_from(
+                &self,
+                recipient_id: &RecipientId,
+                from: u64,
+                max: usize,
+            ) -> Result<Vec<(u64, $crate::store::StoredMessage)>, $crate::store::StoreError> {
+                self.$field.messages_from(recipient_id, from, max)
+            }
+
+            fn has_message(
+                &self,
+                recipient_id: &RecipientId,
+                msg_id: &passage_wire::MsgId,
+            ) -> Result<bool, $crate::store::StoreError> {
+                self.$field.has_message(recipient_id, msg_id)
+            }
+
+            fn message_count(
+                &self,
+                recipient_id: &RecipientId,
+            ) -> Result<u64, $crate::store::StoreError> {
+                self.$field.message_count(recipient_id)
+            }
+
+            fn stats(&self) -> Result<$crate::store::StoreStats, $crate::store::StoreError> {
+                self.$field.stats()
+            }
+
+            fn apply(&self, ops: Vec<$crate::store::WriteOp>) -> $crate::store::Applied {
+                self.$field.apply(ops)
+            }
+
+            fn persist(&self) -> $crate::store::Persisted {
+                self.$field.persist()
+            }
+        }
+    };
+}
+pub(crate) use store_by_write_behind;
