@@ -114,14 +114,33 @@ impl Durable for MemoryTables {
         let mut rows = self.rows()?;
         for (key, change) in changes {
             match (key, change) {
-                (RowKey::Queue(id), Change::Put { row: Row::Queue(record), .. }) => {
+                (
+                    RowKey::Queue(id),
+                    Change::Put {
+                        row: Row::Queue(record),
+                        ..
+                    },
+                ) => {
                     rows.queues.insert(*id, record.clone());
                 }
-                (RowKey::Sender(id), Change::Put { row: Row::Sender(rid), .. }) => {
+                (
+                    RowKey::Sender(id),
+                    Change::Put {
+                        row: Row::Sender(rid),
+                        ..
+                    },
+                ) => {
                     rows.senders.insert(*id, *rid);
                 }
-                (RowKey::Message(id, seq), Change::Put { row: Row::Message(message), .. }) => {
-                    rows.messages.insert((*id, *seq), StoredMessage::clone(message));
+                (
+                    RowKey::Message(id, seq),
+                    Change::Put {
+                        row: Row::Message(message),
+                        ..
+                    },
+                ) => {
+                    rows.messages
+                        .insert((*id, *seq), StoredMessage::clone(message));
                 }
                 (RowKey::Queue(id), Change::Delete { .. }) => {
                     rows.queues.remove(id);
@@ -132,7 +151,11 @@ impl Durable for MemoryTables {
                 (RowKey::Message(id, seq), Change::Delete { .. }) => {
                     rows.messages.remove(&(*id, *seq));
                 }
-                _ => return Err(StorageFault::Corrupt { what: "pending row" }),
+                _ => {
+                    return Err(StorageFault::Corrupt {
+                        what: "pending row",
+                    });
+                }
             }
         }
         Ok(())
@@ -143,7 +166,12 @@ impl Durable for MemoryTables {
         let mut queues: HashMap<RecipientId, QueueIndex> = rows
             .queues
             .values()
-            .map(|r| (r.recipient_id, QueueIndex::new(r.sender_id, r.sender_auth_key)))
+            .map(|r| {
+                (
+                    r.recipient_id,
+                    QueueIndex::new(r.sender_id, r.sender_auth_key),
+                )
+            })
             .collect();
         for ((id, seq), message) in &rows.messages {
             if let Some(queue) = queues.get_mut(&RecipientId::from_bytes(*id)) {

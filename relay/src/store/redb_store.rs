@@ -332,16 +332,32 @@ impl RedbTables<'_> {
     /// Writes one row's change.
     fn write(&mut self, key: &RowKey, change: &Change) -> Result<(), StorageFault> {
         match (key, change) {
-            (RowKey::Queue(_), Change::Put { row: Row::Queue(record), .. }) => {
+            (
+                RowKey::Queue(_),
+                Change::Put {
+                    row: Row::Queue(record),
+                    ..
+                },
+            ) => {
                 let value = codec::encode_record(record);
                 self.queues
                     .insert(record.recipient_id.as_bytes(), value.as_slice())
                     .map(drop)
             }
-            (RowKey::Sender(sid), Change::Put { row: Row::Sender(rid), .. }) => {
-                self.senders.insert(sid, rid.as_bytes()).map(drop)
-            }
-            (RowKey::Message(rid, seq), Change::Put { row: Row::Message(message), .. }) => {
+            (
+                RowKey::Sender(sid),
+                Change::Put {
+                    row: Row::Sender(rid),
+                    ..
+                },
+            ) => self.senders.insert(sid, rid.as_bytes()).map(drop),
+            (
+                RowKey::Message(rid, seq),
+                Change::Put {
+                    row: Row::Message(message),
+                    ..
+                },
+            ) => {
                 let key = codec::message_key(&RecipientId::from_bytes(*rid), *seq);
                 self.messages
                     .insert(&key, codec::encode_message(message).as_slice())
@@ -354,7 +370,11 @@ impl RedbTables<'_> {
                 self.messages.remove(&key).map(drop)
             }
             // A row under another table's key: cannot be built (see `Staged`).
-            _ => return Err(StorageFault::Corrupt { what: "pending row" }),
+            _ => {
+                return Err(StorageFault::Corrupt {
+                    what: "pending row",
+                });
+            }
         }
         .map_err(StorageFault::engine)
     }

@@ -22,6 +22,7 @@
 //! reused); the batches that were discarded are reported so their writers get the fault.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use passage_wire::{MsgId, QUEUE_ID_LEN, RecipientId, SenderId};
@@ -29,8 +30,8 @@ use passage_wire::{MsgId, QUEUE_ID_LEN, RecipientId, SenderId};
 use super::index::{Index, QueueIndex};
 use super::ops::{self, Tables};
 use super::{
-    Applied, Persisted, QueueRecord, StorageFault, StoreError, StoreStats, StoredMessage,
-    WriteOp, fail_all,
+    Applied, Persisted, QueueRecord, StorageFault, StoreError, StoreStats, StoredMessage, WriteOp,
+    fail_all,
 };
 
 /// A row of one of the store's tables. Not `Debug`: it is made of ids.
@@ -109,8 +110,6 @@ struct Unwritten {
     lost_through: u64,
     /// Why (the latest failed write).
     lost: Option<StorageFault>,
-    /// The index could not be rebuilt after a failed write: applies fail until it is.
-    stale: bool,
 }
 
 impl Unwritten {
@@ -118,13 +117,16 @@ impl Unwritten {
         self.dirty.get(key).or_else(|| self.writing.get(key))
     }
 
-    /// Whether a row is neither on disk nor being written. Only messages can tell without
-    /// a read: their keys are never reused while they may be on disk (sequence numbers
-    /// only grow, and a queue id is free again only once its messages are deleted).
-    fn fresh(&self, key: &RowKey) -> bool {
+    /// Whether a row is neither on disk nor being written, as a new change to it must
+    /// record. A row with a waiting change knows; otherwise only a put of a message can
+    /// tell without a read: a message's key is new when it is put (sequence numbers only
+    /// grow, and a queue id is free again only once its messages are deleted), so it is on
+    /// disk only if a delete of the same key is being written. A delete of a row without a
+    /// waiting change must be written.
+    fn fresh(&self, key: &RowKey, put: bool) -> bool {
         match self.dirty.get(key) {
             Some(change) => change.fresh(),
-            None => matches!(key, RowKey::Message(..)) && !self.writing.contains_key(key),
+            None => put && matches!(key, RowKey::Message(..)) && !self.writing.contains_key(key),
         }
     }
 
@@ -147,6 +149,9 @@ pub(crate) struct WriteBehind<B> {
     applying: Mutex<()>,
     /// Held for a whole write: rows reach the disk in the order they were applied.
     persisting: Mutex<()>,
+    /// The index could not be rebuilt after a failed write: every call tries again first,
+    /// and fails while it cannot.
+    stale: AtomicBool,
 }
 
 /// Nothing panics while holding these locks; a poisoned one still guards whole data.
@@ -163,6 +168,7 @@ impl<B: Durable> WriteBehind<B> {
             unwritten: Mutex::default(),
             applying: Mutex::default(),
             persisting: Mutex::default(),
+            stale: AtomicBool::new(false),
         }
     }
 
@@ -175,7 +181,7 @@ impl<B: Durable> WriteBehind<B> {
     }
 
     pub fn queue(&self, rid: &RecipientId) -> Result<Option<QueueRecord>, StoreError> {
-        self.backend.check()?;
+        self.ready()?;
         Ok(self.queue_row(rid)?)
     }
 
@@ -204,7 +210,7 @@ impl<B: Durable> WriteBehind<B> {
     }
 
     pub fn queue_by_sender(&self, sid: &SenderId) -> Result<Option<QueueRecord>, StoreError> {
-        self.backend.check()?;
+        self.ready()?;
         match self.sender_row(sid)? {
             Some(rid) => Ok(self.queue_row(&rid)?),
             None => Ok(None),
@@ -220,7 +226,7 @@ impl<B: Durable> WriteBehind<B> {
         rid: &RecipientId,
         msg_id: &MsgId,
     ) -> Result<Option<StoredMessage>, StoreError> {
-        self.backend.check()?;
+        self.ready()?;
         let next = self.index.with(rid, |q| match q.position(msg_id) {
             Some(at) => q.entries.get(at.saturating_add(1)).map(|e| e.seq),
             None => q.entries.front().map(|e| e.seq),
@@ -238,7 +244,7 @@ impl<B: Durable> WriteBehind<B> {
         from: u64,
         max: usize,
     ) -> Result<Vec<(u64, StoredMessage)>, StoreError> {
-        self.backend.check()?;
+        self.ready()?;
         let seqs = self.index.seqs_from(rid, from, max);
         if seqs.is_empty() {
             return Ok(Vec::new());
@@ -289,7 +295,7 @@ impl<B: Durable> WriteBehind<B> {
     }
 
     pub fn has_message(&self, rid: &RecipientId, msg_id: &MsgId) -> Result<bool, StoreError> {
-        self.backend.check()?;
+        self.ready()?;
         Ok(self
             .index
             .with(rid, |q| q.position(msg_id).is_some())
@@ -297,7 +303,7 @@ impl<B: Durable> WriteBehind<B> {
     }
 
     pub fn message_count(&self, rid: &RecipientId) -> Result<u64, StoreError> {
-        self.backend.check()?;
+        self.ready()?;
         Ok(self
             .index
             .with(rid, |q| q.entries.len() as u64)
@@ -305,7 +311,7 @@ impl<B: Durable> WriteBehind<B> {
     }
 
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
-        self.backend.check()?;
+        self.ready()?;
         Ok(StoreStats {
             queues: self.index.queues(),
             messages: self.index.messages(),
@@ -356,15 +362,25 @@ impl<B: Durable> WriteBehind<B> {
         }
     }
 
-    /// After a failed write whose index could not be rebuilt: try again.
-    fn reload_if_stale(&self) -> Result<(), StorageFault> {
-        let mut state = self.state();
-        if !state.stale {
-            return Ok(());
+    /// Whether the store can serve: the backend works, and the index is rebuilt if a
+    /// failed write left it stale.
+    fn ready(&self) -> Result<(), StorageFault> {
+        self.backend.check()?;
+        if self.stale.load(Ordering::Acquire) {
+            let _applying = lock(&self.applying);
+            self.reload_if_stale()?;
         }
-        let queues = self.backend.load()?;
-        self.index.replace(queues);
-        state.stale = false;
+        Ok(())
+    }
+
+    /// After a failed write whose index could not be rebuilt: try again. The caller holds
+    /// `applying`.
+    fn reload_if_stale(&self) -> Result<(), StorageFault> {
+        if self.stale.load(Ordering::Acquire) {
+            let queues = self.backend.load()?;
+            self.index.replace(queues);
+            self.stale.store(false, Ordering::Release);
+        }
         Ok(())
     }
 
@@ -405,7 +421,7 @@ impl<B: Durable> WriteBehind<B> {
         state.lost = Some(fault);
         match self.backend.load() {
             Ok(queues) => self.index.replace(queues),
-            Err(_) => state.stale = true,
+            Err(_) => self.stale.store(true, Ordering::Release),
         }
         state.report(state.applied, 0)
     }
@@ -419,20 +435,20 @@ struct Staged<'a, B> {
 }
 
 impl<B: Durable> Staged<'_, B> {
-    fn fresh(&self, key: &RowKey) -> bool {
+    fn fresh(&self, key: &RowKey, put: bool) -> bool {
         match self.local.get(key) {
             Some(change) => change.fresh(),
-            None => self.store.state().fresh(key),
+            None => self.store.state().fresh(key, put),
         }
     }
 
     fn put(&mut self, key: RowKey, row: Row) {
-        let fresh = self.fresh(&key);
+        let fresh = self.fresh(&key, true);
         self.local.insert(key, Change::Put { row, fresh });
     }
 
     fn delete(&mut self, key: RowKey) {
-        let fresh = self.fresh(&key);
+        let fresh = self.fresh(&key, false);
         self.local.insert(key, Change::Delete { fresh });
     }
 }

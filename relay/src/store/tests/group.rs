@@ -261,9 +261,11 @@ async fn submitted_ops_are_answered_by_callback() {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let applied = |n: u64| -> Option<super::super::OnApplied> {
         let tx = tx.clone();
-        Some(Box::new(move |result: &Result<WriteOutcome, WriteError>| {
-            let _ = tx.send((n, false, result.clone()));
-        }))
+        Some(Box::new(
+            move |result: &Result<WriteOutcome, WriteError>| {
+                let _ = tx.send((n, false, result.clone()));
+            },
+        ))
     };
     let call = |n: u64| -> super::super::Callback {
         let tx = tx.clone();

@@ -1,9 +1,11 @@
 //! Tests of the store: one suite for both stores (`suite`), redb durability and crash
-//! safety (`durability`), the group committer (`group`).
+//! safety (`durability`), the group committer (`group`), changes applied ahead of the disk
+//! (`write_behind`).
 
 mod durability;
 mod group;
 mod suite;
+mod write_behind;
 
 use passage_crypto::ENVELOPE_LEN;
 use passage_crypto::primitives::{DhPublic, DhSecret};

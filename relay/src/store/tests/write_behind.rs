@@ -1,0 +1,324 @@
+//! Apply ahead, persist behind: applied changes are readable at once, durable only once
+//! persisted; waiting rows merge (a message acknowledged before its write is never
+//! written); a failed write discards what is not durable and answers its writers with the
+//! fault; and any interleaving of applies and persists ends where one-batch-at-a-time
+//! commits end.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use passage_wire::{MsgId, RecipientId, SenderId};
+use proptest::prelude::*;
+
+use super::super::{
+    Applied, GroupCommitter, MemoryStore, Persisted, QueueRecord, RedbStore, StorageFault, Store,
+    StoreError, StoreStats, StoredMessage, WriteError, WriteOp, WriteOutcome,
+};
+use super::{append, message, msg_id, one, record, rid};
+
+fn ack(q: u8, n: u64) -> WriteOp {
+    WriteOp::Ack {
+        recipient_id: rid(q),
+        msg_id: msg_id(n),
+    }
+}
+
+/// The ids of a queue's messages, oldest first, with their sequence numbers.
+fn listed(store: &dyn Store, q: u8) -> Vec<(u64, MsgId)> {
+    store
+        .messages_from(&rid(q), 0, 1_000)
+        .unwrap()
+        .into_iter()
+        .map(|(seq, m)| (seq, m.msg_id))
+        .collect()
+}
+
+#[test]
+fn applied_changes_are_readable_at_once_and_durable_only_once_persisted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    {
+        let store = RedbStore::open(&path).unwrap();
+        assert!(one(&store, WriteOp::CreateQueue(record(1))).is_ok());
+        assert!(one(&store, append(1, 1, 10)).is_ok());
+        let applied = store.apply(vec![append(1, 2, 11)]);
+        assert!(matches!(applied.results[..], [Ok(WriteOutcome::Appended)]));
+        // Readable before it is on disk: body from memory, the older one from the file.
+        let read = store.messages_from(&rid(1), 0, 10).unwrap();
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[0].1, message(1, 10));
+        assert_eq!(read[1].1, message(2, 11));
+        assert_eq!(store.message_count(&rid(1)).unwrap(), 2);
+        // Dropped without a persist: as a crash would, it loses what was not written.
+    }
+    let store = RedbStore::open(&path).unwrap();
+    assert_eq!(listed(&store, 1), vec![(0, msg_id(1))]);
+}
+
+#[test]
+fn a_message_acknowledged_before_its_write_is_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    {
+        let store = RedbStore::open(&path).unwrap();
+        assert!(one(&store, WriteOp::CreateQueue(record(1))).is_ok());
+        let first = store.apply(vec![append(1, 1, 10), append(1, 2, 10)]);
+        let second = store.apply(vec![ack(1, 1)]);
+        assert!(matches!(
+            second.results[..],
+            [Ok(WriteOutcome::Acked { found: true })]
+        ));
+        let persisted = store.persist();
+        assert!(persisted.through >= second.batch && first.batch < second.batch);
+        assert!(persisted.outcome(first.batch).is_ok());
+        // Message 1 came and went in memory: only message 2 is written.
+        assert_eq!(persisted.rows, 1);
+        // Acknowledged once on disk: its delete is written.
+        store.apply(vec![ack(1, 2)]);
+        assert_eq!(store.persist().rows, 1);
+        // Acknowledged during the write of its put: both reach the disk, in order.
+        assert!(one(&store, append(1, 3, 10)).is_ok());
+        // Nothing to write: no transaction.
+        assert_eq!(store.persist().rows, 0);
+        assert_eq!(listed(&store, 1), vec![(2, msg_id(3))]);
+    }
+    let store = RedbStore::open(&path).unwrap();
+    assert_eq!(listed(&store, 1), vec![(2, msg_id(3))]);
+}
+
+#[test]
+fn a_failed_write_discards_what_is_not_durable_and_numbers_still_grow() {
+    let store = MemoryStore::new();
+    assert!(one(&store, WriteOp::CreateQueue(record(1))).is_ok());
+    assert!(one(&store, append(1, 1, 10)).is_ok());
+    let lost = store.apply(vec![append(1, 2, 10), WriteOp::CreateQueue(record(2))]);
+    assert_eq!(store.message_count(&rid(1)).unwrap(), 2);
+    store.set_failing(true);
+    let persisted = store.persist();
+    assert!(persisted.through >= lost.batch);
+    assert!(matches!(
+        persisted.outcome(lost.batch),
+        Err(StorageFault::Injected)
+    ));
+    store.set_failing(false);
+    // The disk's state again: message 2 and queue 2 are gone, message 1 is there.
+    assert_eq!(listed(&store, 1), vec![(0, msg_id(1))]);
+    assert!(store.queue(&rid(2)).unwrap().is_none());
+    assert_eq!(store.stats().unwrap().messages, 1);
+    // The lost message's sequence number is not given again.
+    assert!(one(&store, append(1, 3, 10)).is_ok());
+    assert_eq!(listed(&store, 1), vec![(0, msg_id(1)), (2, msg_id(3))]);
+    // Later batches are durable again; the old loss does not cover them.
+    let later = store.apply(vec![append(1, 4, 10)]);
+    assert!(store.persist().outcome(later.batch).is_ok());
+}
+
+/// A memory store whose writes fail while `fail_writes` is set (its reads and applies
+/// work).
+#[derive(Default)]
+struct FailingWrites {
+    inner: MemoryStore,
+    fail_writes: AtomicBool,
+}
+
+impl Store for FailingWrites {
+    fn queue(&self, id: &RecipientId) -> Result<Option<QueueRecord>, StoreError> {
+        self.inner.queue(id)
+    }
+    fn queue_by_sender(&self, id: &SenderId) -> Result<Option<QueueRecord>, StoreError> {
+        self.inner.queue_by_sender(id)
+    }
+    fn first_message(&self, id: &RecipientId) -> Result<Option<StoredMessage>, StoreError> {
+        self.inner.first_message(id)
+    }
+    fn message_after(
+        &self,
+        id: &RecipientId,
+        msg_id: &MsgId,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        self.inner.message_after(id, msg_id)
+    }
+    fn messages_from(
+        &self,
+        id: &RecipientId,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, StoredMessage)>, StoreError> {
+        self.inner.messages_from(id, from, max)
+    }
+    fn has_message(&self, id: &RecipientId, msg_id: &MsgId) -> Result<bool, StoreError> {
+        self.inner.has_message(id, msg_id)
+    }
+    fn message_count(&self, id: &RecipientId) -> Result<u64, StoreError> {
+        self.inner.message_count(id)
+    }
+    fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.inner.stats()
+    }
+    fn apply(&self, ops: Vec<WriteOp>) -> Applied {
+        self.inner.apply(ops)
+    }
+    fn persist(&self) -> Persisted {
+        let fail = self.fail_writes.load(Ordering::SeqCst);
+        self.inner.set_failing(fail);
+        let persisted = self.inner.persist();
+        self.inner.set_failing(false);
+        persisted
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_write_answers_its_writers_with_the_fault() {
+    let store = Arc::new(FailingWrites::default());
+    let committer = GroupCommitter::new(store.clone());
+    assert!(
+        committer
+            .write(WriteOp::CreateQueue(record(1)))
+            .await
+            .is_ok()
+    );
+    store.fail_writes.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        committer.write(append(1, 1, 10)).await,
+        Err(WriteError::Storage(StorageFault::Injected))
+    ));
+    store.fail_writes.store(false, Ordering::SeqCst);
+    assert_eq!(store.message_count(&rid(1)).unwrap(), 0);
+    assert!(matches!(
+        committer.write(append(1, 2, 10)).await,
+        Ok(WriteOutcome::Appended)
+    ));
+    committer.close().await;
+    assert_eq!(listed(store.as_ref(), 1), vec![(1, msg_id(2))]);
+}
+
+/// One step of the model test.
+#[derive(Debug, Clone)]
+enum Step {
+    /// A batch of ops, by (kind, queue, message number).
+    Apply(Vec<(u8, u8, u64)>),
+    /// A write of everything applied.
+    Persist,
+    /// A write that fails (memory store only).
+    FailedPersist,
+}
+
+fn op((kind, q, n): (u8, u8, u64)) -> WriteOp {
+    match kind {
+        0 => WriteOp::CreateQueue(record(q)),
+        1 => WriteOp::DeleteQueue {
+            recipient_id: rid(q),
+        },
+        2 => ack(q, n),
+        // Appends are the most common op, as in the relay.
+        _ => append(q, n, 10),
+    }
+}
+
+fn steps() -> impl Strategy<Value = Vec<Step>> {
+    let op = (0u8..6, 1u8..4, 0u64..6);
+    let step = prop_oneof![
+        6 => prop::collection::vec(op, 1..6).prop_map(Step::Apply),
+        2 => Just(Step::Persist),
+        1 => Just(Step::FailedPersist),
+    ];
+    prop::collection::vec(step, 1..40)
+}
+
+/// A store committed one batch at a time with `batches`.
+fn replayed(batches: &[Vec<(u8, u8, u64)>]) -> MemoryStore {
+    let model = MemoryStore::new();
+    for ops in batches {
+        model.commit(ops.iter().copied().map(op).collect());
+    }
+    model
+}
+
+/// What a reader sees of queues 1 to 3.
+fn view(store: &dyn Store) -> Vec<(bool, Vec<MsgId>, u64)> {
+    (1..4)
+        .map(|q| {
+            (
+                store.queue(&rid(q)).unwrap().is_some(),
+                listed(store, q).into_iter().map(|(_, id)| id).collect(),
+                store.message_count(&rid(q)).unwrap(),
+            )
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Any interleaving of applies and persists gives the results, the reads and (after
+    /// the last persist and a reopen) the file that committing each batch at once gives.
+    #[test]
+    fn write_behind_matches_committing_each_batch(steps in steps()) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let model = MemoryStore::new();
+        {
+            let store = RedbStore::open(&path).unwrap();
+            for step in steps {
+                match step {
+                    Step::Apply(ops) => {
+                        let applied = store.apply(ops.iter().copied().map(op).collect());
+                        let expected = model.commit(ops.into_iter().map(op).collect());
+                        prop_assert_eq!(
+                            format!("{:?}", applied.results),
+                            format!("{expected:?}")
+                        );
+                    }
+                    Step::Persist | Step::FailedPersist => {
+                        prop_assert!(store.persist().fault.is_none());
+                    }
+                }
+                prop_assert_eq!(view(&store), view(&model));
+            }
+            prop_assert!(store.persist().fault.is_none());
+        }
+        let store = RedbStore::open(&path).unwrap();
+        prop_assert_eq!(view(&store), view(&model));
+    }
+
+    /// With failed writes too: a failed write takes the store back to what the batches
+    /// written before it give, and the store goes on from there as that would.
+    #[test]
+    fn a_failed_write_goes_back_to_the_written_batches(steps in steps()) {
+        let store = MemoryStore::new();
+        let (mut written, mut unwritten) = (Vec::new(), Vec::new());
+        let mut model = MemoryStore::new();
+        for step in steps {
+            match step {
+                Step::Apply(ops) => {
+                    let applied = store.apply(ops.iter().copied().map(op).collect());
+                    let expected = model.commit(ops.iter().copied().map(op).collect());
+                    prop_assert_eq!(
+                        format!("{:?}", applied.results),
+                        format!("{expected:?}")
+                    );
+                    unwritten.push(ops);
+                }
+                Step::Persist => {
+                    let batch = store.apply(Vec::new()).batch;
+                    prop_assert!(store.persist().outcome(batch).is_ok());
+                    written.append(&mut unwritten);
+                }
+                Step::FailedPersist => {
+                    let batch = store.apply(Vec::new()).batch;
+                    store.set_failing(true);
+                    let persisted = store.persist();
+                    store.set_failing(false);
+                    if persisted.outcome(batch).is_ok() {
+                        // Nothing to write (no change, or every change cancelled out).
+                        written.append(&mut unwritten);
+                    } else {
+                        unwritten.clear();
+                        model = replayed(&written);
+                    }
+                }
+            }
+            prop_assert_eq!(view(&store), view(&model));
+        }
+    }
+}
