@@ -121,7 +121,7 @@ impl Durable for MemoryTables {
                         ..
                     },
                 ) => {
-                    rows.queues.insert(*id, record.clone());
+                    rows.queues.insert(*id, QueueRecord::clone(record));
                 }
                 (
                     RowKey::Sender(id),

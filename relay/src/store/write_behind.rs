@@ -47,7 +47,7 @@ pub(crate) enum RowKey {
 
 /// What a row holds.
 pub(crate) enum Row {
-    Queue(QueueRecord),
+    Queue(Box<QueueRecord>),
     Sender(RecipientId),
     Message(Arc<StoredMessage>),
 }
@@ -190,7 +190,7 @@ impl<B: Durable> WriteBehind<B> {
             Some(Change::Put {
                 row: Row::Queue(record),
                 ..
-            }) => return Ok(Some(record.clone())),
+            }) => return Ok(Some(QueueRecord::clone(record))),
             Some(_) => return Ok(None),
             None => {}
         }
@@ -456,7 +456,7 @@ impl<B: Durable> Staged<'_, B> {
 impl<B: Durable> Tables for Staged<'_, B> {
     fn put_queue(&mut self, record: &QueueRecord) -> Result<(), StorageFault> {
         let key = RowKey::Queue(*record.recipient_id.as_bytes());
-        self.put(key, Row::Queue(record.clone()));
+        self.put(key, Row::Queue(Box::new(record.clone())));
         Ok(())
     }
 
@@ -465,7 +465,7 @@ impl<B: Durable> Tables for Staged<'_, B> {
             Some(Change::Put {
                 row: Row::Queue(record),
                 ..
-            }) => Ok(Some(record.clone())),
+            }) => Ok(Some(QueueRecord::clone(record))),
             Some(_) => Ok(None),
             None => self.store.queue_row(rid),
         }
