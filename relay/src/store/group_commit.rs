@@ -21,11 +21,13 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Applied, StorageFault, Store, WriteError, WriteOp, WriteOutcome};
+use super::{
+    Applied, OpRef, Persisted, StorageFault, Store, WaitFor, WriteError, WriteOp, WriteOutcome,
+};
 
 /// The most ops in one commit. A batch of appends holds about 4 KiB per op, so 4,096 ops
 /// is a 16 MiB transaction. Under heavy load the batch limit, not the fsync, sets the
@@ -41,6 +43,12 @@ pub const MAX_BATCH: usize = 4096;
 /// [`GroupCommitter::write`] until there is room (backpressure on the connections, rather
 /// than unbounded memory). One batch's worth: applying is quick, the wait is for the disk.
 pub const WRITE_QUEUE_CAPACITY: usize = MAX_BATCH;
+
+/// How long an appended message is held back from the disk ([`WaitFor::Message`]): a
+/// recipient who is online acknowledges it well within this, and then it is never written
+/// and its sender is told `OK` at the acknowledgement. A message still unacknowledged after
+/// it is written with the next write; its sender waits that much longer for `OK`.
+pub const HOLD: Duration = Duration::from_millis(50);
 
 /// How many applied ops may wait for the disk before the apply thread waits too (the
 /// bodies of their messages stay in memory meanwhile, unless acknowledged). With the
@@ -136,25 +144,101 @@ impl Reply {
 #[derive(Default)]
 struct Flight {
     state: Mutex<FlightState>,
-    /// Signalled when a batch is applied, settled, or the apply thread stops.
-    changed: Condvar,
+    /// Wakes the commit thread: an answer waits for a write, or the apply thread stopped.
+    to_commit: Condvar,
+    /// Wakes the apply thread: answers went out (room under [`UNPERSISTED_LIMIT`]).
+    to_apply: Condvar,
 }
 
 #[derive(Default)]
 struct FlightState {
-    /// In the order applied.
+    /// In the order applied; the first one has an unanswered op.
     awaiting: VecDeque<Awaiting>,
-    /// Ops in `awaiting`.
+    /// Unanswered ops in `awaiting`.
     ops: usize,
-    /// The apply thread has stopped: persist what is left, then stop.
+    /// Unanswered ops in `awaiting` that wait for a write ([`WaitFor::Write`]).
+    urgent: usize,
+    /// The apply thread has stopped: write everything, answer, then stop.
     applier_done: bool,
+    /// How long held messages wait ([`HOLD`] unless [`GroupCommitter::with_hold`]).
+    hold: Duration,
 }
 
-/// One applied batch, waiting for the disk.
+/// One applied batch with ops still to answer.
 struct Awaiting {
     batch: u64,
-    replies: Vec<Reply>,
+    applied_at: Instant,
+    /// `None` once answered.
+    replies: Vec<Option<Reply>>,
     results: Vec<Result<WriteOutcome, WriteError>>,
+    wait_for: Vec<WaitFor>,
+    unanswered: usize,
+}
+
+/// An answer to send once the lock is released.
+type Answer = (Reply, Result<WriteOutcome, WriteError>);
+
+impl FlightState {
+    /// Takes op `index` of the batch at `at` in `awaiting`, if it is still unanswered,
+    /// with its result (or `lost`).
+    fn answer(&mut self, at: usize, index: usize, lost: Option<&StorageFault>) -> Option<Answer> {
+        let batch = self.awaiting.get_mut(at)?;
+        let reply = batch.replies.get_mut(index)?.take()?;
+        let result = match lost {
+            Some(fault) => Err(WriteError::Storage(fault.clone())),
+            None => batch
+                .results
+                .get(index)
+                .cloned()
+                .unwrap_or_else(|| Err(closed())),
+        };
+        batch.unanswered = batch.unanswered.saturating_sub(1);
+        self.ops = self.ops.saturating_sub(1);
+        if batch.wait_for.get(index) == Some(&WaitFor::Write) {
+            self.urgent = self.urgent.saturating_sub(1);
+        }
+        Some((reply, result))
+    }
+
+    /// Where batch `batch` is in `awaiting`.
+    fn position(&self, batch: u64) -> Option<usize> {
+        self.awaiting.binary_search_by_key(&batch, |b| b.batch).ok()
+    }
+
+    /// Drops the answered batches at the front.
+    fn pop_answered(&mut self) {
+        while self.awaiting.front().is_some_and(|b| b.unanswered == 0) {
+            self.awaiting.pop_front();
+        }
+    }
+
+    /// When the commit thread must write next: now if an answer waits for a write (or the
+    /// apply thread has stopped), else when the oldest held message has waited [`HOLD`].
+    fn write_due(&self) -> Option<Instant> {
+        let first = self.awaiting.front()?;
+        if self.urgent > 0 || self.applier_done {
+            return Some(first.applied_at);
+        }
+        Some(first.applied_at + self.hold)
+    }
+
+    /// The newest batch whose held messages have waited [`HOLD`] at `now`.
+    fn held_due(&self, now: Instant) -> u64 {
+        if self.applier_done {
+            return u64::MAX;
+        }
+        let due = self
+            .awaiting
+            .partition_point(|b| b.applied_at + self.hold <= now);
+        match due.checked_sub(1).and_then(|at| self.awaiting.get(at)) {
+            Some(batch) => batch.batch,
+            // Held ops of batches already answered in full are gone: none is due.
+            None => self
+                .awaiting
+                .front()
+                .map_or(0, |b| b.batch.saturating_sub(1)),
+        }
+    }
 }
 
 impl Flight {
@@ -162,11 +246,28 @@ impl Flight {
         // Nothing panics while holding it; a poisoned lock still guards whole data.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
 
-    fn wait<'a>(&self, state: MutexGuard<'a, FlightState>) -> MutexGuard<'a, FlightState> {
-        self.changed
-            .wait(state)
-            .unwrap_or_else(PoisonError::into_inner)
+/// Waits on `condvar` (for at most `timeout`, if given).
+fn wait<'a>(
+    condvar: &Condvar,
+    state: MutexGuard<'a, FlightState>,
+    timeout: Option<Duration>,
+) -> MutexGuard<'a, FlightState> {
+    match timeout {
+        Some(timeout) => {
+            condvar
+                .wait_timeout(state, timeout)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0
+        }
+        None => condvar.wait(state).unwrap_or_else(PoisonError::into_inner),
+    }
+}
+
+fn send_all(answers: Vec<Answer>) {
+    for (reply, result) in answers {
+        reply.send(result);
     }
 }
 
@@ -194,12 +295,20 @@ impl GroupCommitter {
 
     /// As [`new`](Self::new), counting every commit in `counters`.
     pub fn with_counters(store: Arc<dyn Store>, counters: Arc<CommitCounters>) -> Self {
+        Self::with_hold(store, counters, HOLD)
+    }
+
+    /// As [`with_counters`](Self::with_counters), holding appended messages back from the
+    /// disk for `hold` instead of [`HOLD`] (tests use a long one, so that what they check
+    /// does not depend on how fast the machine is; `close` writes everything held).
+    pub fn with_hold(store: Arc<dyn Store>, counters: Arc<CommitCounters>, hold: Duration) -> Self {
         let (jobs, queue) = mpsc::channel(WRITE_QUEUE_CAPACITY);
         // On failure the closure (and with it `queue`) is dropped, which closes the channel.
         let _detached = std::thread::Builder::new()
             .name("passage-store-apply".into())
             .spawn(move || {
                 let flight = Arc::new(Flight::default());
+                flight.lock().hold = hold;
                 let persister = {
                     let (store, flight) = (Arc::clone(&store), Arc::clone(&flight));
                     std::thread::Builder::new()
@@ -212,7 +321,7 @@ impl GroupCommitter {
                 };
                 let closers = apply_loop(store.as_ref(), queue, &flight);
                 flight.lock().applier_done = true;
-                flight.changed.notify_all();
+                flight.to_commit.notify_one();
                 // It returns once every applied batch is answered; it does not panic.
                 let _ = persister.join();
                 // Let go of the store before saying we are done, so that a caller of `close`
@@ -279,8 +388,9 @@ fn closed() -> WriteError {
     WriteError::Storage(StorageFault::Closed)
 }
 
-/// The apply thread: take what is queued, apply it, call the `applied` hooks, hand it to
-/// the commit thread, repeat; after a `Close`, drain. Returns the `Close` requests to answer.
+/// The apply thread: take what is queued, apply it, call the `applied` hooks, answer
+/// what needs no write, hand the rest to the commit thread, repeat; after a `Close`, drain.
+/// Returns the `Close` requests to answer.
 fn apply_loop(
     store: &dyn Store,
     mut queue: mpsc::Receiver<Job>,
@@ -316,75 +426,125 @@ fn apply_loop(
         {
             let mut state = flight.lock();
             while state.ops >= UNPERSISTED_LIMIT {
-                state = flight.wait(state);
+                state = wait(&flight.to_apply, state, None);
             }
         }
-        let Applied { batch, results } = store.apply(std::mem::take(&mut ops));
+        let Applied {
+            batch,
+            results,
+            wait_for,
+            released,
+        } = store.apply(std::mem::take(&mut ops));
         for (reply, result) in replies.iter_mut().zip(&results) {
             reply.applied(result);
         }
-        let count = replies.len();
-        let mut state = flight.lock();
-        state.awaiting.push_back(Awaiting {
-            batch,
-            replies: std::mem::take(&mut replies),
-            results,
-        });
-        state.ops = state.ops.saturating_add(count);
-        drop(state);
-        flight.changed.notify_all();
+        let answers = hand_over(flight, batch, &mut replies, results, wait_for, &released);
+        send_all(answers);
     }
     closers
 }
 
-/// The commit thread: persist everything applied, answer the batches that are now settled,
-/// repeat; stops once the apply thread has stopped and every batch is answered.
+/// Puts an applied batch in `awaiting` and takes the answers due now: its ops that wait
+/// for nothing, and the held ops whose message was acknowledged before it was written.
+fn hand_over(
+    flight: &Flight,
+    batch: u64,
+    replies: &mut Vec<Reply>,
+    results: Vec<Result<WriteOutcome, WriteError>>,
+    wait_for: Vec<WaitFor>,
+    released: &[OpRef],
+) -> Vec<Answer> {
+    let count = replies.len();
+    let urgent = wait_for.iter().filter(|w| **w == WaitFor::Write).count();
+    let mut state = flight.lock();
+    let was_empty = state.awaiting.is_empty();
+    state.awaiting.push_back(Awaiting {
+        batch,
+        applied_at: Instant::now(),
+        replies: replies.drain(..).map(Some).collect(),
+        results,
+        wait_for,
+        unanswered: count,
+    });
+    state.ops = state.ops.saturating_add(count);
+    state.urgent = state.urgent.saturating_add(urgent);
+    let mut answers = Vec::new();
+    let last = state.awaiting.len().saturating_sub(1);
+    for index in 0..count {
+        if state.awaiting[last].wait_for.get(index) == Some(&WaitFor::Nothing) {
+            answers.extend(state.answer(last, index, None));
+        }
+    }
+    for &(batch, index) in released {
+        if let Some(at) = state.position(batch) {
+            answers.extend(state.answer(at, index, None));
+        }
+    }
+    state.pop_answered();
+    // The commit thread sleeps until the first batch's deadline, or without one if there
+    // was no batch: wake it for a write due now or a first deadline.
+    let wake = state.urgent > 0 || (was_empty && !state.awaiting.is_empty());
+    drop(state);
+    if wake {
+        flight.to_commit.notify_one();
+    }
+    answers
+}
+
+/// The commit thread: wait until a write is due, persist, answer what it settled, repeat;
+/// stops once the apply thread has stopped and every op is answered.
 fn persist_loop(store: &dyn Store, flight: &Flight, counters: &CommitCounters) {
     loop {
-        {
+        let held_through = {
             let mut state = flight.lock();
-            while state.awaiting.is_empty() && !state.applier_done {
-                state = flight.wait(state);
+            loop {
+                let now = Instant::now();
+                match state.write_due() {
+                    Some(due) if due <= now => break state.held_due(now),
+                    Some(due) => state = wait(&flight.to_commit, state, Some(due - now)),
+                    None if state.applier_done => return,
+                    None => state = wait(&flight.to_commit, state, None),
+                }
             }
-            if state.awaiting.is_empty() {
-                return;
-            }
-        }
+        };
         let started = Instant::now();
-        let persisted = store.persist();
+        let persisted = store.persist(held_through);
         if persisted.rows > 0 {
             counters.record_write(persisted.rows, started.elapsed());
         }
-        let mut settled = Vec::new();
-        {
-            let mut state = flight.lock();
-            while state
-                .awaiting
-                .front()
-                .is_some_and(|batch| batch.batch <= persisted.through)
-            {
-                if let Some(batch) = state.awaiting.pop_front() {
-                    state.ops = state.ops.saturating_sub(batch.replies.len());
-                    settled.push(batch);
-                }
-            }
+        let answers = settle(flight, &persisted);
+        counters
+            .ops
+            .fetch_add(answers.len() as u64, Ordering::Relaxed);
+        flight.to_apply.notify_one();
+        send_all(answers);
+    }
+}
+
+/// Takes the answers a persist settled: the ops waiting for a write in the batches it
+/// covered, the held ops it wrote, and every op of a lost batch.
+fn settle(flight: &Flight, persisted: &Persisted) -> Vec<Answer> {
+    let mut state = flight.lock();
+    let mut answers = Vec::new();
+    for at in 0..state.awaiting.len() {
+        let batch = &state.awaiting[at];
+        if batch.batch > persisted.through.max(persisted.lost_through) {
+            break;
         }
-        flight.changed.notify_all();
-        for batch in settled {
-            counters
-                .ops
-                .fetch_add(batch.replies.len() as u64, Ordering::Relaxed);
-            let lost = persisted.outcome(batch.batch).err();
-            let mut results = batch.results.into_iter();
-            // A store that returned too few results would leave writers unanswered: they
-            // are told `Closed` rather than left to hang.
-            for reply in batch.replies {
-                let result = results.next().unwrap_or_else(|| Err(closed()));
-                reply.send(match &lost {
-                    Some(fault) => Err(WriteError::Storage(fault.clone())),
-                    None => result,
-                });
-            }
+        let lost = persisted.outcome(batch.batch).err();
+        let due: Vec<usize> = (0..batch.replies.len())
+            .filter(|&i| lost.is_some() || batch.wait_for.get(i) == Some(&WaitFor::Write))
+            .collect();
+        for index in due {
+            answers.extend(state.answer(at, index, lost.as_ref()));
         }
     }
+    for &(batch, index) in &persisted.written {
+        if let Some(at) = state.position(batch) {
+            let lost = persisted.outcome(batch).err();
+            answers.extend(state.answer(at, index, lost.as_ref()));
+        }
+    }
+    state.pop_answered();
+    answers
 }

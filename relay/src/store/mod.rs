@@ -327,53 +327,82 @@ pub trait Store: Send + Sync + 'static {
     /// Totals over the whole store.
     fn stats(&self) -> Result<StoreStats, StoreError>;
 
-    /// Applies the ops in order, in memory, and returns the batch's number and one result
-    /// per op. Readers see the changes at once (a message can be delivered before it is on
-    /// disk); nothing is durable until a [`persist`](Self::persist) covers the batch, and a
-    /// writer must not be told `OK` before. Each op sees the effects of the ops before it;
-    /// an op's own failure (Quota, NoQueue, …) does not affect the others; a storage
-    /// failure fails every op of the batch (every result is Err(Storage)) and applies none.
-    /// Batches are numbered from 1 in the order they are applied.
+    /// Applies the ops in order, in memory, and returns the batch's number, one result per
+    /// op, and what each op's answer waits for. Readers see the changes at once (a message
+    /// can be delivered before it is on disk); a writer must not be told `OK` before what
+    /// [`Applied::wait_for`] names. Each op sees the effects of the ops before it; an op's
+    /// own failure (Quota, NoQueue, …) does not affect the others; a storage failure fails
+    /// every op of the batch (every result is Err(Storage)) and applies none. Batches are
+    /// numbered from 1 in the order they are applied.
     fn apply(&self, ops: Vec<WriteOp>) -> Applied;
 
-    /// Writes every change applied so far and not yet durable in ONE transaction (one
-    /// fsync) and returns once it is durable, or at once without a transaction if there is
-    /// nothing to write: changes merge while they wait, so a message acknowledged before its
-    /// batch was written costs no write at all. If the write fails, every change not yet
-    /// durable is discarded (reads show the disk's state again; sequence numbers still only
-    /// grow), and the batches up to [`Persisted::lost_through`] must be answered with the
-    /// fault. Writes run one at a time, in the order their changes were applied.
-    fn persist(&self) -> Persisted;
+    /// Writes every change applied so far and not yet durable, except the held messages
+    /// ([`WaitFor::Message`]) of batches after `held_through`, in ONE transaction (one
+    /// fsync), and returns once it is durable, or at once without a transaction if there
+    /// is nothing to write: changes merge while they wait, so a message acknowledged before
+    /// it was written costs no write at all. If the write fails, every change not yet
+    /// durable is discarded, held ones included (reads show the disk's state again;
+    /// sequence numbers still only grow), and the batches up to [`Persisted::lost_through`]
+    /// must be answered with the fault. Writes run one at a time, in the order their changes
+    /// were applied.
+    fn persist(&self, held_through: u64) -> Persisted;
 
-    /// [`apply`](Self::apply) then [`persist`](Self::persist): the ops are durable (or
-    /// failed) when it returns. For callers with one batch at a time; the relay's service
-    /// goes through [`GroupCommitter`], which overlaps the two.
+    /// [`apply`](Self::apply) then [`persist`](Self::persist) of everything: the ops are
+    /// durable (or failed) when it returns. For callers with one batch at a time; the
+    /// relay's service goes through [`GroupCommitter`], which overlaps the two.
     fn commit(&self, ops: Vec<WriteOp>) -> Vec<Result<WriteOutcome, WriteError>> {
         let applied = self.apply(ops);
-        match self.persist().outcome(applied.batch) {
+        match self.persist(u64::MAX).outcome(applied.batch) {
             Ok(()) => applied.results,
             Err(fault) => fail_all(applied.results.len(), &fault),
         }
     }
 }
 
+/// One op of one batch: (batch number, index of the op in the batch).
+pub type OpRef = (u64, usize);
+
+/// What the answer to an applied op must wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WaitFor {
+    /// Nothing: the op failed, changed nothing, or changed only rows that never reached
+    /// the disk (an `ACK` of a message not yet written). Its result is final at once.
+    Nothing,
+    /// An appended message, held back from the disk for a while because its recipient may
+    /// acknowledge it first: then it is never written, and the sender may be told `OK`
+    /// then (the recipient has it). Otherwise the answer waits until a persist writes it
+    /// ([`Persisted::written`]).
+    Message,
+    /// The next persist that covers the batch ([`Persisted::through`]).
+    Write,
+}
+
 /// What [`Store::apply`] did with a batch.
 #[derive(Debug)]
 pub struct Applied {
-    /// The batch's number, to find it in a later [`Persisted`].
+    /// The batch's number.
     pub batch: u64,
     /// One result per op, in order: final, unless the batch is lost (see [`Persisted`]).
     pub results: Vec<Result<WriteOutcome, WriteError>>,
+    /// One per op: what its answer waits for.
+    pub wait_for: Vec<WaitFor>,
+    /// Held ops (of this batch or earlier ones) whose message this batch deleted before it
+    /// was written: their answer is due now.
+    pub released: Vec<OpRef>,
 }
 
 /// What [`Store::persist`] did.
 #[derive(Debug, Clone)]
 pub struct Persisted {
-    /// Every batch up to this number is settled: durable, unless lost (below).
+    /// The [`WaitFor::Write`] ops of every batch up to this number are settled: durable,
+    /// unless lost (below).
     pub through: u64,
     /// Rows written by this call's transaction (0: there was nothing to write, no
     /// transaction, no fsync).
     pub rows: usize,
+    /// Held ops whose message this call wrote: durable, unless lost.
+    pub written: Vec<OpRef>,
     /// The batches up to this number were discarded by a failed write (0: none ever was).
     pub lost_through: u64,
     /// Why the latest failed write failed.
@@ -381,7 +410,7 @@ pub struct Persisted {
 }
 
 impl Persisted {
-    /// Whether batch `batch` (settled: `batch <= through`) is durable, or lost and why.
+    /// Whether batch `batch`'s settled ops are durable, or lost and why.
     pub fn outcome(&self, batch: u64) -> Result<(), StorageFault> {
         if batch <= self.lost_through {
             return Err(self.fault.clone().unwrap_or(StorageFault::Closed));

@@ -3,8 +3,8 @@
 //!
 //! An op first checks everything that can make it fail on its own (queue missing, quota,
 //! sender key, duplicate id) and only then writes, so a failed op leaves no trace in the
-//! transaction and the rest of the batch goes on. A [`StorageFault`] from a table aborts the
-//! whole batch: the caller then discards the transaction and the overlay.
+//! batch and the rest of the batch goes on. A [`StorageFault`] from a table aborts the
+//! whole batch: the caller then discards the batch's changes and the overlay.
 //!
 //! The checks read only the index (in memory); a message costs one table write when it
 //! arrives and one delete when it is acknowledged.
@@ -50,20 +50,6 @@ pub(crate) trait Tables {
 
 /// The result of one op: its own outcome or failure, or a fault that aborts the batch.
 pub(crate) type OpResult = Result<Result<WriteOutcome, WriteError>, StorageFault>;
-
-/// Applies every op in order; `Err` if a fault aborts the batch (the caller must then
-/// discard the transaction and the overlay).
-pub(crate) fn apply_batch<T: Tables>(
-    tables: &mut T,
-    index: &mut Overlay<'_>,
-    ops: Vec<WriteOp>,
-) -> Result<Vec<Result<WriteOutcome, WriteError>>, StorageFault> {
-    let mut results = Vec::with_capacity(ops.len());
-    for op in ops {
-        results.push(apply(tables, index, op)?);
-    }
-    Ok(results)
-}
 
 fn damaged() -> StorageFault {
     StorageFault::Corrupt { what: "queue" }

@@ -21,7 +21,7 @@
 //! sequence numbers growing (a subscription's delivery cursor must not see a number
 //! reused); the batches that were discarded are reported so their writers get the fault.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -30,8 +30,8 @@ use passage_wire::{MsgId, QUEUE_ID_LEN, RecipientId, SenderId};
 use super::index::{Index, QueueIndex};
 use super::ops::{self, Tables};
 use super::{
-    Applied, Persisted, QueueRecord, StorageFault, StoreError, StoreStats, StoredMessage, WriteOp,
-    fail_all,
+    Applied, OpRef, Persisted, QueueRecord, StorageFault, StoreError, StoreStats, StoredMessage,
+    WaitFor, WriteOp, fail_all,
 };
 
 /// A row of one of the store's tables. Not `Debug`: it is made of ids.
@@ -55,8 +55,13 @@ pub(crate) enum Row {
 /// The latest change of a row not yet durable.
 pub(crate) enum Change {
     /// The row must hold this. `fresh`: the row is neither on disk nor being written, so
-    /// a later delete needs no write.
-    Put { row: Row, fresh: bool },
+    /// a later delete needs no write. `held`: a message put held back from writes, and the
+    /// op that put it (see [`WaitFor::Message`]).
+    Put {
+        row: Row,
+        fresh: bool,
+        held: Option<OpRef>,
+    },
     /// The row must be gone. Inside a batch, `fresh` marks a delete of a row that never
     /// reached the disk: it only cancels the waiting put. `dirty` holds no fresh delete.
     Delete { fresh: bool },
@@ -104,6 +109,11 @@ struct Unwritten {
     applied: u64,
     /// Rows of applied batches that no write has taken yet.
     dirty: Changes,
+    /// Message puts held back from writes until their batch is old enough (see
+    /// [`WaitFor::Message`]); a row waits in `dirty` or here, not both.
+    held: Changes,
+    /// The held rows by batch, oldest first (a row may have left `held` since).
+    held_order: VecDeque<(u64, RowKey)>,
     /// Rows of the write under way; readable until it is durable.
     writing: Arc<Changes>,
     /// Batches up to this number were discarded by a failed write.
@@ -114,7 +124,12 @@ struct Unwritten {
 
 impl Unwritten {
     fn get(&self, key: &RowKey) -> Option<&Change> {
-        self.dirty.get(key).or_else(|| self.writing.get(key))
+        self.waiting(key).or_else(|| self.writing.get(key))
+    }
+
+    /// The change of a row that no write has taken yet.
+    fn waiting(&self, key: &RowKey) -> Option<&Change> {
+        self.dirty.get(key).or_else(|| self.held.get(key))
     }
 
     /// Whether a row is neither on disk nor being written, as a new change to it must
@@ -124,19 +139,65 @@ impl Unwritten {
     /// disk only if a delete of the same key is being written. A delete of a row without a
     /// waiting change must be written.
     fn fresh(&self, key: &RowKey, put: bool) -> bool {
-        match self.dirty.get(key) {
+        match self.waiting(key) {
             Some(change) => change.fresh(),
             None => put && matches!(key, RowKey::Message(..)) && !self.writing.contains_key(key),
         }
     }
 
-    fn report(&self, through: u64, rows: usize) -> Persisted {
+    fn report(&self, through: u64, rows: usize, written: Vec<OpRef>) -> Persisted {
         Persisted {
             through,
             rows,
+            written,
             lost_through: self.lost_through,
             fault: self.lost.clone(),
         }
+    }
+
+    /// Takes the latest changes of one batch (see `Staged`); returns the held ops whose
+    /// message they deleted before it was written (their answer is due now).
+    fn merge(&mut self, local: Changes, released: &mut Vec<OpRef>) {
+        for (key, change) in local {
+            // A row waits in one place only: the new change replaces the old one.
+            let old = self.dirty.remove(&key).or_else(|| self.held.remove(&key));
+            if let Some(Change::Put { held: Some(op), .. }) = old {
+                released.push(op);
+            }
+            match change {
+                // Nothing ever reached the disk: nothing to write.
+                Change::Delete { fresh: true } => {}
+                Change::Put {
+                    held: Some((batch, _)),
+                    ..
+                } => {
+                    self.held_order.push_back((batch, key));
+                    self.held.insert(key, change);
+                }
+                change => {
+                    self.dirty.insert(key, change);
+                }
+            }
+        }
+    }
+
+    /// Moves the held puts of batches up to `through` into `dirty`; returns their ops.
+    fn release_held(&mut self, through: u64) -> Vec<OpRef> {
+        let mut written = Vec::new();
+        while let Some(&(batch, key)) = self.held_order.front() {
+            if batch > through {
+                break;
+            }
+            self.held_order.pop_front();
+            // Gone if it was deleted meanwhile.
+            if let Some(change) = self.held.remove(&key) {
+                if let Change::Put { held: Some(op), .. } = &change {
+                    written.push(*op);
+                }
+                self.dirty.insert(key, change);
+            }
+        }
+        written
     }
 }
 
@@ -323,41 +384,48 @@ impl<B: Durable> WriteBehind<B> {
     pub fn apply(&self, ops: Vec<WriteOp>) -> Applied {
         let len = ops.len();
         let _applying = lock(&self.applying);
+        // Only this call changes it while `applying` is held.
+        let batch = self.state().applied.saturating_add(1);
         let applied = self
             .backend
             .check()
             .and_then(|()| self.reload_if_stale())
             .and_then(|()| {
                 let mut overlay = self.index.overlay();
-                let mut tables = Staged {
-                    store: self,
-                    local: Changes::new(),
-                };
-                let results = ops::apply_batch(&mut tables, &mut overlay, ops)?;
-                Ok((results, tables.local, overlay))
+                let mut tables = Staged::new(self, batch, len);
+                let mut results = Vec::with_capacity(len);
+                for (index, op) in ops.into_iter().enumerate() {
+                    tables.begin(index);
+                    results.push(ops::apply(&mut tables, &mut overlay, op)?);
+                    tables.end();
+                }
+                Ok((results, tables, overlay))
             });
         let mut state = self.state();
-        state.applied = state.applied.saturating_add(1);
-        let batch = state.applied;
+        state.applied = batch;
         match applied {
-            Ok((results, local, overlay)) => {
-                for (key, change) in local {
-                    match change {
-                        Change::Delete { fresh: true } => {
-                            state.dirty.remove(&key);
-                        }
-                        change => {
-                            state.dirty.insert(key, change);
-                        }
-                    }
-                }
+            Ok((results, tables, overlay)) => {
+                let Staged {
+                    local,
+                    wait_for,
+                    mut released,
+                    ..
+                } = tables;
+                state.merge(local, &mut released);
                 // After the rows: a reader that finds a message in the index finds its body.
                 overlay.publish();
-                Applied { batch, results }
+                Applied {
+                    batch,
+                    results,
+                    wait_for,
+                    released,
+                }
             }
             Err(fault) => Applied {
                 batch,
                 results: fail_all(len, &fault),
+                wait_for: vec![WaitFor::Nothing; len],
+                released: Vec::new(),
             },
         }
     }
@@ -384,28 +452,30 @@ impl<B: Durable> WriteBehind<B> {
         Ok(())
     }
 
-    /// Writes every row not yet durable (see [`Store::persist`](super::Store::persist)).
-    pub fn persist(&self) -> Persisted {
+    /// Writes every row not yet durable but the held messages of batches after
+    /// `held_through` (see [`Store::persist`](super::Store::persist)).
+    pub fn persist(&self, held_through: u64) -> Persisted {
         let _persisting = lock(&self.persisting);
-        let (changes, through) = {
+        let (changes, through, written) = {
             let mut state = self.state();
+            let written = state.release_held(held_through);
             if state.dirty.is_empty() {
-                return state.report(state.applied, 0);
+                return state.report(state.applied, 0, written);
             }
             let changes = Arc::new(std::mem::take(&mut state.dirty));
             state.writing = Arc::clone(&changes);
-            (changes, state.applied)
+            (changes, state.applied, written)
         };
         let mut rows: Vec<(&RowKey, &Change)> = changes.iter().collect();
         rows.sort_unstable_by_key(|(key, _)| **key);
-        let written = self.backend.write(&rows);
+        let outcome = self.backend.write(&rows);
         let count = rows.len();
         drop(rows);
-        match written {
+        match outcome {
             Ok(()) => {
                 let mut state = self.state();
                 state.writing = Arc::default();
-                state.report(through, count)
+                state.report(through, count, written)
             }
             Err(fault) => self.discard(fault),
         }
@@ -416,6 +486,8 @@ impl<B: Durable> WriteBehind<B> {
         let _applying = lock(&self.applying);
         let mut state = self.state();
         state.dirty.clear();
+        state.held.clear();
+        state.held_order.clear();
         state.writing = Arc::default();
         state.lost_through = state.applied;
         state.lost = Some(fault);
@@ -423,18 +495,56 @@ impl<B: Durable> WriteBehind<B> {
             Ok(queues) => self.index.replace(queues),
             Err(_) => self.stale.store(true, Ordering::Release),
         }
-        state.report(state.applied, 0)
+        state.report(state.applied, 0, Vec::new())
     }
 }
 
 /// The tables as one batch sees them: its own changes over the rows not yet durable over
-/// the disk. Writes stay in the batch until it has been applied whole.
+/// the disk. Writes stay in the batch until it has been applied whole. Also finds out what
+/// each op's answer waits for.
 struct Staged<'a, B> {
     store: &'a WriteBehind<B>,
     local: Changes,
+    batch: u64,
+    /// The op being applied: its index, whether it put a queue record (an append that
+    /// fixes the sender key is not held: the key must reach the disk), what it wrote.
+    op: usize,
+    put_queue: bool,
+    writes: bool,
+    holds: bool,
+    wait_for: Vec<WaitFor>,
+    released: Vec<OpRef>,
 }
 
-impl<B: Durable> Staged<'_, B> {
+impl<'a, B: Durable> Staged<'a, B> {
+    fn new(store: &'a WriteBehind<B>, batch: u64, len: usize) -> Self {
+        Self {
+            store,
+            local: Changes::new(),
+            batch,
+            op: 0,
+            put_queue: false,
+            writes: false,
+            holds: false,
+            wait_for: Vec::with_capacity(len),
+            released: Vec::new(),
+        }
+    }
+
+    fn begin(&mut self, op: usize) {
+        (self.op, self.put_queue, self.writes, self.holds) = (op, false, false, false);
+    }
+
+    fn end(&mut self) {
+        self.wait_for.push(if self.writes {
+            WaitFor::Write
+        } else if self.holds {
+            WaitFor::Message
+        } else {
+            WaitFor::Nothing
+        });
+    }
+
     fn fresh(&self, key: &RowKey, put: bool) -> bool {
         match self.local.get(key) {
             Some(change) => change.fresh(),
@@ -442,21 +552,32 @@ impl<B: Durable> Staged<'_, B> {
         }
     }
 
-    fn put(&mut self, key: RowKey, row: Row) {
+    fn put(&mut self, key: RowKey, row: Row, held: Option<OpRef>) {
         let fresh = self.fresh(&key, true);
-        self.local.insert(key, Change::Put { row, fresh });
+        match held {
+            Some(_) => self.holds = true,
+            None => self.writes = true,
+        }
+        self.local.insert(key, Change::Put { row, fresh, held });
     }
 
     fn delete(&mut self, key: RowKey) {
         let fresh = self.fresh(&key, false);
-        self.local.insert(key, Change::Delete { fresh });
+        if !fresh {
+            self.writes = true;
+        }
+        let old = self.local.insert(key, Change::Delete { fresh });
+        if let Some(Change::Put { held: Some(op), .. }) = old {
+            self.released.push(op);
+        }
     }
 }
 
 impl<B: Durable> Tables for Staged<'_, B> {
     fn put_queue(&mut self, record: &QueueRecord) -> Result<(), StorageFault> {
         let key = RowKey::Queue(*record.recipient_id.as_bytes());
-        self.put(key, Row::Queue(Box::new(record.clone())));
+        self.put_queue = true;
+        self.put(key, Row::Queue(Box::new(record.clone())), None);
         Ok(())
     }
 
@@ -484,7 +605,7 @@ impl<B: Durable> Tables for Staged<'_, B> {
     }
 
     fn put_sender(&mut self, sid: &SenderId, rid: &RecipientId) -> Result<(), StorageFault> {
-        self.put(RowKey::Sender(*sid.as_bytes()), Row::Sender(*rid));
+        self.put(RowKey::Sender(*sid.as_bytes()), Row::Sender(*rid), None);
         Ok(())
     }
 
@@ -500,7 +621,8 @@ impl<B: Durable> Tables for Staged<'_, B> {
         message: StoredMessage,
     ) -> Result<(), StorageFault> {
         let key = RowKey::Message(*rid.as_bytes(), seq);
-        self.put(key, Row::Message(Arc::new(message)));
+        let held = (!self.put_queue).then_some((self.batch, self.op));
+        self.put(key, Row::Message(Arc::new(message)), held);
         Ok(())
     }
 
@@ -576,8 +698,8 @@ macro_rules! store_by_write_behind {
                 self.$field.apply(ops)
             }
 
-            fn persist(&self) -> $crate::store::Persisted {
-                self.$field.persist()
+            fn persist(&self, held_through: u64) -> $crate::store::Persisted {
+                self.$field.persist(held_through)
             }
         }
     };

@@ -68,18 +68,18 @@ fn a_message_acknowledged_before_its_write_is_never_written() {
             second.results[..],
             [Ok(WriteOutcome::Acked { found: true })]
         ));
-        let persisted = store.persist();
+        let persisted = store.persist(u64::MAX);
         assert!(persisted.through >= second.batch && first.batch < second.batch);
         assert!(persisted.outcome(first.batch).is_ok());
         // Message 1 came and went in memory: only message 2 is written.
         assert_eq!(persisted.rows, 1);
         // Acknowledged once on disk: its delete is written.
         store.apply(vec![ack(1, 2)]);
-        assert_eq!(store.persist().rows, 1);
+        assert_eq!(store.persist(u64::MAX).rows, 1);
         // Acknowledged during the write of its put: both reach the disk, in order.
         assert!(one(&store, append(1, 3, 10)).is_ok());
         // Nothing to write: no transaction.
-        assert_eq!(store.persist().rows, 0);
+        assert_eq!(store.persist(u64::MAX).rows, 0);
         assert_eq!(listed(&store, 1), vec![(2, msg_id(3))]);
     }
     let store = RedbStore::open(&path).unwrap();
@@ -94,7 +94,7 @@ fn a_failed_write_discards_what_is_not_durable_and_numbers_still_grow() {
     let lost = store.apply(vec![append(1, 2, 10), WriteOp::CreateQueue(record(2))]);
     assert_eq!(store.message_count(&rid(1)).unwrap(), 2);
     store.set_failing(true);
-    let persisted = store.persist();
+    let persisted = store.persist(u64::MAX);
     assert!(persisted.through >= lost.batch);
     assert!(matches!(
         persisted.outcome(lost.batch),
@@ -110,7 +110,7 @@ fn a_failed_write_discards_what_is_not_durable_and_numbers_still_grow() {
     assert_eq!(listed(&store, 1), vec![(0, msg_id(1)), (2, msg_id(3))]);
     // Later batches are durable again; the old loss does not cover them.
     let later = store.apply(vec![append(1, 4, 10)]);
-    assert!(store.persist().outcome(later.batch).is_ok());
+    assert!(store.persist(u64::MAX).outcome(later.batch).is_ok());
 }
 
 /// A memory store whose writes fail while `fail_writes` is set (its reads and applies
@@ -158,10 +158,10 @@ impl Store for FailingWrites {
     fn apply(&self, ops: Vec<WriteOp>) -> Applied {
         self.inner.apply(ops)
     }
-    fn persist(&self) -> Persisted {
+    fn persist(&self, held_through: u64) -> Persisted {
         let fail = self.fail_writes.load(Ordering::SeqCst);
         self.inner.set_failing(fail);
-        let persisted = self.inner.persist();
+        let persisted = self.inner.persist(held_through);
         self.inner.set_failing(false);
         persisted
     }
@@ -270,12 +270,12 @@ proptest! {
                         );
                     }
                     Step::Persist | Step::FailedPersist => {
-                        prop_assert!(store.persist().fault.is_none());
+                        prop_assert!(store.persist(u64::MAX).fault.is_none());
                     }
                 }
                 prop_assert_eq!(view(&store), view(&model));
             }
-            prop_assert!(store.persist().fault.is_none());
+            prop_assert!(store.persist(u64::MAX).fault.is_none());
         }
         let store = RedbStore::open(&path).unwrap();
         prop_assert_eq!(view(&store), view(&model));
@@ -301,13 +301,13 @@ proptest! {
                 }
                 Step::Persist => {
                     let batch = store.apply(Vec::new()).batch;
-                    prop_assert!(store.persist().outcome(batch).is_ok());
+                    prop_assert!(store.persist(u64::MAX).outcome(batch).is_ok());
                     written.append(&mut unwritten);
                 }
                 Step::FailedPersist => {
                     let batch = store.apply(Vec::new()).batch;
                     store.set_failing(true);
-                    let persisted = store.persist();
+                    let persisted = store.persist(u64::MAX);
                     store.set_failing(false);
                     if persisted.outcome(batch).is_ok() {
                         // Nothing to write (no change, or every change cancelled out).
@@ -321,4 +321,63 @@ proptest! {
             prop_assert_eq!(view(&store), view(&model));
         }
     }
+}
+
+/// Through the committer: a message acknowledged while it is held is answered `OK` at the
+/// acknowledgement and never written; one that nobody acknowledges is answered once written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_committer_answers_a_held_message_at_its_ack_or_once_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let store = Arc::new(RedbStore::open(&path).unwrap());
+    let counters = Arc::new(super::super::CommitCounters::default());
+    // Held far longer than the test takes: nothing here depends on the machine's speed.
+    let hold = std::time::Duration::from_secs(600);
+    let committer = GroupCommitter::with_hold(store.clone(), Arc::clone(&counters), hold);
+    assert!(
+        committer
+            .write(WriteOp::CreateQueue(record(1)))
+            .await
+            .is_ok()
+    );
+    let rows = || counters.rows.load(Ordering::SeqCst);
+    let created_rows = rows();
+    let (tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    let answer = |n: u64| -> super::super::Callback {
+        let tx = tx.clone();
+        Box::new(move |result| {
+            let _ = tx.send((n, result));
+        })
+    };
+    // Sent, delivered (readable at once), acknowledged: the sender's answer comes with the
+    // acknowledgement, and nothing is written.
+    committer
+        .submit(Box::new(append(1, 1, 10)), None, answer(1))
+        .await;
+    while store.message_count(&rid(1)).unwrap() == 0 {
+        tokio::task::yield_now().await;
+    }
+    assert!(matches!(
+        committer.write(ack(1, 1)).await,
+        Ok(WriteOutcome::Acked { found: true })
+    ));
+    assert!(matches!(
+        answers.recv().await,
+        Some((1, Ok(WriteOutcome::Appended)))
+    ));
+    assert_eq!(rows(), created_rows);
+    // Not acknowledged: answered once written (here by `close`, which writes everything).
+    committer
+        .submit(Box::new(append(1, 2, 10)), None, answer(2))
+        .await;
+    committer.close().await;
+    assert!(matches!(
+        answers.try_recv(),
+        Ok((2, Ok(WriteOutcome::Appended)))
+    ));
+    assert_eq!(rows(), created_rows + 1);
+    drop(committer);
+    drop(store);
+    let store = RedbStore::open(&path).unwrap();
+    assert_eq!(listed(&store, 1), vec![(1, msg_id(2))]);
 }
