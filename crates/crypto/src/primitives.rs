@@ -12,7 +12,7 @@
 //!
 //! Every secret here is zeroized on drop and prints as `[redacted]` in `Debug`.
 
-use chacha20poly1305::aead::{Aead, KeyInit as _, Payload};
+use chacha20poly1305::aead::{Aead, AeadInOut as _, KeyInit as _, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
 use hmac::{Hmac, Mac};
 use ml_kem::MlKem768;
@@ -512,6 +512,24 @@ pub fn xchacha_seal(
             },
         )
         .unwrap_or_default()
+}
+
+/// XChaCha20-Poly1305 encryption of `buffer` in place (it becomes the ciphertext); returns
+/// the tag. The same cipher as [`xchacha_seal`], without its allocation and copy: for a
+/// caller that already owns a buffer of the right size.
+pub fn xchacha_seal_in_place(
+    key: &Secret32,
+    nonce: &[u8; XCHACHA_NONCE_LEN],
+    aad: &[u8],
+    buffer: &mut [u8],
+) -> [u8; AEAD_TAG_LEN] {
+    let cipher = XChaCha20Poly1305::new(&(*key.as_bytes()).into());
+    // Fails only for a buffer longer than the cipher's limit (256 GiB): then all zeros,
+    // which no receiver accepts.
+    cipher
+        .encrypt_inout_detached(&(*nonce).into(), aad, buffer.into())
+        .map(Into::into)
+        .unwrap_or([0; AEAD_TAG_LEN])
 }
 
 /// XChaCha20-Poly1305 decryption of ciphertext ‖ tag; the plaintext is zeroized on drop.

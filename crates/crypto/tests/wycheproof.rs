@@ -29,7 +29,7 @@ use passage_crypto::primitives::{
     DhPublic, DhSecret, HKDF_SHA256_MAX_LEN, KemCiphertext, KemPublic, KemSecret,
     MLKEM768_CIPHERTEXT_LEN, MLKEM768_PUBLIC_LEN, MLKEM768_SEED_LEN, PrimitiveError, Secret32,
     Signature, VerifyingKey, chacha_open, chacha_seal, hkdf_sha256, hkdf_sha256_into, hmac_sha256,
-    hmac_sha256_verify, xchacha_open, xchacha_seal,
+    hmac_sha256_verify, xchacha_open, xchacha_seal, xchacha_seal_in_place,
 };
 use serde::Deserialize;
 
@@ -300,6 +300,22 @@ fn wycheproof_xchacha20_poly1305() {
         "xchacha20_poly1305_test.json",
         "XCHACHA20-POLY1305",
         xchacha_seal,
+        |k, n, a, c| xchacha_open(k, n, a, c).map(|p| p.to_vec()),
+    );
+}
+
+/// The in-place seal (the relay's delivery uses it) against the same vectors.
+#[test]
+fn wycheproof_xchacha20_poly1305_in_place() {
+    run_aead::<24>(
+        "xchacha20_poly1305_test.json",
+        "XCHACHA20-POLY1305",
+        |k, n, a, m| {
+            let mut sealed = m.to_vec();
+            let tag = xchacha_seal_in_place(k, n, a, &mut sealed);
+            sealed.extend_from_slice(&tag);
+            sealed
+        },
         |k, n, a, c| xchacha_open(k, n, a, c).map(|p| p.to_vec()),
     );
 }

@@ -22,7 +22,7 @@ use core::fmt;
 
 use passage_crypto::ENVELOPE_LEN;
 use passage_crypto::primitives::{
-    AEAD_TAG_LEN, DhPublic, DhSecret, Secret32, hkdf_sha256, xchacha_open, xchacha_seal,
+    AEAD_TAG_LEN, DhPublic, DhSecret, Secret32, hkdf_sha256, xchacha_open, xchacha_seal_in_place,
 };
 
 use crate::ids::{MSG_ID_LEN, MsgId, QUEUE_ID_LEN, RecipientId};
@@ -150,12 +150,16 @@ pub fn seal_delivery(
     body: &[u8; ENVELOPE_LEN],
 ) -> Delivery {
     let aad = associated_data(&recipient_id, &msg_id, timestamp);
-    let sealed = xchacha_seal(&key.0, msg_id.as_bytes(), &aad, body);
+    // Sealed where it will stay: envelope ‖ tag, one allocation, no copy of the result.
     let mut bytes = Box::new([0u8; SEALED_BODY_LEN]);
-    // ENVELOPE_LEN bytes seal to exactly ENVELOPE_LEN + AEAD_TAG_LEN.
-    if let Some(src) = sealed.get(..SEALED_BODY_LEN) {
-        bytes.copy_from_slice(src);
-    }
+    let (text, tag) = bytes.split_at_mut(ENVELOPE_LEN);
+    text.copy_from_slice(body);
+    tag.copy_from_slice(&xchacha_seal_in_place(
+        &key.0,
+        msg_id.as_bytes(),
+        &aad,
+        text,
+    ));
     Delivery {
         recipient_id,
         msg_id,
