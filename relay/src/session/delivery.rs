@@ -212,7 +212,7 @@ impl Session {
         recipient_id: RecipientId,
         store: &dyn Store,
         max: usize,
-    ) -> Vec<(u64, StoredMessage)> {
+    ) -> Vec<(u64, std::sync::Arc<StoredMessage>)> {
         let Some(sub) = self.subscriptions.get(&recipient_id) else {
             return Vec::new();
         };

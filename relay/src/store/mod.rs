@@ -310,13 +310,14 @@ pub trait Store: Send + Sync + 'static {
     /// sequence numbers only grow while the relay runs (they may restart lower after a
     /// restart, when no subscription survives), so the next batch after a message with
     /// sequence number `s` starts at `s + 1`. Costs no read of the file if the in-memory
-    /// index has no such message.
+    /// index has no such message. Shared bodies: a message not yet written is served from
+    /// memory without a copy.
     fn messages_from(
         &self,
         recipient_id: &RecipientId,
         from: u64,
         max: usize,
-    ) -> Result<Vec<(u64, StoredMessage)>, StoreError>;
+    ) -> Result<Vec<(u64, Arc<StoredMessage>)>, StoreError>;
 
     /// Whether a message is still in the queue (an index lookup; no body is read).
     fn has_message(&self, recipient_id: &RecipientId, msg_id: &MsgId) -> Result<bool, StoreError>;

@@ -279,7 +279,7 @@ impl<B: Durable> WriteBehind<B> {
     }
 
     pub fn first_message(&self, rid: &RecipientId) -> Result<Option<StoredMessage>, StoreError> {
-        Ok(self.messages_from(rid, 0, 1)?.pop().map(|(_, m)| m))
+        Ok(self.messages_from(rid, 0, 1)?.pop().map(|(_, m)| owned(m)))
     }
 
     pub fn message_after(
@@ -293,7 +293,10 @@ impl<B: Durable> WriteBehind<B> {
             None => q.entries.front().map(|e| e.seq),
         });
         match next.flatten() {
-            Some(seq) => Ok(self.messages_from(rid, seq, 1)?.pop().map(|(_, m)| m)),
+            Some(seq) => Ok(self
+                .messages_from(rid, seq, 1)?
+                .pop()
+                .map(|(_, m)| owned(m))),
             None => Ok(None),
         }
     }
@@ -304,7 +307,7 @@ impl<B: Durable> WriteBehind<B> {
         rid: &RecipientId,
         from: u64,
         max: usize,
-    ) -> Result<Vec<(u64, StoredMessage)>, StoreError> {
+    ) -> Result<Vec<(u64, Arc<StoredMessage>)>, StoreError> {
         self.ready()?;
         let seqs = self.index.seqs_from(rid, from, max);
         if seqs.is_empty() {
@@ -340,14 +343,14 @@ impl<B: Durable> WriteBehind<B> {
         let mut messages = Vec::with_capacity(found.len());
         for (seq, message) in found {
             match message {
-                Some(message) => messages.push((seq, StoredMessage::clone(&message))),
+                Some(message) => messages.push((seq, message)),
                 None => {
                     // A message not on disk either was acknowledged meanwhile: skipped.
                     while read.peek().is_some_and(|(s, _)| *s < seq) {
                         read.next();
                     }
-                    if let Some(message) = read.next_if(|(s, _)| *s == seq) {
-                        messages.push(message);
+                    if let Some((seq, message)) = read.next_if(|(s, _)| *s == seq) {
+                        messages.push((seq, Arc::new(message)));
                     }
                 }
             }
@@ -497,6 +500,11 @@ impl<B: Durable> WriteBehind<B> {
         }
         state.report(state.applied, 0, Vec::new())
     }
+}
+
+/// A message out of its `Arc`, copied only if it is still shared.
+fn owned(message: Arc<StoredMessage>) -> StoredMessage {
+    Arc::try_unwrap(message).unwrap_or_else(|shared| StoredMessage::clone(&shared))
 }
 
 /// The tables as one batch sees them: its own changes over the rows not yet durable over
@@ -671,7 +679,10 @@ macro_rules! store_by_write_behind {
                 recipient_id: &RecipientId,
                 from: u64,
                 max: usize,
-            ) -> Result<Vec<(u64, $crate::store::StoredMessage)>, $crate::store::StoreError> {
+            ) -> Result<
+                Vec<(u64, std::sync::Arc<$crate::store::StoredMessage>)>,
+                $crate::store::StoreError,
+            > {
                 self.$field.messages_from(recipient_id, from, max)
             }
 

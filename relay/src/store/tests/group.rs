@@ -57,7 +57,7 @@ impl<S: Store> Store for Counting<S> {
         id: &RecipientId,
         from: u64,
         max: usize,
-    ) -> Result<Vec<(u64, StoredMessage)>, StoreError> {
+    ) -> Result<Vec<(u64, Arc<StoredMessage>)>, StoreError> {
         self.inner.messages_from(id, from, max)
     }
     fn has_message(&self, id: &RecipientId, msg_id: &MsgId) -> Result<bool, StoreError> {

@@ -1,5 +1,7 @@
 //! One suite, run against [`MemoryStore`] and [`RedbStore`]: each case gets a fresh store.
 
+use std::sync::Arc;
+
 use super::super::{
     MemoryStore, RedbStore, StorageFault, Store, StoreStats, StoredMessage, WriteError, WriteOp,
     WriteOutcome,
@@ -470,7 +472,7 @@ fn messages_from_a_cursor(store: &dyn Store) {
         assert!(one(store, append(1, n, 500)).is_ok());
     }
     assert!(one(store, append(2, 99, 1)).is_ok());
-    let ids = |found: Vec<(u64, StoredMessage)>| -> Vec<(u64, MsgId)> {
+    let ids = |found: Vec<(u64, Arc<StoredMessage>)>| -> Vec<(u64, MsgId)> {
         found.into_iter().map(|(seq, m)| (seq, m.msg_id)).collect()
     };
     // In arrival order with their sequence numbers; never crossing into another queue.
@@ -480,7 +482,7 @@ fn messages_from_a_cursor(store: &dyn Store) {
     );
     assert_eq!(
         store.messages_from(&rid(1), 0, 1).unwrap(),
-        vec![(0, message(30, 500))]
+        vec![(0, Arc::new(message(30, 500)))]
     );
     assert_eq!(
         ids(store.messages_from(&rid(1), 2, 16).unwrap()),

@@ -46,8 +46,8 @@ fn applied_changes_are_readable_at_once_and_durable_only_once_persisted() {
         // Readable before it is on disk: body from memory, the older one from the file.
         let read = store.messages_from(&rid(1), 0, 10).unwrap();
         assert_eq!(read.len(), 2);
-        assert_eq!(read[0].1, message(1, 10));
-        assert_eq!(read[1].1, message(2, 11));
+        assert_eq!(*read[0].1, message(1, 10));
+        assert_eq!(*read[1].1, message(2, 11));
         assert_eq!(store.message_count(&rid(1)).unwrap(), 2);
         // Dropped without a persist: as a crash would, it loses what was not written.
     }
@@ -143,7 +143,7 @@ impl Store for FailingWrites {
         id: &RecipientId,
         from: u64,
         max: usize,
-    ) -> Result<Vec<(u64, StoredMessage)>, StoreError> {
+    ) -> Result<Vec<(u64, Arc<StoredMessage>)>, StoreError> {
         self.inner.messages_from(id, from, max)
     }
     fn has_message(&self, id: &RecipientId, msg_id: &MsgId) -> Result<bool, StoreError> {
