@@ -266,6 +266,7 @@ fn bench_batched(c: &mut Criterion) {
                         body: Box::new([q as u8; ENVELOPE_LEN]),
                     },
                     quota: 256,
+                    hold: false,
                 })
                 .collect();
             let ok = store.commit(appends);

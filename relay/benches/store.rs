@@ -58,6 +58,7 @@ fn append(n: u64) -> WriteOp {
             body: Box::new([n as u8; ENVELOPE_LEN]),
         },
         quota: usize::MAX,
+        hold: false,
     }
 }
 

@@ -85,6 +85,11 @@ impl Hub {
         }
     }
 
+    /// Whether a connection subscribes to `queue` (its recipient is online).
+    pub fn is_subscribed(&self, queue: &RecipientId) -> bool {
+        self.lock().contains_key(queue)
+    }
+
     /// Number of subscribed queues.
     pub fn len(&self) -> usize {
         self.lock().len()

@@ -357,8 +357,16 @@ async fn carry_out(
 ) -> bool {
     while let Some(action) = session.poll_action() {
         match action {
-            Action::Write { token, op } => {
+            Action::Write { token, mut op } => {
                 *in_flight += 1;
+                // A message for a recipient who is online may wait in memory for its
+                // acknowledgement rather than be written (see `WriteOp::Append`).
+                if let WriteOp::Append {
+                    recipient_id, hold, ..
+                } = op.as_mut()
+                {
+                    *hold = shared.hub.is_subscribed(recipient_id);
+                }
                 let done = done_channel.sender();
                 let hub = Arc::clone(&shared.hub);
                 // A stored message, or an acknowledged one (perhaps over another

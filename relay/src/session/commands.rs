@@ -89,6 +89,8 @@ impl Session {
                     sender_key: send.sender_auth_key,
                     message,
                     quota: limits.queue_quota,
+                    // The driver knows whether the recipient is online (see `WriteOp`).
+                    hold: false,
                 };
                 self.write(op, Pending::Send { corr_id, entity });
             }

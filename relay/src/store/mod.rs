@@ -139,6 +139,11 @@ pub enum WriteOp {
         message: StoredMessage,
         /// The most messages the queue may hold, this one included.
         quota: usize,
+        /// Whether the message may be held back from the disk for a while
+        /// ([`WaitFor::Message`]): set when its recipient is online, so that it will likely
+        /// be acknowledged soon and then never written. A message for a recipient who is
+        /// away is written at once, so that its sender's `OK` does not wait.
+        hold: bool,
     },
     /// Deletes one message (returns [`WriteOutcome::Acked`]; `found` is false if the queue
     /// holds no message with this id). Fails with [`WriteError::NoQueue`] if the queue is gone.

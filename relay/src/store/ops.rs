@@ -37,12 +37,13 @@ pub(crate) trait Tables {
     fn put_sender(&mut self, sid: &SenderId, rid: &RecipientId) -> Result<(), StorageFault>;
     /// Drops a sender id from the index.
     fn remove_sender(&mut self, sid: &SenderId) -> Result<(), StorageFault>;
-    /// Stores a message under `seq`.
+    /// Stores a message under `seq`; `hold`: it may be held back from the disk.
     fn put_message(
         &mut self,
         rid: &RecipientId,
         seq: u64,
         message: StoredMessage,
+        hold: bool,
     ) -> Result<(), StorageFault>;
     /// Removes a message.
     fn remove_message(&mut self, rid: &RecipientId, seq: u64) -> Result<(), StorageFault>;
@@ -64,7 +65,8 @@ pub(crate) fn apply<T: Tables>(tables: &mut T, index: &mut Overlay<'_>, op: Writ
             sender_key,
             message,
             quota,
-        } => append(tables, index, recipient_id, sender_key, message, quota),
+            hold,
+        } => append(tables, index, recipient_id, sender_key, message, quota, hold),
         WriteOp::Ack {
             recipient_id,
             msg_id,
@@ -123,6 +125,7 @@ fn append<T: Tables>(
     sender_key: Option<DhPublic>,
     message: StoredMessage,
     quota: usize,
+    hold: bool,
 ) -> OpResult {
     let Some(queue) = index.queue(&recipient_id) else {
         return Ok(Err(WriteError::NoQueue));
@@ -155,7 +158,7 @@ fn append<T: Tables>(
         tables.put_queue(&record)?;
     }
     let (msg_id, received_at) = (message.msg_id, message.received_at);
-    tables.put_message(&recipient_id, seq, message)?;
+    tables.put_message(&recipient_id, seq, message, hold)?;
     if let Some(queue) = index.queue(&recipient_id) {
         if fixes_key.is_some() {
             queue.sender_key = fixes_key;

@@ -627,9 +627,10 @@ impl<B: Durable> Tables for Staged<'_, B> {
         rid: &RecipientId,
         seq: u64,
         message: StoredMessage,
+        hold: bool,
     ) -> Result<(), StorageFault> {
         let key = RowKey::Message(*rid.as_bytes(), seq);
-        let held = (!self.put_queue).then_some((self.batch, self.op));
+        let held = (hold && !self.put_queue).then_some((self.batch, self.op));
         self.put(key, Row::Message(Arc::new(message)), held);
         Ok(())
     }

@@ -30,6 +30,7 @@ fn reopen_keeps_everything_committed() {
                 sender_key: Some(key(4)),
                 message: message(1, 10),
                 quota: 10,
+                hold: true,
             },
             append(1, 2, 11),
             append(1, 3, 12),
@@ -303,6 +304,7 @@ fn a_schema_1_file_is_converted() {
                 sender_key: Some(key(5)),
                 message: message(1, 200),
                 quota: 10,
+                hold: true,
             }
         ),
         Err(WriteError::SenderKeyMismatch)

@@ -107,6 +107,7 @@ async fn two_hundred_writers(store: Arc<dyn Store>) {
                     sender_key: None,
                     message: super::message(n, 5),
                     quota: QUOTA,
+                    hold: true,
                 };
                 committer.write(op).await
             })
@@ -236,6 +237,7 @@ async fn a_full_queue_holds_writers_back_and_batches_stop_at_max_batch() {
                 sender_key: None,
                 message: super::message(n, 5),
                 quota: usize::MAX,
+                hold: true,
             };
             tokio::spawn(async move { committer.write(op).await })
         })

@@ -69,6 +69,7 @@ pub(super) fn append(q: u8, n: u64, at: u64) -> WriteOp {
         sender_key: None,
         message: message(n, at),
         quota: 1_000,
+        hold: true,
     }
 }
 

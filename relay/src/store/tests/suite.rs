@@ -177,6 +177,7 @@ fn quota_at_the_limit_and_one_past(store: &dyn Store) {
         sender_key: None,
         message: message(n, 5),
         quota: QUOTA,
+        hold: true,
     };
     assert!(one(store, WriteOp::CreateQueue(record(1))).is_ok());
     for n in 0..QUOTA as u64 {
@@ -206,6 +207,7 @@ fn quota_at_the_limit_and_one_past(store: &dyn Store) {
         sender_key: None,
         message: message(1, 5),
         quota: 0,
+        hold: true,
     };
     assert!(matches!(one(store, zero), Err(WriteError::Quota)));
 }
@@ -216,6 +218,7 @@ fn sender_key_fixed_by_first_append(store: &dyn Store) {
         sender_key,
         message: message(n, 5),
         quota,
+        hold: true,
     };
     let fixed = |store: &dyn Store| store.queue(&rid(1)).unwrap().unwrap().sender_auth_key;
     assert!(one(store, WriteOp::CreateQueue(record(1))).is_ok());
@@ -333,6 +336,7 @@ fn batch_ops_fail_alone(store: &dyn Store) {
         sender_key: None,
         message: message(n, 5),
         quota: 1,
+        hold: true,
     };
     let results = store.commit(vec![
         WriteOp::CreateQueue(record(1)),
