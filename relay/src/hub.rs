@@ -50,17 +50,33 @@ impl Mailbox {
 /// The subscription registry.
 #[derive(Debug, Default)]
 pub struct Hub {
-    subscribers: Mutex<HashMap<RecipientId, (ConnId, Arc<Mailbox>)>>,
+    subscribers: Mutex<HashMap<RecipientId, Subscriber>>,
+}
+
+/// The connection that subscribes to a queue.
+#[derive(Debug)]
+struct Subscriber {
+    conn: ConnId,
+    mailbox: Arc<Mailbox>,
+    /// A message held for this subscriber waited its whole hold unacknowledged (a recipient
+    /// online but not reading): its next messages are written at once, until it
+    /// acknowledges one.
+    slow: bool,
 }
 
 impl Hub {
     /// Makes `conn` the subscriber of `queue`; the previous subscriber gets `END`.
     pub fn subscribe(&self, queue: RecipientId, conn: ConnId, mailbox: &Arc<Mailbox>) {
-        let previous = self.lock().insert(queue, (conn, Arc::clone(mailbox)));
-        if let Some((old, old_mailbox)) = previous
-            && old != conn
+        let subscriber = Subscriber {
+            conn,
+            mailbox: Arc::clone(mailbox),
+            slow: false,
+        };
+        let previous = self.lock().insert(queue, subscriber);
+        if let Some(old) = previous
+            && old.conn != conn
         {
-            old_mailbox.post(|e| {
+            old.mailbox.post(|e| {
                 e.notify.remove(&queue);
                 e.end.insert(queue);
             });
@@ -70,14 +86,14 @@ impl Hub {
     /// Removes `conn`'s subscription to `queue` (if it still holds it).
     pub fn unsubscribe(&self, queue: &RecipientId, conn: ConnId) {
         let mut subscribers = self.lock();
-        if subscribers.get(queue).is_some_and(|(c, _)| *c == conn) {
+        if subscribers.get(queue).is_some_and(|s| s.conn == conn) {
             subscribers.remove(queue);
         }
     }
 
     /// Wakes the subscriber of `queue`, if any.
     pub fn notify(&self, queue: RecipientId) {
-        let mailbox = self.lock().get(&queue).map(|(_, m)| Arc::clone(m));
+        let mailbox = self.lock().get(&queue).map(|s| Arc::clone(&s.mailbox));
         if let Some(mailbox) = mailbox {
             mailbox.post(|e| {
                 e.notify.insert(queue);
@@ -85,9 +101,25 @@ impl Hub {
         }
     }
 
-    /// Whether a connection subscribes to `queue` (its recipient is online).
-    pub fn is_subscribed(&self, queue: &RecipientId) -> bool {
-        self.lock().contains_key(queue)
+    /// Whether a message for `queue` may be held back from the disk: a connection
+    /// subscribes to it (its recipient is online) and acknowledges what it gets.
+    pub fn holds(&self, queue: &RecipientId) -> bool {
+        self.lock().get(queue).is_some_and(|s| !s.slow)
+    }
+
+    /// The subscriber of `queue` acknowledged a message: hold its messages again.
+    pub fn acknowledged(&self, queue: &RecipientId) {
+        if let Some(subscriber) = self.lock().get_mut(queue) {
+            subscriber.slow = false;
+        }
+    }
+
+    /// A message held for `queue` was not acknowledged within the hold: write its next
+    /// ones at once (their senders need not wait for a recipient who is not reading).
+    pub fn held_too_long(&self, queue: &RecipientId) {
+        if let Some(subscriber) = self.lock().get_mut(queue) {
+            subscriber.slow = true;
+        }
     }
 
     /// Number of subscribed queues.
@@ -100,7 +132,7 @@ impl Hub {
         self.lock().is_empty()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RecipientId, (ConnId, Arc<Mailbox>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RecipientId, Subscriber>> {
         self.subscribers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -126,6 +158,12 @@ mod tests {
         let events = b.take();
         assert_eq!(events.notify.len(), 1);
         hub.unsubscribe(&q, 1); // not the holder: no effect
+        // Held messages: while the subscriber acknowledges.
+        assert!(hub.holds(&q));
+        hub.held_too_long(&q);
+        assert!(!hub.holds(&q));
+        hub.acknowledged(&q);
+        assert!(hub.holds(&q));
         assert_eq!(hub.len(), 1);
         hub.unsubscribe(&q, 2);
         assert!(hub.is_empty());

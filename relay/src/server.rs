@@ -22,7 +22,7 @@ use tokio::time::{Instant as TokioInstant, sleep_until};
 use crate::hub::{ConnId, Hub, Mailbox};
 use crate::metrics::Metrics;
 use crate::session::{Action, Now, ServiceConfig, Session, WriteToken};
-use crate::store::{GroupCommitter, OnApplied, Store, WriteError, WriteOp, WriteOutcome};
+use crate::store::{GroupCommitter, HOLD, OnApplied, Store, WriteError, WriteOp, WriteOutcome};
 
 /// How long shutdown waits for connections to finish their in-flight writes.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -359,28 +359,30 @@ async fn carry_out(
         match action {
             Action::Write { token, mut op } => {
                 *in_flight += 1;
-                // A message for a recipient who is online may wait in memory for its
-                // acknowledgement rather than be written (see `WriteOp::Append`).
+                // A message for a recipient who is online and reading may wait in memory
+                // for its acknowledgement rather than be written (see `WriteOp::Append`).
+                let mut held = None;
                 if let WriteOp::Append {
                     recipient_id, hold, ..
                 } = op.as_mut()
                 {
-                    *hold = shared.hub.is_subscribed(recipient_id);
+                    *hold = shared.hub.holds(recipient_id);
+                    held = hold.then_some((*recipient_id, Instant::now()));
                 }
                 let done = done_channel.sender();
                 let hub = Arc::clone(&shared.hub);
                 // A stored message, or an acknowledged one (perhaps over another
                 // connection than the subscriber's), makes the queue's next message due.
                 let wakes = match op.as_ref() {
-                    WriteOp::Append { recipient_id, .. } | WriteOp::Ack { recipient_id, .. } => {
-                        Some(*recipient_id)
-                    }
+                    WriteOp::Append { recipient_id, .. } => Some((*recipient_id, false)),
+                    WriteOp::Ack { recipient_id, .. } => Some((*recipient_id, true)),
                     _ => None,
                 };
                 // Runs on the apply thread as soon as the batch is applied (before it is
                 // durable: delivery need not wait for the disk): it wakes the subscriber
                 // even if this connection has ended meanwhile.
-                let applied = wakes.map(|queue| -> OnApplied {
+                let applied = wakes.map(|(queue, ack)| -> OnApplied {
+                    let hub = Arc::clone(&hub);
                     Box::new(move |result: &Result<WriteOutcome, WriteError>| {
                         if matches!(
                             result,
@@ -388,10 +390,19 @@ async fn carry_out(
                         ) {
                             hub.notify(queue);
                         }
+                        if ack {
+                            hub.acknowledged(&queue);
+                        }
                     })
                 });
-                // Runs on the commit thread once the batch is durable: the answer.
+                // Runs once the op's answer is due (its write is durable, or a held message
+                // was acknowledged): the answer.
                 let done = Box::new(move |result: Result<WriteOutcome, WriteError>| {
+                    if let Some((queue, since)) = held
+                        && since.elapsed() >= HOLD
+                    {
+                        hub.held_too_long(&queue);
+                    }
                     let _ = done.send((token, result));
                 });
                 shared.committer.submit(op, applied, done).await;

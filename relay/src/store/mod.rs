@@ -63,7 +63,7 @@ use passage_crypto::primitives::{DhPublic, DhSecret};
 use passage_wire::{MsgId, RecipientId, SenderId};
 
 pub use group_commit::{
-    Callback, CommitCounters, GroupCommitter, MAX_BATCH, OnApplied, UNPERSISTED_LIMIT,
+    Callback, CommitCounters, GroupCommitter, HOLD, MAX_BATCH, OnApplied, UNPERSISTED_LIMIT,
     WRITE_QUEUE_CAPACITY,
 };
 pub use memory::MemoryStore;

@@ -66,7 +66,15 @@ pub(crate) fn apply<T: Tables>(tables: &mut T, index: &mut Overlay<'_>, op: Writ
             message,
             quota,
             hold,
-        } => append(tables, index, recipient_id, sender_key, message, quota, hold),
+        } => append(
+            tables,
+            index,
+            recipient_id,
+            sender_key,
+            message,
+            quota,
+            hold,
+        ),
         WriteOp::Ack {
             recipient_id,
             msg_id,
