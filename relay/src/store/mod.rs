@@ -1,22 +1,28 @@
 //! The relay's durable state: queues, their sender index, and the messages waiting in them.
 //!
 //! ```text
-//!  service tasks ──write(op).await──▶ GroupCommitter ──commit(batch)──▶ dyn Store ──▶ disk
-//!        │                           (one thread, one fsync             RedbStore (default)
-//!        └──── queue / first_message / message_count / stats ─────────▶ MemoryStore (tests)
+//!  service tasks ──submit(op)──▶ GroupCommitter ─ apply thread ──apply(batch)──▶ dyn Store
+//!        │                      (answers each op    commit thread ──persist()──▶  │ index + rows
+//!        │                       when it is due)                                 ▼ not yet written
+//!        └── queue / messages_from / message_count / stats ─────────────────▶ RedbStore (default)
+//!                                                                              MemoryStore (tests)
 //! ```
 //!
-//! Reads go straight to the [`Store`]; every change goes through [`Store::commit`] as a
-//! list of [`WriteOp`]s applied in one durable transaction. The service does not call
-//! `commit` itself but [`GroupCommitter::write`], which gathers the writes of many
-//! connections into one commit, so that a burst of `SEND`s costs one fsync, and answers each
-//! writer only once its batch is on disk (DESIGN.md, "Storage and scale").
+//! Reads go straight to the [`Store`]; every change is a [`WriteOp`], applied in memory in
+//! batches ([`Store::apply`]: readers see it at once) and written behind ([`Store::persist`]:
+//! one transaction and one fsync for everything applied meanwhile). The service does not
+//! call these itself but [`GroupCommitter::submit`], which gathers the writes of many
+//! connections into one batch, and answers each writer only when its op is settled (see
+//! [`WaitFor`]): once durable, or for a held message, once its recipient acknowledged it —
+//! so a burst of `SEND`s costs one fsync, and a message its recipient takes at once costs
+//! none (DESIGN.md, "Storage and scale").
 //!
-//! Both stores apply an operation with the same code (the private `ops` module) over their
-//! own tables and the same in-memory index (the private `index` module: counters, message
-//! ids and arrival times, rebuilt from the file at open), so they cannot drift apart in
-//! what a quota, a sender key or an expiry means; one test suite runs against both. A
-//! message costs one table write when it arrives and one delete when it leaves.
+//! Both stores are the same code (the private `write_behind` module) over another backend:
+//! ops mean one thing (the private `ops` module) over the same in-memory index (the private
+//! `index` module: counters, message ids and arrival times, rebuilt from the file at open),
+//! so they cannot drift apart in what a quota, a sender key or an expiry means; one test
+//! suite runs against both. A message costs one table write when it arrives and one delete
+//! when it leaves — or nothing, if it leaves before it had to be written.
 //!
 //! # Quick start
 //!
