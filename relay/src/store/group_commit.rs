@@ -48,16 +48,19 @@ pub const WRITE_QUEUE_CAPACITY: usize = MAX_BATCH;
 /// recipient who is online acknowledges it well within this, and then it is never written
 /// and its sender is told `OK` at the acknowledgement. A message still unacknowledged after
 /// it is written with the next write; its sender waits that much longer for `OK`. Measured
-/// with `passage-relay-bench --pairs 100` (saturated, p99 50–100 ms from send to delivery):
-/// with 50 ms, 0.6 KiB per message still reached the disk over TCP and 4.5 KiB (all of
-/// them) over QUIC; with 200 ms, none. Held messages count against [`UNPERSISTED_LIMIT`];
-/// when it is reached they are written at once.
-pub const HOLD: Duration = Duration::from_millis(200);
+/// with `passage-relay-bench` (saturated; send to delivery p99 50–100 ms at 100 pairs,
+/// 0.5 s at 1,000): with 50 ms, 0.6 KiB per message still reached the disk over TCP at 100
+/// pairs and 4.5 KiB (all of them) over QUIC; with 200 ms, none at 100 pairs but all at
+/// 1,000 (22.5k messages/s); with 500 ms, none over TCP at 1,000 pairs (30.5k/s).
+/// Held messages count against [`UNPERSISTED_LIMIT`]; when it is reached they are
+/// written at once.
+pub const HOLD: Duration = Duration::from_millis(500);
 
-/// How many applied ops may wait for the disk before the apply thread waits too (the
-/// bodies of their messages stay in memory meanwhile, unless acknowledged). With the
-/// queue above, at about 4 KiB per message at most 48 MiB wait in all.
-pub const UNPERSISTED_LIMIT: usize = 2 * MAX_BATCH;
+/// How many applied ops may wait for their answer (held messages included) before the
+/// apply thread waits too (the bodies of their messages stay in memory meanwhile, unless
+/// acknowledged). With the queue above, at about 4 KiB per message at most 80 MiB wait in
+/// all; 1,000 busy pairs hold about 8,000.
+pub const UNPERSISTED_LIMIT: usize = 4 * MAX_BATCH;
 
 /// What the commit thread has done since it started, for metrics: how many commits
 /// (transactions written), how many ops they settled, how many rows they wrote and how long
