@@ -22,7 +22,9 @@ use tokio::time::{Instant as TokioInstant, sleep_until};
 use crate::hub::{ConnId, Hub, Mailbox};
 use crate::metrics::Metrics;
 use crate::session::{Action, Now, ServiceConfig, Session, WriteToken};
-use crate::store::{GroupCommitter, HOLD, OnApplied, Store, WriteError, WriteOp, WriteOutcome};
+use crate::store::{
+    Callback, GroupCommitter, HOLD, OnApplied, Store, WriteError, WriteOp, WriteOutcome,
+};
 
 /// How long shutdown waits for connections to finish their in-flight writes.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -355,7 +357,15 @@ async fn carry_out(
     done_channel: &mut DoneChannel,
     in_flight: &mut usize,
 ) -> bool {
+    // The writes of this pass, applied together (in order with the other actions).
+    let mut writes = Vec::new();
     while let Some(action) = session.poll_action() {
+        if !matches!(action, Action::Write { .. }) {
+            shared
+                .committer
+                .apply_now(std::mem::take(&mut writes))
+                .await;
+        }
         match action {
             Action::Write { token, mut op } => {
                 *in_flight += 1;
@@ -405,13 +415,14 @@ async fn carry_out(
                     }
                     let _ = done.send((token, result));
                 });
-                shared.committer.submit(op, applied, done).await;
+                writes.push((op, applied, done as Callback));
             }
             Action::Subscribe(queue) => shared.hub.subscribe(queue, conn, mailbox),
             Action::Unsubscribe(queue) => shared.hub.unsubscribe(&queue, conn),
             Action::Close(_) => return false,
         }
     }
+    shared.committer.apply_now(writes).await;
     true
 }
 

@@ -99,6 +99,8 @@ impl CommitCounters {
 /// also commits them, but nobody waits for it.
 pub struct GroupCommitter {
     jobs: mpsc::Sender<Job>,
+    /// For [`apply_now`](Self::apply_now).
+    flight: Arc<Flight>,
 }
 
 impl core::fmt::Debug for GroupCommitter {
@@ -150,6 +152,14 @@ impl Reply {
 /// Batches applied and not yet answered, between the two threads.
 #[derive(Default)]
 struct Flight {
+    /// Held from a batch's apply to its hand-over: batches reach `awaiting` in the order
+    /// they were applied, whichever thread applied them.
+    gate: Mutex<()>,
+    /// Wakes [`GroupCommitter::apply_now`] callers waiting for room.
+    room: tokio::sync::Notify,
+    /// The store, for [`GroupCommitter::apply_now`]; let go of when the committer stops,
+    /// so that its file can be opened again.
+    store: Mutex<Option<Arc<dyn Store>>>,
     state: Mutex<FlightState>,
     /// Wakes the commit thread: an answer waits for a write, or the apply thread stopped.
     to_commit: Condvar,
@@ -258,6 +268,39 @@ impl Flight {
         // Nothing panics while holding it; a poisoned lock still guards whole data.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// No batch is applied from here on: the commit thread writes what is left and stops.
+    fn stop(&self) {
+        let _gate = lock_gate(self);
+        self.lock().applier_done = true;
+        *self.store.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.to_commit.notify_one();
+        self.room.notify_waiters();
+    }
+}
+
+fn lock_gate(flight: &Flight) -> MutexGuard<'_, ()> {
+    flight.gate.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Applies a batch, calls its `applied` hooks and hands it to the commit thread; returns
+/// the answers due now. The caller holds the gate.
+fn apply_and_hand_over(
+    store: &dyn Store,
+    flight: &Flight,
+    ops: Vec<WriteOp>,
+    replies: &mut Vec<Reply>,
+) -> Vec<Answer> {
+    let Applied {
+        batch,
+        results,
+        wait_for,
+        released,
+    } = store.apply(ops);
+    for (reply, result) in replies.iter_mut().zip(&results) {
+        reply.applied(result);
+    }
+    hand_over(flight, batch, replies, results, wait_for, &released)
 }
 
 /// Waits on `condvar` (for at most `timeout`, if given).
@@ -315,12 +358,15 @@ impl GroupCommitter {
     /// does not depend on how fast the machine is; `close` writes everything held).
     pub fn with_hold(store: Arc<dyn Store>, counters: Arc<CommitCounters>, hold: Duration) -> Self {
         let (jobs, queue) = mpsc::channel(WRITE_QUEUE_CAPACITY);
+        let flight = Arc::new(Flight::default());
+        flight.lock().hold = hold;
+        *flight.store.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&store));
+        let (thread_store, thread_flight) = (store, Arc::clone(&flight));
         // On failure the closure (and with it `queue`) is dropped, which closes the channel.
-        let _detached = std::thread::Builder::new()
+        let started = std::thread::Builder::new()
             .name("passage-store-apply".into())
             .spawn(move || {
-                let flight = Arc::new(Flight::default());
-                flight.lock().hold = hold;
+                let (store, flight) = (thread_store, thread_flight);
                 let persister = {
                     let (store, flight) = (Arc::clone(&store), Arc::clone(&flight));
                     std::thread::Builder::new()
@@ -329,11 +375,11 @@ impl GroupCommitter {
                 };
                 // Without a commit thread nothing could be answered: close at once.
                 let Ok(persister) = persister else {
+                    flight.stop();
                     return;
                 };
                 let closers = apply_loop(store.as_ref(), queue, &flight);
-                flight.lock().applier_done = true;
-                flight.to_commit.notify_one();
+                flight.stop();
                 // It returns once every applied batch is answered; it does not panic.
                 let _ = persister.join();
                 // Let go of the store before saying we are done, so that a caller of `close`
@@ -343,7 +389,57 @@ impl GroupCommitter {
                     let _ = done.send(());
                 }
             });
-        Self { jobs }
+        if started.is_err() {
+            flight.stop();
+        }
+        Self { jobs, flight }
+    }
+
+    /// Applies `ops` as one batch now, on the calling task's thread, and answers each as
+    /// [`submit`](Self::submit) would (`applied` at once, `done` when its answer is due;
+    /// `done` may be called before this returns). Spares the apply thread's wake-up and
+    /// the queue: for a task that has its ops at hand (a connection, after reading what its
+    /// peer sent). Blocks the thread only while it applies (memory work, and a disk read
+    /// for a queue record not cached); waits without blocking while
+    /// [`UNPERSISTED_LIMIT`] ops wait for their answer. After [`close`](Self::close), every
+    /// op is answered [`StorageFault::Closed`].
+    pub async fn apply_now(&self, ops: Vec<(Box<WriteOp>, Option<OnApplied>, Callback)>) {
+        if ops.is_empty() {
+            return;
+        }
+        loop {
+            let room = self.flight.room.notified();
+            {
+                let state = self.flight.lock();
+                if state.applier_done || !state.full() {
+                    break;
+                }
+            }
+            self.flight.to_commit.notify_one();
+            room.await;
+        }
+        let gate = lock_gate(&self.flight);
+        let store = self
+            .flight
+            .store
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let Some(store) = store.filter(|_| !self.flight.lock().applier_done) else {
+            drop(gate);
+            for (_, _, done) in ops {
+                done(Err(closed()));
+            }
+            return;
+        };
+        let (mut batch, mut replies) = (Vec::with_capacity(ops.len()), Vec::new());
+        for (op, applied, done) in ops {
+            batch.push(*op);
+            replies.push(Reply::Call { applied, done });
+        }
+        let answers = apply_and_hand_over(store.as_ref(), &self.flight, batch, &mut replies);
+        drop(gate);
+        send_all(answers);
     }
 
     /// Submits one op and waits until its batch is committed and durable.
@@ -443,16 +539,9 @@ fn apply_loop(
                 state = wait(&flight.to_apply, state, None);
             }
         }
-        let Applied {
-            batch,
-            results,
-            wait_for,
-            released,
-        } = store.apply(std::mem::take(&mut ops));
-        for (reply, result) in replies.iter_mut().zip(&results) {
-            reply.applied(result);
-        }
-        let answers = hand_over(flight, batch, &mut replies, results, wait_for, &released);
+        let gate = lock_gate(flight);
+        let answers = apply_and_hand_over(store, flight, std::mem::take(&mut ops), &mut replies);
+        drop(gate);
         send_all(answers);
     }
     closers
@@ -531,6 +620,7 @@ fn persist_loop(store: &dyn Store, flight: &Flight, counters: &CommitCounters) {
             .ops
             .fetch_add(answers.len() as u64, Ordering::Relaxed);
         flight.to_apply.notify_one();
+        flight.room.notify_waiters();
         send_all(answers);
     }
 }
