@@ -47,14 +47,16 @@ pub const WRITE_QUEUE_CAPACITY: usize = MAX_BATCH;
 /// How long an appended message is held back from the disk ([`WaitFor::Message`]): a
 /// recipient who is online acknowledges it well within this, and then it is never written
 /// and its sender is told `OK` at the acknowledgement. A message still unacknowledged after
-/// it is written with the next write; its sender waits that much longer for `OK`. Measured
-/// with `passage-relay-bench` (saturated; send to delivery p99 50–100 ms at 100 pairs,
-/// 0.5 s at 1,000): with 50 ms, 0.6 KiB per message still reached the disk over TCP at 100
-/// pairs and 4.5 KiB (all of them) over QUIC; with 200 ms, none at 100 pairs but all at
-/// 1,000 (22.5k messages/s); with 500 ms, none over TCP at 1,000 pairs (30.5k/s).
-/// Held messages count against [`UNPERSISTED_LIMIT`]; when it is reached they are
-/// written at once.
-pub const HOLD: Duration = Duration::from_millis(500);
+/// it is written with the next write; its sender waits that much longer for `OK`, and its
+/// recipient's next messages are written at once until it acknowledges one (see
+/// `Hub::held_too_long`). Measured with `passage-relay-bench` (saturated; send to delivery
+/// p99 50–100 ms at 100 pairs, 0.3–0.6 s at 1,000): with 50 ms, 0.6 KiB per message still
+/// reached the disk over TCP at 100 pairs and 4.5 KiB (all of them) over QUIC; with 200 ms,
+/// none at 100 pairs but all at 1,000 pairs (22.5k messages/s); with 500 ms, 2.7–3.4 KiB
+/// at 1,000 (18.5k–21k/s: the writes slow the relay, which makes more messages wait past
+/// the hold); with 1 s, 0.01 KiB (26.4k/s). Held messages count against
+/// [`UNPERSISTED_LIMIT`]; when it is reached they are written at once.
+pub const HOLD: Duration = Duration::from_millis(1000);
 
 /// How many applied ops may wait for their answer (held messages included) before the
 /// apply thread waits too (the bodies of their messages stay in memory meanwhile, unless
