@@ -2,87 +2,14 @@
 //! `close` drains.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use passage_wire::{MsgId, RecipientId, SenderId};
-
 use super::super::{
-    Applied, GroupCommitter, MAX_BATCH, MemoryStore, Persisted, QueueRecord, RedbStore,
-    StorageFault, Store, StoreError, StoreStats, StoredMessage, UNPERSISTED_LIMIT,
+    GroupCommitter, MAX_BATCH, MemoryStore, RedbStore, StorageFault, Store, UNPERSISTED_LIMIT,
     WRITE_QUEUE_CAPACITY, WriteError, WriteOp, WriteOutcome,
 };
-use super::{append, one, record, rid};
-
-/// A store that counts commits and ops, and can pretend each commit waits for a disk.
-struct Counting<S> {
-    inner: S,
-    commits: AtomicUsize,
-    ops: AtomicUsize,
-    largest_batch: AtomicUsize,
-    fsync: Duration,
-}
-
-impl<S: Store> Counting<S> {
-    fn new(inner: S, fsync: Duration) -> Arc<Self> {
-        Arc::new(Self {
-            inner,
-            commits: AtomicUsize::new(0),
-            ops: AtomicUsize::new(0),
-            largest_batch: AtomicUsize::new(0),
-            fsync,
-        })
-    }
-}
-
-impl<S: Store> Store for Counting<S> {
-    fn queue(&self, id: &RecipientId) -> Result<Option<QueueRecord>, StoreError> {
-        self.inner.queue(id)
-    }
-    fn queue_by_sender(&self, id: &SenderId) -> Result<Option<QueueRecord>, StoreError> {
-        self.inner.queue_by_sender(id)
-    }
-    fn first_message(&self, id: &RecipientId) -> Result<Option<StoredMessage>, StoreError> {
-        self.inner.first_message(id)
-    }
-    fn message_after(
-        &self,
-        id: &RecipientId,
-        msg_id: &MsgId,
-    ) -> Result<Option<StoredMessage>, StoreError> {
-        self.inner.message_after(id, msg_id)
-    }
-    fn messages_from(
-        &self,
-        id: &RecipientId,
-        from: u64,
-        max: usize,
-    ) -> Result<Vec<(u64, Arc<StoredMessage>)>, StoreError> {
-        self.inner.messages_from(id, from, max)
-    }
-    fn has_message(&self, id: &RecipientId, msg_id: &MsgId) -> Result<bool, StoreError> {
-        self.inner.has_message(id, msg_id)
-    }
-    fn message_count(&self, id: &RecipientId) -> Result<u64, StoreError> {
-        self.inner.message_count(id)
-    }
-    fn stats(&self) -> Result<StoreStats, StoreError> {
-        self.inner.stats()
-    }
-    fn apply(&self, ops: Vec<WriteOp>) -> Applied {
-        self.ops.fetch_add(ops.len(), Ordering::SeqCst);
-        self.largest_batch.fetch_max(ops.len(), Ordering::SeqCst);
-        self.inner.apply(ops)
-    }
-    fn persist(&self, held_through: u64) -> Persisted {
-        std::thread::sleep(self.fsync);
-        let persisted = self.inner.persist(held_through);
-        if persisted.rows > 0 {
-            self.commits.fetch_add(1, Ordering::SeqCst);
-        }
-        persisted
-    }
-}
+use super::{Counting, append, one, record, rid};
 
 const WRITERS: u64 = 200;
 const QUEUES: u8 = 10;

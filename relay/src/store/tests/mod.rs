@@ -7,12 +7,19 @@ mod group;
 mod suite;
 mod write_behind;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
 use passage_crypto::ENVELOPE_LEN;
 use passage_crypto::primitives::{DhPublic, DhSecret};
 use passage_wire::ids::MSG_ID_LEN;
 use passage_wire::{MsgId, QUEUE_ID_LEN, RecipientId, SenderId};
 
-use super::{QueueRecord, Store, StoredMessage, WriteError, WriteOp, WriteOutcome};
+use super::{
+    Applied, MemoryStore, Persisted, QueueRecord, RedbStore, Store, StoreError, StoreStats,
+    StoredMessage, WriteError, WriteOp, WriteOutcome,
+};
 
 /// A recipient id made of `n` (distinct from every sender id below).
 pub(super) fn rid(n: u8) -> RecipientId {
@@ -130,4 +137,96 @@ fn debug_shows_no_ids_keys_or_bodies() {
     assert!(shown.contains("QueueRecord") && shown.contains("sender_key_fixed: true"));
     let error = format!("{} {:?}", WriteError::Quota, WriteError::DuplicateId);
     assert!(!error.contains("ab"), "{error}");
+}
+
+/// A store that counts commits and ops, can pretend each commit waits for a disk, and can
+/// make its writes fail (while `fail_writes` is set; reads and applies work).
+pub(super) struct Counting<S> {
+    pub(super) inner: S,
+    pub(super) commits: AtomicUsize,
+    pub(super) ops: AtomicUsize,
+    pub(super) largest_batch: AtomicUsize,
+    pub(super) fail_writes: AtomicBool,
+    fsync: Duration,
+}
+
+/// A store whose disk can be made to fail.
+pub(super) trait Failable {
+    fn set_failing(&self, failing: bool);
+}
+
+impl Failable for MemoryStore {
+    fn set_failing(&self, failing: bool) {
+        MemoryStore::set_failing(self, failing);
+    }
+}
+
+/// A real disk fails only by itself.
+impl Failable for RedbStore {
+    fn set_failing(&self, _: bool) {}
+}
+
+impl<S: Store + Failable> Counting<S> {
+    pub(super) fn new(inner: S, fsync: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            commits: AtomicUsize::new(0),
+            ops: AtomicUsize::new(0),
+            largest_batch: AtomicUsize::new(0),
+            fail_writes: AtomicBool::new(false),
+            fsync,
+        })
+    }
+}
+
+impl<S: Store + Failable> Store for Counting<S> {
+    fn queue(&self, id: &RecipientId) -> Result<Option<QueueRecord>, StoreError> {
+        self.inner.queue(id)
+    }
+    fn queue_by_sender(&self, id: &SenderId) -> Result<Option<QueueRecord>, StoreError> {
+        self.inner.queue_by_sender(id)
+    }
+    fn first_message(&self, id: &RecipientId) -> Result<Option<StoredMessage>, StoreError> {
+        self.inner.first_message(id)
+    }
+    fn message_after(
+        &self,
+        id: &RecipientId,
+        msg_id: &MsgId,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        self.inner.message_after(id, msg_id)
+    }
+    fn messages_from(
+        &self,
+        id: &RecipientId,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, Arc<StoredMessage>)>, StoreError> {
+        self.inner.messages_from(id, from, max)
+    }
+    fn has_message(&self, id: &RecipientId, msg_id: &MsgId) -> Result<bool, StoreError> {
+        self.inner.has_message(id, msg_id)
+    }
+    fn message_count(&self, id: &RecipientId) -> Result<u64, StoreError> {
+        self.inner.message_count(id)
+    }
+    fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.inner.stats()
+    }
+    fn apply(&self, ops: Vec<WriteOp>) -> Applied {
+        self.ops.fetch_add(ops.len(), Ordering::SeqCst);
+        self.largest_batch.fetch_max(ops.len(), Ordering::SeqCst);
+        self.inner.apply(ops)
+    }
+    fn persist(&self, held_through: u64) -> Persisted {
+        std::thread::sleep(self.fsync);
+        let fail = self.fail_writes.load(Ordering::SeqCst);
+        self.inner.set_failing(fail);
+        let persisted = self.inner.persist(held_through);
+        self.inner.set_failing(false);
+        if persisted.rows > 0 {
+            self.commits.fetch_add(1, Ordering::SeqCst);
+        }
+        persisted
+    }
 }

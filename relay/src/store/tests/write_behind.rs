@@ -5,16 +5,15 @@
 //! commits end.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
-use passage_wire::{MsgId, RecipientId, SenderId};
+use passage_wire::MsgId;
 use proptest::prelude::*;
 
 use super::super::{
-    Applied, GroupCommitter, MemoryStore, Persisted, QueueRecord, RedbStore, StorageFault, Store,
-    StoreError, StoreStats, StoredMessage, WriteError, WriteOp, WriteOutcome,
+    GroupCommitter, MemoryStore, RedbStore, StorageFault, Store, WriteError, WriteOp, WriteOutcome,
 };
-use super::{append, message, msg_id, one, record, rid};
+use super::{Counting, append, message, msg_id, one, record, rid};
 
 fn ack(q: u8, n: u64) -> WriteOp {
     WriteOp::Ack {
@@ -113,63 +112,9 @@ fn a_failed_write_discards_what_is_not_durable_and_numbers_still_grow() {
     assert!(store.persist(u64::MAX).outcome(later.batch).is_ok());
 }
 
-/// A memory store whose writes fail while `fail_writes` is set (its reads and applies
-/// work).
-#[derive(Default)]
-struct FailingWrites {
-    inner: MemoryStore,
-    fail_writes: AtomicBool,
-}
-
-impl Store for FailingWrites {
-    fn queue(&self, id: &RecipientId) -> Result<Option<QueueRecord>, StoreError> {
-        self.inner.queue(id)
-    }
-    fn queue_by_sender(&self, id: &SenderId) -> Result<Option<QueueRecord>, StoreError> {
-        self.inner.queue_by_sender(id)
-    }
-    fn first_message(&self, id: &RecipientId) -> Result<Option<StoredMessage>, StoreError> {
-        self.inner.first_message(id)
-    }
-    fn message_after(
-        &self,
-        id: &RecipientId,
-        msg_id: &MsgId,
-    ) -> Result<Option<StoredMessage>, StoreError> {
-        self.inner.message_after(id, msg_id)
-    }
-    fn messages_from(
-        &self,
-        id: &RecipientId,
-        from: u64,
-        max: usize,
-    ) -> Result<Vec<(u64, Arc<StoredMessage>)>, StoreError> {
-        self.inner.messages_from(id, from, max)
-    }
-    fn has_message(&self, id: &RecipientId, msg_id: &MsgId) -> Result<bool, StoreError> {
-        self.inner.has_message(id, msg_id)
-    }
-    fn message_count(&self, id: &RecipientId) -> Result<u64, StoreError> {
-        self.inner.message_count(id)
-    }
-    fn stats(&self) -> Result<StoreStats, StoreError> {
-        self.inner.stats()
-    }
-    fn apply(&self, ops: Vec<WriteOp>) -> Applied {
-        self.inner.apply(ops)
-    }
-    fn persist(&self, held_through: u64) -> Persisted {
-        let fail = self.fail_writes.load(Ordering::SeqCst);
-        self.inner.set_failing(fail);
-        let persisted = self.inner.persist(held_through);
-        self.inner.set_failing(false);
-        persisted
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_write_answers_its_writers_with_the_fault() {
-    let store = Arc::new(FailingWrites::default());
+    let store = Counting::new(MemoryStore::new(), std::time::Duration::ZERO);
     let committer = GroupCommitter::new(store.clone());
     assert!(
         committer
