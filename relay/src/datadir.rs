@@ -326,6 +326,10 @@ pub struct StatsSnapshot {
     /// start: the disk is what limits the relay).
     #[serde(default)]
     pub store_commit_micros: u64,
+    /// Rows those commits wrote: a message stored then deleted is two, one acknowledged
+    /// before it had to be written none (read as 0 from older files).
+    #[serde(default)]
+    pub store_written_rows: u64,
 }
 
 impl StatsSnapshot {
@@ -364,6 +368,7 @@ impl StatsSnapshot {
             store_commits: metrics.commits.commits.load(Relaxed),
             store_committed_ops: metrics.commits.ops.load(Relaxed),
             store_commit_micros: metrics.commits.busy_micros.load(Relaxed),
+            store_written_rows: metrics.commits.rows.load(Relaxed),
         }
     }
 

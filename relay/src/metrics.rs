@@ -92,7 +92,7 @@ impl Metrics {
     /// The Prometheus text exposition of every counter.
     pub fn render_prometheus(&self) -> String {
         let mut out = String::with_capacity(2048);
-        let gauges: [(&str, &str, &AtomicU64, &str); 18] = [
+        let gauges: [(&str, &str, &AtomicU64, &str); 19] = [
             (
                 "passage_connections_open",
                 "Connections open now.",
@@ -190,6 +190,12 @@ impl Metrics {
                 "counter",
             ),
             (
+                "passage_store_written_rows_total",
+                "Rows written since start: a message stored then deleted is two, one acknowledged before it had to be written none.",
+                &self.commits.rows,
+                "counter",
+            ),
+            (
                 "passage_store_commit_microseconds_total",
                 "Time spent committing since start (near wall time: the disk is the limit).",
                 &self.commits.busy_micros,
@@ -234,10 +240,10 @@ mod tests {
         assert!(text.contains("passage_messages_stored_total 1"));
         assert!(text.contains("passage_errors_total{code=\"QUOTA\"} 1"));
         m.commits.commits.fetch_add(3, Ordering::Relaxed);
-        assert!(
-            m.render_prometheus()
-                .contains("passage_store_commits_total 3")
-        );
+        m.commits.rows.fetch_add(5, Ordering::Relaxed);
+        let text = m.render_prometheus();
+        assert!(text.contains("passage_store_commits_total 3"));
+        assert!(text.contains("passage_store_written_rows_total 5"));
         assert_eq!(m.errors(ErrorCode::Quota), 1);
     }
 }

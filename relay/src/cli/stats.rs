@@ -145,9 +145,10 @@ fn render_stats(s: &StatsSnapshot, source: Source, now: u64) -> String {
     out.push_str(&format!("store        {} on disk", bytes(s.store_bytes)));
     if source != Source::Store && s.store_commits > 0 {
         out.push_str(&format!(
-            "; {} commits since start, {:.1} writes each, {} spent committing",
+            "; {} commits since start, {:.1} writes each, {} rows written, {} spent committing",
             s.store_commits,
             s.store_committed_ops as f64 / s.store_commits as f64,
+            s.store_written_rows,
             span(s.store_commit_micros / 1_000_000),
         ));
     }
