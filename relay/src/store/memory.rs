@@ -69,6 +69,14 @@ impl MemoryStore {
 
 store_by_write_behind!(MemoryStore, inner);
 
+#[cfg(test)]
+impl MemoryStore {
+    /// Rows held back from the disk, acknowledged ones not yet forgotten included.
+    pub(crate) fn held_entries(&self) -> usize {
+        self.inner.held_entries()
+    }
+}
+
 impl MemoryTables {
     fn rows(&self) -> Result<MutexGuard<'_, Rows>, StorageFault> {
         self.check()?;

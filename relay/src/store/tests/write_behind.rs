@@ -85,6 +85,27 @@ fn a_message_acknowledged_before_its_write_is_never_written() {
     assert_eq!(listed(&store, 1), vec![(2, msg_id(3))]);
 }
 
+/// With every message acknowledged while held, no write is ever due: what the store keeps
+/// to find held messages by age must not grow with the traffic.
+#[test]
+fn messages_acknowledged_while_held_leave_nothing_behind() {
+    let store = MemoryStore::new();
+    assert!(one(&store, WriteOp::CreateQueue(record(1))).is_ok());
+    for n in 0..1_000 {
+        store.apply(vec![append(1, n, 10)]);
+        store.apply(vec![ack(1, n)]);
+    }
+    assert_eq!(store.held_entries(), 0);
+    assert_eq!(store.message_count(&rid(1)).unwrap(), 0);
+    // Out of order: the oldest stays held, what is behind it waits for it.
+    store.apply(vec![append(1, 2_000, 10)]);
+    store.apply(vec![append(1, 2_001, 10)]);
+    store.apply(vec![ack(1, 2_001)]);
+    assert_eq!(store.held_entries(), 2);
+    store.apply(vec![ack(1, 2_000)]);
+    assert_eq!(store.held_entries(), 0);
+}
+
 #[test]
 fn a_failed_write_discards_what_is_not_durable_and_numbers_still_grow() {
     let store = MemoryStore::new();

@@ -185,6 +185,30 @@ impl Unwritten {
                 }
             }
         }
+        self.forget_gone_held();
+    }
+
+    /// Drops the entries at the front of `held_order` whose row is no longer held (it was
+    /// acknowledged): without a write due, nothing else would, and with every recipient
+    /// keeping up no write ever is. What stays behind the oldest held row is bounded: that
+    /// row is written (and its entry dropped) once its hold ends.
+    fn forget_gone_held(&mut self) {
+        while let Some((batch, key)) = self.held_order.front() {
+            let live = matches!(
+                self.held.get(key),
+                Some(Change::Put { held: Some((b, _)), .. }) if b == batch
+            );
+            if live {
+                break;
+            }
+            self.held_order.pop_front();
+        }
+    }
+
+    /// Entries of `held_order` (for tests: it must not grow while nothing is held).
+    #[cfg(test)]
+    pub(crate) fn held_entries(&self) -> usize {
+        self.held_order.len()
     }
 
     /// Moves the held puts of batches up to `through` into `dirty`; returns their ops.
@@ -237,6 +261,12 @@ impl<B: Durable> WriteBehind<B> {
             persisting: Mutex::default(),
             stale: AtomicBool::new(false),
         }
+    }
+
+    /// See `Unwritten::held_entries`.
+    #[cfg(test)]
+    pub(crate) fn held_entries(&self) -> usize {
+        self.state().held_entries()
     }
 
     pub fn backend(&self) -> &B {
