@@ -7,14 +7,13 @@
 //!   refuses non-canonical and small-order encodings.
 //! - ML-KEM-768 (RustCrypto `ml-kem`, FIPS 203): decapsulation keys are kept as their
 //!   64-byte seed; encapsulation keys are validated when parsed.
-//! - ChaCha20-Poly1305 (RFC 8439) and XChaCha20-Poly1305 (24-byte nonces, safe to pick
-//!   at random), HKDF-SHA256 (RFC 5869), HMAC-SHA256 and SHA-256.
+//! - ChaCha20-Poly1305 (RFC 8439, ring) and XChaCha20-Poly1305 (24-byte nonces, safe to
+//!   pick at random; the subkey by the chacha20 crate's HChaCha20), HKDF-SHA256
+//!   (RFC 5869), HMAC-SHA256 and SHA-256.
 //!
 //! Every secret here is zeroized on drop and prints as `[redacted]` in `Debug`.
 
-use chacha20poly1305::aead::{Aead, AeadInOut as _, KeyInit as _, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit as _, Mac};
 use ml_kem::MlKem768;
 use ml_kem::kem::{Decapsulate, KeyExport};
 use rand_core::CryptoRng;
@@ -461,17 +460,11 @@ pub fn chacha_seal(
     aad: &[u8],
     plaintext: &[u8],
 ) -> Vec<u8> {
-    let cipher = ChaCha20Poly1305::new(&(*key.as_bytes()).into());
-    // Encryption only fails for inputs beyond 256 GiB, which no caller can build.
-    cipher
-        .encrypt(
-            &(*nonce).into(),
-            Payload {
-                msg: plaintext,
-                aad,
-            },
-        )
-        .unwrap_or_default()
+    let mut out = Vec::with_capacity(plaintext.len() + AEAD_TAG_LEN);
+    out.extend_from_slice(plaintext);
+    let tag = chacha_seal_in_place(key.as_bytes(), *nonce, aad, &mut out);
+    out.extend_from_slice(&tag);
+    out
 }
 
 /// ChaCha20-Poly1305 decryption of ciphertext ‖ tag; the plaintext is zeroized on drop.
@@ -481,17 +474,7 @@ pub fn chacha_open(
     aad: &[u8],
     ciphertext: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, PrimitiveError> {
-    let cipher = ChaCha20Poly1305::new(&(*key.as_bytes()).into());
-    cipher
-        .decrypt(
-            &(*nonce).into(),
-            Payload {
-                msg: ciphertext,
-                aad,
-            },
-        )
-        .map(Zeroizing::new)
-        .map_err(|_| PrimitiveError::Aead)
+    chacha_open_copy(key.as_bytes(), *nonce, aad, ciphertext)
 }
 
 /// XChaCha20-Poly1305 encryption; returns ciphertext ‖ tag. A 24-byte random nonce is
@@ -502,16 +485,11 @@ pub fn xchacha_seal(
     aad: &[u8],
     plaintext: &[u8],
 ) -> Vec<u8> {
-    let cipher = XChaCha20Poly1305::new(&(*key.as_bytes()).into());
-    cipher
-        .encrypt(
-            &(*nonce).into(),
-            Payload {
-                msg: plaintext,
-                aad,
-            },
-        )
-        .unwrap_or_default()
+    let mut out = Vec::with_capacity(plaintext.len() + AEAD_TAG_LEN);
+    out.extend_from_slice(plaintext);
+    let tag = xchacha_seal_in_place(key, nonce, aad, &mut out);
+    out.extend_from_slice(&tag);
+    out
 }
 
 /// XChaCha20-Poly1305 encryption of `buffer` in place (it becomes the ciphertext); returns
@@ -523,13 +501,8 @@ pub fn xchacha_seal_in_place(
     aad: &[u8],
     buffer: &mut [u8],
 ) -> [u8; AEAD_TAG_LEN] {
-    let cipher = XChaCha20Poly1305::new(&(*key.as_bytes()).into());
-    // Fails only for a buffer longer than the cipher's limit (256 GiB): then all zeros,
-    // which no receiver accepts.
-    cipher
-        .encrypt_inout_detached(&(*nonce).into(), aad, buffer.into())
-        .map(Into::into)
-        .unwrap_or([0; AEAD_TAG_LEN])
+    let (subkey, chacha_nonce) = xchacha_subkey(key, nonce);
+    chacha_seal_in_place(&subkey, chacha_nonce, aad, buffer)
 }
 
 /// XChaCha20-Poly1305 decryption of ciphertext ‖ tag; the plaintext is zeroized on drop.
@@ -539,17 +512,74 @@ pub fn xchacha_open(
     aad: &[u8],
     ciphertext: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, PrimitiveError> {
-    let cipher = XChaCha20Poly1305::new(&(*key.as_bytes()).into());
-    cipher
-        .decrypt(
-            &(*nonce).into(),
-            Payload {
-                msg: ciphertext,
-                aad,
-            },
-        )
-        .map(Zeroizing::new)
-        .map_err(|_| PrimitiveError::Aead)
+    let (subkey, chacha_nonce) = xchacha_subkey(key, nonce);
+    chacha_open_copy(&subkey, chacha_nonce, aad, ciphertext)
+}
+
+// XChaCha20-Poly1305 is ChaCha20-Poly1305 under a subkey (draft-irtf-cfrg-xchacha-03
+// §2.3): subkey = HChaCha20(key, nonce[..16]), ChaCha nonce = 0^4 ‖ nonce[16..]. The
+// subkey comes from the chacha20 crate, the AEAD from ring, whose assembly seals a
+// 4 KiB block about 2.7 times faster than the portable crate on this project's
+// machines. Both halves are checked together against the draft's and Wycheproof's
+// XChaCha20-Poly1305 vectors (`tests/wycheproof.rs`, `tests/primitives_kat.rs`).
+//
+// ring's key object keeps its own copy of the key while it lives (on the stack, for
+// the length of one call) and does not zeroize it when dropped, as for TLS's keys.
+fn xchacha_subkey(
+    key: &Secret32,
+    nonce: &[u8; XCHACHA_NONCE_LEN],
+) -> (Zeroizing<[u8; 32]>, [u8; CHACHA_NONCE_LEN]) {
+    let mut head = [0u8; 16];
+    head.copy_from_slice(&nonce[..16]);
+    let mut derived = chacha20::hchacha::<chacha20::R20>(&(*key.as_bytes()).into(), &head.into());
+    let mut subkey = Zeroizing::new([0u8; 32]);
+    subkey.copy_from_slice(&derived);
+    derived.as_mut_slice().zeroize();
+    let mut chacha_nonce = [0u8; CHACHA_NONCE_LEN];
+    chacha_nonce[4..].copy_from_slice(&nonce[16..]);
+    (subkey, chacha_nonce)
+}
+
+fn chacha_key(key: &[u8; 32]) -> ring::aead::LessSafeKey {
+    // Cannot fail: the key has ChaCha20-Poly1305's length.
+    #[allow(clippy::expect_used)]
+    let key = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, key)
+        .expect("a 32-byte ChaCha20-Poly1305 key");
+    ring::aead::LessSafeKey::new(key)
+}
+
+fn chacha_seal_in_place(
+    key: &[u8; 32],
+    nonce: [u8; CHACHA_NONCE_LEN],
+    aad: &[u8],
+    buffer: &mut [u8],
+) -> [u8; AEAD_TAG_LEN] {
+    let nonce = ring::aead::Nonce::assume_unique_for_key(nonce);
+    // Fails only for a buffer longer than the cipher's limit (256 GiB): then all zeros,
+    // which no receiver accepts.
+    chacha_key(key)
+        .seal_in_place_separate_tag(nonce, ring::aead::Aad::from(aad), buffer)
+        .ok()
+        .and_then(|tag| tag.as_ref().try_into().ok())
+        .unwrap_or([0; AEAD_TAG_LEN])
+}
+
+fn chacha_open_copy(
+    key: &[u8; 32],
+    nonce: [u8; CHACHA_NONCE_LEN],
+    aad: &[u8],
+    ciphertext: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, PrimitiveError> {
+    let nonce = ring::aead::Nonce::assume_unique_for_key(nonce);
+    let mut plain = Zeroizing::new(ciphertext.to_vec());
+    // ring compares the tag in constant time and zeroes nothing on failure: the copy
+    // (ciphertext, never plaintext then) is zeroized on drop either way.
+    let len = chacha_key(key)
+        .open_in_place(nonce, ring::aead::Aad::from(aad), plain.as_mut_slice())
+        .map_err(|_| PrimitiveError::Aead)?
+        .len();
+    plain.truncate(len);
+    Ok(plain)
 }
 
 // ---------------------------------------------------------------------------
