@@ -25,6 +25,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
+use chacha20::ChaCha20Rng;
 use getrandom::SysRng;
 use passage_client::relay::{
     Completion, Event, LinkError, Output, QueueCredentials, RelayClientSession, SenderCredentials,
@@ -35,7 +36,7 @@ use passage_transport::{
     Block, BlockReceiver, BlockSender, ConnectOptions, TransportError, connect_address,
 };
 use passage_wire::{ChannelBinding, CorrId, RelayAddress, SenderId};
-use rand_core::UnwrapErr;
+use rand_core::{SeedableRng as _, UnwrapErr};
 use tokio::sync::watch;
 
 use crate::load::{
@@ -152,7 +153,9 @@ struct Conn {
     session: RelayClientSession,
     tx: BlockSender,
     rx: BlockReceiver,
-    rng: UnwrapErr<SysRng>,
+    /// The client's random numbers: ChaCha20 seeded from the OS (no system call per
+    /// command).
+    rng: ChaCha20Rng,
     /// Blocks to write, reused.
     out: Vec<Block>,
 }
@@ -171,7 +174,7 @@ impl Conn {
             session,
             tx,
             rx,
-            rng: UnwrapErr(SysRng),
+            rng: ChaCha20Rng::from_rng(&mut UnwrapErr(SysRng)),
             out: Vec::new(),
         };
         // The client's hello.

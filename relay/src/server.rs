@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use chacha20::ChaCha20Rng;
 use getrandom::SysRng;
 use passage_transport::{Accepted, Listener};
 use passage_wire::ChannelBinding;
-use rand_core::UnwrapErr;
+use rand_core::{SeedableRng as _, UnwrapErr};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant as TokioInstant, sleep_until};
@@ -207,7 +208,9 @@ async fn run_connection(
     // Outcomes of this connection's writes; made at its first write (an idle connection
     // does not keep the channel's first block, about 1.5 KiB).
     let mut done = DoneChannel::default();
-    let mut rng = UnwrapErr(SysRng);
+    // Message ids, queue ids and queue keys: ChaCha20 seeded from the OS once per
+    // connection (a system call per message cost more than the message's id is worth).
+    let mut rng = ChaCha20Rng::from_rng(&mut UnwrapErr(SysRng));
     let limits = &shared.config.limits;
     let mut session = Session::new(
         Arc::clone(&shared.config),
