@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use chacha20::ChaCha20Rng;
 use getrandom::SysRng;
 use passage_crypto::ENVELOPE_LEN;
 use passage_transport::{
@@ -22,7 +23,7 @@ use passage_transport::{
     connect_address,
 };
 use passage_wire::{ChannelBinding, CorrId, MsgId, SenderId};
-use rand_core::UnwrapErr;
+use rand_core::{SeedableRng as _, UnwrapErr};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -356,7 +357,9 @@ async fn drive(
     mut requests: mpsc::Receiver<(Request, Responder)>,
     events: mpsc::UnboundedSender<Event>,
 ) -> Result<(), LinkError> {
-    let mut rng = UnwrapErr(SysRng);
+    // Correlation ids and nonces: ChaCha20 seeded from the OS once per connection, not a
+    // system call per command.
+    let mut rng = ChaCha20Rng::from_rng(&mut UnwrapErr(SysRng));
     let mut waiting: HashMap<CorrId, Responder> = HashMap::new();
     let result = 'run: loop {
         dispatch(&mut session, &mut waiting, &events);
@@ -407,7 +410,7 @@ async fn drive(
 
 fn issue(
     session: &mut RelayClientSession,
-    rng: &mut UnwrapErr<SysRng>,
+    rng: &mut ChaCha20Rng,
     request: Request,
 ) -> Result<CorrId, LinkError> {
     match request {
