@@ -5,7 +5,7 @@
 //! subscriber's [`Mailbox`]: sets of queue ids (so a flood of sends to one queue is
 //! one pending wake-up, not a growing queue) and one wake signal.
 
-use std::collections::{HashMap, HashSet};
+use crate::id_map::{IdMap, IdSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use passage_wire::RecipientId;
@@ -25,9 +25,9 @@ pub struct Mailbox {
 #[derive(Debug, Default)]
 pub struct Events {
     /// Queues with a newly stored message.
-    pub notify: HashSet<RecipientId>,
+    pub notify: IdSet<RecipientId>,
     /// Queues whose subscription moved to another connection.
-    pub end: HashSet<RecipientId>,
+    pub end: IdSet<RecipientId>,
 }
 
 impl Mailbox {
@@ -50,7 +50,7 @@ impl Mailbox {
 /// The subscription registry.
 #[derive(Debug, Default)]
 pub struct Hub {
-    subscribers: Mutex<HashMap<RecipientId, Subscriber>>,
+    subscribers: Mutex<IdMap<RecipientId, Subscriber>>,
 }
 
 /// The connection that subscribes to a queue.
@@ -132,7 +132,7 @@ impl Hub {
         self.lock().is_empty()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RecipientId, Subscriber>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, IdMap<RecipientId, Subscriber>> {
         self.subscribers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

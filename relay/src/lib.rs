@@ -14,6 +14,7 @@
 pub mod config;
 pub mod datadir;
 pub mod hub;
+pub mod id_map;
 pub mod limits;
 pub mod metrics;
 pub mod metrics_http;

@@ -40,7 +40,9 @@ mod auth;
 mod commands;
 mod delivery;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::id_map::IdMap;
 use std::sync::Arc;
 
 use passage_crypto::primitives::{DhPublic, DhSecret};
@@ -143,8 +145,8 @@ pub struct Session {
     malformed: u32,
     queues_created: u32,
     next_token: u64,
-    pending: HashMap<WriteToken, Pending>,
-    subscriptions: HashMap<RecipientId, Subscription>,
+    pending: IdMap<WriteToken, Pending>,
+    subscriptions: IdMap<RecipientId, Subscription>,
     /// Sender id → (queue, fixed sender key), for `SEND`s that verified; oldest first.
     senders: VecDeque<(SenderId, RecipientId, DhPublic)>,
     /// Subscribed queues whose delivery waits for the backlog to drain.
@@ -190,8 +192,8 @@ impl Session {
             malformed: 0,
             queues_created: 0,
             next_token: 0,
-            pending: HashMap::new(),
-            subscriptions: HashMap::new(),
+            pending: IdMap::default(),
+            subscriptions: IdMap::default(),
             senders: VecDeque::new(),
             stalled: Vec::new(),
         };

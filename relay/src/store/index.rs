@@ -13,7 +13,9 @@
 //! has been applied, so readers never see half a batch. The index runs ahead of the disk
 //! (see the `write_behind` module): it shows a batch as soon as it is applied.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::id_map::IdMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -67,13 +69,13 @@ impl QueueIndex {
 /// The index: every queue by recipient id, and the number of messages over all of them.
 #[derive(Debug, Default)]
 pub(crate) struct Index {
-    queues: RwLock<HashMap<RecipientId, QueueIndex>>,
+    queues: RwLock<IdMap<RecipientId, QueueIndex>>,
     messages: AtomicU64,
 }
 
 impl Index {
     /// An index over `queues` (built at open).
-    pub fn from_queues(queues: HashMap<RecipientId, QueueIndex>) -> Self {
+    pub fn from_queues(queues: IdMap<RecipientId, QueueIndex>) -> Self {
         let messages = queues.values().map(|q| q.entries.len() as u64).sum();
         Self {
             queues: RwLock::new(queues),
@@ -98,7 +100,7 @@ impl Index {
     /// Replaces every queue with `queues` (as the disk has them, after changes not yet
     /// durable were discarded). A queue that was and is still there keeps the higher of its
     /// two next sequence numbers: subscriptions' cursors must never see a number reused.
-    pub fn replace(&self, mut queues: HashMap<RecipientId, QueueIndex>) {
+    pub fn replace(&self, mut queues: IdMap<RecipientId, QueueIndex>) {
         let mut current = self.write();
         for (rid, queue) in &mut queues {
             if let Some(old) = current.get(rid) {
@@ -124,16 +126,16 @@ impl Index {
     pub fn overlay(&self) -> Overlay<'_> {
         Overlay {
             index: self,
-            changed: HashMap::new(),
+            changed: IdMap::default(),
         }
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<RecipientId, QueueIndex>> {
+    fn read(&self) -> RwLockReadGuard<'_, IdMap<RecipientId, QueueIndex>> {
         // Nothing panics while holding the lock; a poisoned lock still holds a whole map.
         self.queues.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, HashMap<RecipientId, QueueIndex>> {
+    fn write(&self) -> RwLockWriteGuard<'_, IdMap<RecipientId, QueueIndex>> {
         self.queues.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -144,7 +146,7 @@ impl Index {
 pub(crate) struct Overlay<'a> {
     index: &'a Index,
     /// `None`: deleted in this batch.
-    changed: HashMap<RecipientId, Option<QueueIndex>>,
+    changed: IdMap<RecipientId, Option<QueueIndex>>,
 }
 
 impl Overlay<'_> {

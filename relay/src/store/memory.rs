@@ -1,6 +1,8 @@
 //! [`MemoryStore`]: the same tables as the redb store, in ordered maps behind one mutex.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::id_map::IdMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -25,7 +27,7 @@ pub struct MemoryStore {
 impl Default for MemoryStore {
     fn default() -> Self {
         Self {
-            inner: WriteBehind::new(MemoryTables::default(), HashMap::new()),
+            inner: WriteBehind::new(MemoryTables::default(), IdMap::default()),
         }
     }
 }
@@ -45,8 +47,8 @@ struct MemoryTables {
 
 #[derive(Default)]
 struct Rows {
-    queues: HashMap<Id, QueueRecord>,
-    senders: HashMap<Id, RecipientId>,
+    queues: IdMap<Id, QueueRecord>,
+    senders: IdMap<Id, RecipientId>,
     messages: BTreeMap<(Id, u64), StoredMessage>,
 }
 
@@ -169,9 +171,9 @@ impl Durable for MemoryTables {
         Ok(())
     }
 
-    fn load(&self) -> Result<HashMap<RecipientId, QueueIndex>, StorageFault> {
+    fn load(&self) -> Result<IdMap<RecipientId, QueueIndex>, StorageFault> {
         let rows = self.rows()?;
-        let mut queues: HashMap<RecipientId, QueueIndex> = rows
+        let mut queues: IdMap<RecipientId, QueueIndex> = rows
             .queues
             .values()
             .map(|r| {

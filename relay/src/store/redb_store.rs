@@ -7,7 +7,7 @@
 //! before `persist` returns; a crash at any point leaves the previous write or this one,
 //! never part of it.
 
-use std::collections::HashMap;
+use crate::id_map::IdMap;
 use std::path::{Path, PathBuf};
 
 use passage_wire::{QUEUE_ID_LEN, RecipientId, SenderId};
@@ -180,7 +180,7 @@ impl Durable for RedbFile {
         }
     }
 
-    fn load(&self) -> Result<HashMap<RecipientId, QueueIndex>, StorageFault> {
+    fn load(&self) -> Result<IdMap<RecipientId, QueueIndex>, StorageFault> {
         self.read(|txn| {
             let queues = txn.open_table(QUEUES).map_err(StorageFault::engine)?;
             let messages = txn.open_table(MESSAGES).map_err(StorageFault::engine)?;
@@ -272,8 +272,8 @@ fn convert_v1(txn: &WriteTransaction) -> Result<(), OpenError> {
 fn load_index(
     queues: &impl ReadableTable<&'static [u8; QUEUE_ID_LEN], &'static [u8]>,
     messages: &impl ReadableTable<&'static [u8; MESSAGE_KEY_LEN], &'static [u8]>,
-) -> Result<HashMap<RecipientId, QueueIndex>, StorageFault> {
-    let mut map = HashMap::new();
+) -> Result<IdMap<RecipientId, QueueIndex>, StorageFault> {
+    let mut map = IdMap::default();
     for item in queues.iter().map_err(StorageFault::engine)? {
         let (key, value) = item.map_err(StorageFault::engine)?;
         let rid = RecipientId::from_bytes(*key.value());

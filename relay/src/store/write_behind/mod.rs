@@ -21,7 +21,9 @@
 //! sequence numbers growing (a subscription's delivery cursor must not see a number
 //! reused); the batches that were discarded are reported so their writers get the fault.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::id_map::IdMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -81,7 +83,7 @@ impl Change {
     }
 }
 
-type Changes = HashMap<RowKey, Change>;
+type Changes = IdMap<RowKey, Change>;
 
 /// Where the rows live for good: one durable transaction per [`write`](Self::write).
 pub(crate) trait Durable: Send + Sync + 'static {
@@ -103,7 +105,7 @@ pub(crate) trait Durable: Send + Sync + 'static {
     /// Writes the rows, in key order, in one durable transaction: all or none.
     fn write(&self, rows: &[(&RowKey, &Change)]) -> Result<(), StorageFault>;
     /// The index as the disk has it (at open, and after a failed write).
-    fn load(&self) -> Result<HashMap<RecipientId, QueueIndex>, StorageFault>;
+    fn load(&self) -> Result<IdMap<RecipientId, QueueIndex>, StorageFault>;
     /// Disk space taken (see [`StoreStats::bytes_on_disk`]).
     fn bytes_on_disk(&self) -> Result<u64, StorageFault>;
 }
@@ -252,7 +254,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl<B: Durable> WriteBehind<B> {
     /// The store over `backend`, whose index is `queues` (from [`Durable::load`]).
-    pub fn new(backend: B, queues: HashMap<RecipientId, QueueIndex>) -> Self {
+    pub fn new(backend: B, queues: IdMap<RecipientId, QueueIndex>) -> Self {
         Self {
             backend,
             index: Index::from_queues(queues),

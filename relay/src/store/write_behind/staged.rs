@@ -30,7 +30,7 @@ impl<'a, B: Durable> Staged<'a, B> {
     pub(super) fn new(store: &'a WriteBehind<B>, batch: u64, len: usize) -> Self {
         Self {
             store,
-            local: Changes::new(),
+            local: Changes::default(),
             batch,
             op: 0,
             put_queue: false,
