@@ -199,10 +199,9 @@ impl AuthKey {
 
     /// The authenticator of `command` sent with `corr_id`.
     pub fn sign(&self, corr_id: &CorrId, command: &Command) -> Authenticator {
-        let (head, body) = signed_parts(corr_id, command);
         Authenticator(hmac_sha256(
             self.key.as_bytes(),
-            &[head.as_slice(), body.as_slice()],
+            &signed_parts(corr_id, command).parts(),
         ))
     }
 
@@ -217,10 +216,9 @@ impl AuthKey {
         if command.auth_role() != Some(self.role) {
             return Err(AuthError::WrongRole);
         }
-        let (head, body) = signed_parts(corr_id, command);
         let tag_ok = hmac_sha256_verify(
             self.key.as_bytes(),
-            &[head.as_slice(), body.as_slice()],
+            &signed_parts(corr_id, command).parts(),
             authenticator.as_bytes(),
         )
         .is_ok();
