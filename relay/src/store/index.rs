@@ -34,7 +34,7 @@ pub(crate) struct Entry {
 }
 
 /// One queue as the index knows it.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct QueueIndex {
     /// The queue's sender id (to drop it from the sender table with the queue).
     pub sender_id: SenderId,
@@ -47,6 +47,26 @@ pub(crate) struct QueueIndex {
     /// The queue's record on disk did not decode: every op on it is a fault.
     pub damaged: bool,
 }
+
+impl Clone for QueueIndex {
+    /// A copy with room for a few more entries: a batch copies the queues it changes
+    /// (see [`Overlay::queue`]), and an `Append` then adds one, which would otherwise
+    /// reallocate the copy at once.
+    fn clone(&self) -> Self {
+        let mut entries = VecDeque::with_capacity(self.entries.len() + CLONE_HEADROOM);
+        entries.extend(self.entries.iter().copied());
+        Self {
+            sender_id: self.sender_id,
+            sender_key: self.sender_key,
+            next_seq: self.next_seq,
+            entries,
+            damaged: self.damaged,
+        }
+    }
+}
+
+/// Spare entries in a copied queue.
+const CLONE_HEADROOM: usize = 4;
 
 impl QueueIndex {
     /// A new, empty queue.
