@@ -221,6 +221,12 @@ async fn run_connection(
     );
     let hello_deadline = TokioInstant::now() + limits.handshake_timeout;
     let mut idle_deadline = TokioInstant::now() + limits.idle_timeout;
+    // One timer for the connection's deadlines, armed for the earliest: each block
+    // received moves the idle deadline later without touching the timer (a timer reset
+    // per block cost more than the block's session work); when it fires before the
+    // deadline it is armed again for the deadline as it is then.
+    let deadline_timer = sleep_until(hello_deadline.min(idle_deadline));
+    tokio::pin!(deadline_timer);
     let mut in_flight = 0usize;
     let mut stopping = false;
     'conn: loop {
@@ -283,6 +289,9 @@ async fn run_connection(
         } else {
             hello_deadline.min(idle_deadline)
         };
+        if deadline < deadline_timer.deadline() {
+            deadline_timer.as_mut().reset(deadline);
+        }
         tokio::select! {
             block = rx.recv_block_ref(), if reading => match block {
                 Ok(Some(block)) => {
@@ -307,9 +316,13 @@ async fn run_connection(
                     session.handle_notify(queue, shared.store.as_ref(), shared.now());
                 }
             }
-            () = sleep_until(deadline), if !stopping => {
-                Metrics::inc(&shared.metrics.connections_cut);
-                stopping = true;
+            () = &mut deadline_timer, if !stopping => {
+                if TokioInstant::now() >= deadline {
+                    Metrics::inc(&shared.metrics.connections_cut);
+                    stopping = true;
+                } else {
+                    deadline_timer.as_mut().reset(deadline);
+                }
             }
             _ = stop.changed(), if !stopping => stopping = true,
         }
@@ -432,9 +445,14 @@ async fn carry_out(
 /// Polls `future` once: its output if it is ready now, else `None` (the future is then
 /// dropped, so it must be cancel-safe, as `recv_block_ref` is).
 fn ready_now<F: Future>(future: F) -> Option<F::Output> {
-    let mut future = std::pin::pin!(future);
+    poll_once(std::pin::pin!(future))
+}
+
+/// Polls `future` once, without a waker: its output if it is ready now. A future left
+/// pending must be polled again with a real waker before the task waits.
+fn poll_once<F: Future + ?Sized>(future: std::pin::Pin<&mut F>) -> Option<F::Output> {
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match future.as_mut().poll(&mut cx) {
+    match future.poll(&mut cx) {
         std::task::Poll::Ready(output) => Some(output),
         std::task::Poll::Pending => None,
     }
@@ -453,8 +471,10 @@ async fn flush(
         return true;
     }
     // One write and one flush for everything ready: fewer TLS records and syscalls.
-    matches!(
-        tokio::time::timeout(limit, tx.send_blocks(&blocks)).await,
-        Ok(Ok(()))
-    )
+    let mut send = std::pin::pin!(tx.send_blocks(&blocks));
+    // Most writes complete at once; only one that waits for the peer arms a timer.
+    if let Some(sent) = poll_once(send.as_mut()) {
+        return sent.is_ok();
+    }
+    matches!(tokio::time::timeout(limit, send).await, Ok(Ok(())))
 }

@@ -366,6 +366,29 @@ fn garbage_framing_and_floods_are_cut_off_while_good_clients_are_served() {
 }
 
 #[test]
+fn silent_connections_are_cut_at_the_idle_timeout_and_active_ones_are_not() {
+    let relay = Relay::start("idle_timeout_secs = 2\n");
+    runtime().block_on(async {
+        let mut silent = Client::connect(&relay, TransportMode::Tcp).await;
+        let mut active = Client::connect(&relay, TransportMode::Tcp).await;
+        // Each command moves the active client's deadline later: over twice the idle
+        // timeout, it is never cut.
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(4_500) {
+            assert!(active.ping().await, "an active connection was cut");
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        // The silent one, past its deadline, is gone (its close is already queued).
+        let codes = silent.until_closed().await;
+        assert!(
+            codes.is_empty(),
+            "an idle cut is no protocol error: {codes:?}"
+        );
+        assert!(active.ping().await);
+    });
+}
+
+#[test]
 fn half_open_connections_time_out_and_do_not_starve_others() {
     let relay = Relay::start("handshake_timeout_secs = 2\n");
     runtime().block_on(async {

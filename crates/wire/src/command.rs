@@ -296,7 +296,13 @@ impl Command {
             (Some(_), Some(key)) => Some(key.sign(&corr_id, self)),
         };
         let parts = signed_parts(&corr_id, self);
-        let mut w = Writer::with_capacity(MAX_COMMAND_LEN);
+        // Exactly the frame's length: only a `SEND` is long.
+        let len = parts.head.len()
+            + 1
+            + authenticator.as_ref().map_or(0, |_| AUTHENTICATOR_LEN)
+            + parts.command.len()
+            + parts.body.len();
+        let mut w = Writer::with_capacity(len);
         w.put(parts.head.as_slice());
         match authenticator {
             None => w.put_u8(0),
