@@ -460,11 +460,7 @@ pub fn chacha_seal(
     aad: &[u8],
     plaintext: &[u8],
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(plaintext.len() + AEAD_TAG_LEN);
-    out.extend_from_slice(plaintext);
-    let tag = chacha_seal_in_place(key.as_bytes(), *nonce, aad, &mut out);
-    out.extend_from_slice(&tag);
-    out
+    chacha_seal_copy(key.as_bytes(), *nonce, aad, plaintext)
 }
 
 /// ChaCha20-Poly1305 decryption of ciphertext ‖ tag; the plaintext is zeroized on drop.
@@ -485,11 +481,8 @@ pub fn xchacha_seal(
     aad: &[u8],
     plaintext: &[u8],
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(plaintext.len() + AEAD_TAG_LEN);
-    out.extend_from_slice(plaintext);
-    let tag = xchacha_seal_in_place(key, nonce, aad, &mut out);
-    out.extend_from_slice(&tag);
-    out
+    let (subkey, chacha_nonce) = xchacha_subkey(key, nonce);
+    chacha_seal_copy(&subkey, chacha_nonce, aad, plaintext)
 }
 
 /// XChaCha20-Poly1305 encryption of `buffer` in place (it becomes the ciphertext); returns
@@ -562,6 +555,19 @@ fn chacha_seal_in_place(
         .ok()
         .and_then(|tag| tag.as_ref().try_into().ok())
         .unwrap_or([0; AEAD_TAG_LEN])
+}
+
+fn chacha_seal_copy(
+    key: &[u8; 32],
+    nonce: [u8; CHACHA_NONCE_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(plaintext.len() + AEAD_TAG_LEN);
+    out.extend_from_slice(plaintext);
+    let tag = chacha_seal_in_place(key, nonce, aad, &mut out);
+    out.extend_from_slice(&tag);
+    out
 }
 
 fn chacha_open_copy(
