@@ -33,8 +33,9 @@ use crate::ids::{
 /// before parsing.
 pub const MAX_REPLY_LEN: usize = 1 + 1 + QUEUE_ID_LEN + 1 + MSG_ID_LEN + 8 + SEALED_BODY_LEN;
 
-/// Room for every reply but `MSG` (the longest, `IDS`, is 1 + 8 + 1 + 32 + 1 + 3 × 32
-/// bytes at most); a longer one still encodes, the buffer grows.
+/// Room for every reply but `MSG` (the longest, `IDS`: the correlation id, the entity, two
+/// 24-byte queue ids and a 32-byte key, under 128 bytes); a longer one would still encode,
+/// the buffer grows.
 const SHORT_REPLY_CAPACITY: usize = 160;
 
 mod tag {
