@@ -42,7 +42,7 @@ use passage_transport::{ConnectOptions, TransportMode};
 use crate::forward_load::ForwardPairPlan;
 use crate::load::{Outcome, Phases, Shared};
 use crate::relay_load::RelayPairPlan;
-use crate::report::{RunReport, RunShape};
+use crate::report::{RoundFigures, RunReport, RunShape};
 use crate::server::{RelayTuning, ServerProcess};
 
 /// Most pairs in one run: each costs two connections (file descriptors) in the bench
@@ -51,6 +51,9 @@ const MAX_PAIRS: usize = 5_000;
 
 /// Longest measured window.
 const MAX_SECONDS: u64 = 3_600;
+
+/// Most rounds of one run.
+const MAX_ROUNDS: usize = 9;
 
 /// Largest window per pair: the relay's default queue quota is 256 messages.
 const MAX_WINDOW: usize = 256;
@@ -126,6 +129,11 @@ struct RunArgs {
     /// Skip the baseline (the ratios are then null).
     #[arg(long)]
     no_baseline: bool,
+    /// Measure the relay and the baseline alternately N times (fresh servers and
+    /// connections each round) and report the round whose throughput ratio is the
+    /// median, with every round's ratios: evens out the machine's own drift.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    rounds: usize,
     /// Print the figures as one JSON object on the last line too.
     #[arg(long)]
     json: bool,
@@ -229,6 +237,9 @@ fn run_main(args: &RunArgs) -> anyhow::Result<ExitCode> {
     if !(1..=MAX_SECONDS).contains(&args.seconds) {
         bail!("--seconds must be from 1 to {MAX_SECONDS}");
     }
+    if !(1..=MAX_ROUNDS).contains(&args.rounds) {
+        bail!("--rounds must be from 1 to {MAX_ROUNDS}");
+    }
     if !(1..=MAX_WINDOW).contains(&args.window) {
         bail!("--window must be from 1 to {MAX_WINDOW} (the relay's queue quota)");
     }
@@ -254,57 +265,73 @@ fn run_main(args: &RunArgs) -> anyhow::Result<ExitCode> {
         max_connections: 2 * args.pairs + 64,
         queue_quota: 256,
     };
-    let relay = runtime.block_on(async {
-        let mut relay = ServerProcess::start_relay(&relay_bin, &tuning)?;
-        progress(&format!(
-            "relay pid {} at {}; setting up {} pairs over {}",
-            relay.pid(),
-            relay.address(),
-            args.pairs,
-            args.transport.name()
-        ));
-        let shared = Shared::new();
-        let plan = Arc::new(RelayPairPlan {
-            address: relay.address().clone(),
-            options: args.transport.options(),
-            window: args.window,
-            interval,
-        });
-        let pairs = load::set_up_pairs(args.pairs, |pair| {
-            relay_load::set_up_pair(Arc::clone(&plan), pair, Arc::clone(&shared))
-        })
-        .await?;
-        progress("relay: measuring");
-        let outcome = load::measure(&mut relay, &shared, pairs, phases).await;
-        finish(relay, outcome)
-    })?;
-
-    let baseline = if args.no_baseline {
-        None
-    } else {
-        Some(runtime.block_on(async {
-            let mut forwarder = ServerProcess::start_forwarder()?;
+    let mut rounds = Vec::with_capacity(args.rounds);
+    for round in 1..=args.rounds {
+        if args.rounds > 1 {
+            progress(&format!("round {round} of {}", args.rounds));
+        }
+        let relay = runtime.block_on(async {
+            let mut relay = ServerProcess::start_relay(&relay_bin, &tuning)?;
             progress(&format!(
-                "baseline: forwarder pid {}; setting up {} pairs",
-                forwarder.pid(),
-                args.pairs
+                "relay pid {} at {}; setting up {} pairs over {}",
+                relay.pid(),
+                relay.address(),
+                args.pairs,
+                args.transport.name()
             ));
             let shared = Shared::new();
-            let plan = Arc::new(ForwardPairPlan {
-                address: forwarder.address().clone(),
+            let plan = Arc::new(RelayPairPlan {
+                address: relay.address().clone(),
                 options: args.transport.options(),
                 window: args.window,
                 interval,
             });
             let pairs = load::set_up_pairs(args.pairs, |pair| {
-                forward_load::set_up_pair(Arc::clone(&plan), pair, Arc::clone(&shared))
+                relay_load::set_up_pair(Arc::clone(&plan), pair, Arc::clone(&shared))
             })
             .await?;
-            progress("baseline: measuring");
-            let outcome = load::measure(&mut forwarder, &shared, pairs, phases).await;
-            finish(forwarder, outcome)
-        })?)
-    };
+            progress("relay: measuring");
+            let outcome = load::measure(&mut relay, &shared, pairs, phases).await;
+            finish(relay, outcome)
+        })?;
+
+        let baseline = if args.no_baseline {
+            None
+        } else {
+            Some(runtime.block_on(async {
+                let mut forwarder = ServerProcess::start_forwarder()?;
+                progress(&format!(
+                    "baseline: forwarder pid {}; setting up {} pairs",
+                    forwarder.pid(),
+                    args.pairs
+                ));
+                let shared = Shared::new();
+                let plan = Arc::new(ForwardPairPlan {
+                    address: forwarder.address().clone(),
+                    options: args.transport.options(),
+                    window: args.window,
+                    interval,
+                });
+                let pairs = load::set_up_pairs(args.pairs, |pair| {
+                    forward_load::set_up_pair(Arc::clone(&plan), pair, Arc::clone(&shared))
+                })
+                .await?;
+                progress("baseline: measuring");
+                let outcome = load::measure(&mut forwarder, &shared, pairs, phases).await;
+                finish(forwarder, outcome)
+            })?)
+        };
+        rounds.push((relay, baseline));
+    }
+    let summaries: Vec<RoundFigures> = rounds
+        .iter()
+        .map(|(relay, baseline)| RoundFigures::new(relay, baseline.as_ref()))
+        .collect();
+    let failed = rounds
+        .iter()
+        .find(|(relay, _)| relay.lost > 0 || !relay.drained)
+        .map(|(relay, _)| (relay.lost, relay.drained));
+    let (relay, baseline) = median_round(rounds);
 
     let shape = RunShape {
         pairs: args.pairs,
@@ -313,7 +340,9 @@ fn run_main(args: &RunArgs) -> anyhow::Result<ExitCode> {
         window: args.window,
         rate: args.rate,
     };
-    let report = RunReport::new(shape, &relay, baseline.as_ref());
+    let mut report = RunReport::new(shape, &relay, baseline.as_ref());
+    report.lost = summaries.iter().map(|r| r.lost).sum();
+    report.rounds = summaries;
     print!("{}", report.text(&relay, baseline.as_ref()));
     if args.json {
         println!(
@@ -321,11 +350,11 @@ fn run_main(args: &RunArgs) -> anyhow::Result<ExitCode> {
             serde_json::to_string(&report).context("writing the JSON report")?
         );
     }
-    if relay.lost > 0 || !relay.drained {
+    if let Some((lost, drained)) = failed {
         eprintln!(
             "passage-relay-bench: FAILED: the relay answered OK to {} messages it never delivered{}",
-            relay.lost,
-            if relay.drained {
+            lost,
+            if drained {
                 ""
             } else {
                 " (the drain did not finish)"
@@ -334,6 +363,17 @@ fn run_main(args: &RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The round whose throughput ratio (or, without a baseline, throughput) is the median.
+fn median_round(mut rounds: Vec<(Outcome, Option<Outcome>)>) -> (Outcome, Option<Outcome>) {
+    let key = |(relay, baseline): &(Outcome, Option<Outcome>)| match baseline {
+        Some(b) if b.msgs_per_sec > 0.0 => relay.msgs_per_sec / b.msgs_per_sec,
+        _ => relay.msgs_per_sec,
+    };
+    rounds.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    let middle = rounds.len() / 2;
+    rounds.swap_remove(middle)
 }
 
 /// Stops the server after a measured run; its warnings and errors go to stderr.

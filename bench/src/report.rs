@@ -100,6 +100,53 @@ pub struct RunReport {
     pub errors: BTreeMap<String, u64>,
     /// Baseline run failures by kind.
     pub baseline_errors: BTreeMap<String, u64>,
+    /// Every round's figures, in order (one with `--rounds 1`); the fields above are
+    /// the median round's, but `lost` counts every round's.
+    pub rounds: Vec<RoundFigures>,
+}
+
+/// One round's throughput and CPU, relay and baseline.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoundFigures {
+    /// Relay deliveries per second.
+    pub msgs_per_sec: f64,
+    /// Baseline deliveries per second.
+    pub baseline_msgs_per_sec: Option<f64>,
+    /// msgs_per_sec ÷ baseline_msgs_per_sec.
+    pub ratio: Option<f64>,
+    /// Relay CPU per delivered message, µs.
+    pub relay_cpu_us_per_msg: Option<f64>,
+    /// Forwarder CPU per delivered message, µs.
+    pub baseline_cpu_us_per_msg: Option<f64>,
+    /// relay_cpu_us_per_msg ÷ baseline_cpu_us_per_msg.
+    pub cpu_ratio: Option<f64>,
+    /// Sent, answered OK and never delivered by the relay.
+    pub lost: u64,
+}
+
+impl RoundFigures {
+    /// The figures of one round.
+    pub fn new(relay: &Outcome, baseline: Option<&Outcome>) -> Self {
+        let baseline_msgs_per_sec = baseline.map(|b| b.msgs_per_sec);
+        let baseline_cpu_us_per_msg = baseline.and_then(|b| b.cpu_us_per_msg);
+        Self {
+            msgs_per_sec: relay.msgs_per_sec,
+            baseline_msgs_per_sec,
+            ratio: quotient(Some(relay.msgs_per_sec), baseline_msgs_per_sec),
+            relay_cpu_us_per_msg: relay.cpu_us_per_msg,
+            baseline_cpu_us_per_msg,
+            cpu_ratio: quotient(relay.cpu_us_per_msg, baseline_cpu_us_per_msg),
+            lost: relay.lost,
+        }
+    }
+}
+
+/// a ÷ b, if both are known and b is positive.
+fn quotient(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
 }
 
 /// What the run asked for.
@@ -120,10 +167,7 @@ pub struct RunShape {
 impl RunReport {
     /// The report of a relay run and its baseline.
     pub fn new(shape: RunShape, relay: &Outcome, baseline: Option<&Outcome>) -> Self {
-        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
-            _ => None,
-        };
+        let ratio = quotient;
         let base = |f: fn(&Outcome) -> Option<f64>| baseline.and_then(f);
         Self {
             pairs: shape.pairs,
@@ -169,6 +213,7 @@ impl RunReport {
             samples: relay.latencies.len(),
             errors: relay.errors.clone(),
             baseline_errors: baseline.map(|b| b.errors.clone()).unwrap_or_default(),
+            rounds: vec![RoundFigures::new(relay, baseline)],
         }
     }
 
@@ -199,6 +244,21 @@ impl RunReport {
             fmt_opt(self.load_cpu_us_per_msg, 1),
             fmt_opt(self.baseline_load_cpu_us_per_msg, 1),
         );
+        if self.rounds.len() > 1 {
+            let list = |f: fn(&RoundFigures) -> Option<f64>, digits| {
+                self.rounds
+                    .iter()
+                    .map(|r| fmt_opt(f(r), digits))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let _ = writeln!(
+                out,
+                "rounds    throughput ratio {}   cpu ratio {}   (the lines above are the median round's)",
+                list(|r| r.ratio, 3),
+                list(|r| r.cpu_ratio, 2),
+            );
+        }
         out
     }
 }
