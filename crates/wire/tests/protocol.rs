@@ -584,3 +584,20 @@ fn encoded_commands_and_authenticators_are_pinned() {
 /// bytes were split into borrowed parts) and unchanged since.
 const PINNED_COMMANDS_SHA256: &str =
     "5d557b9cb2552d3e8787322703efa1f908a1e042ef754dc5e860de2af5245e8a";
+
+/// The encoded frames of every reply are pinned, the sealed `MSG` included (so the
+/// delivery seal's bytes, whichever AEAD implementation computes them, are too).
+#[test]
+fn encoded_replies_and_sealed_deliveries_are_pinned() {
+    let world = World::new(1);
+    let all: Vec<u8> = all_replies(&world).iter().flat_map(Reply::encode).collect();
+    let digest = passage_crypto::primitives::sha256(&[&all]);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    eprintln!("encoded replies: {} bytes, sha256 {hex}", all.len());
+    assert_eq!(hex, PINNED_REPLIES_SHA256);
+}
+
+/// SHA-256 of the concatenated replies above, recorded at 35777ec (RustCrypto's
+/// XChaCha20-Poly1305, before ring's) and unchanged since.
+const PINNED_REPLIES_SHA256: &str =
+    "8ffd80877bfeaa03b2a3010484a57f22978e565adfc6dcf91e7ba10e94ee41f3";
