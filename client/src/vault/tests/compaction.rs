@@ -163,7 +163,7 @@ fn compaction_makes_deletion_final_even_with_the_passphrase() {
     let image = TempDir::new();
     std::fs::write(image.path().join(&old_name), &old_segment).unwrap();
 
-    let (keyslot, positions) = KeySlotFile::open(dir).unwrap();
+    let (keyslot, positions) = retry_busy(|| KeySlotFile::open(dir)).unwrap();
     let kek = derive_kek(KdfCost::TestOnly, &creds(PASSPHRASE), keyslot.salt()).unwrap();
     let mut reachable = Vec::new();
     for (index, position) in positions.iter().enumerate() {

@@ -18,15 +18,9 @@ fn open_decoy(dir: &Path) -> Result<Vault, OpenError> {
     open_decoy_with(dir, PASSPHRASE)
 }
 
-/// `Vault::open_decoy`, with `Busy` retried like [`open_with`] does.
+/// `Vault::open_decoy`, with `Busy` retried (see [`retry_busy`]).
 fn open_decoy_with(dir: &Path, passphrase: &str) -> Result<Vault, OpenError> {
-    for _ in 0..100 {
-        match Vault::open_decoy_with_cost(dir, &creds(passphrase), KdfCost::TestOnly) {
-            Err(OpenError::Busy) => std::thread::sleep(std::time::Duration::from_millis(10)),
-            other => return other,
-        }
-    }
-    Vault::open_decoy_with_cost(dir, &creds(passphrase), KdfCost::TestOnly)
+    retry_busy(|| Vault::open_decoy_with_cost(dir, &creds(passphrase), KdfCost::TestOnly))
 }
 
 fn position_range(index: usize) -> std::ops::Range<usize> {
@@ -385,7 +379,7 @@ fn an_interrupted_switch_is_finished_by_the_next_duress_open() {
     let dir = TempDir::new();
     with_decoy(dir.path());
     {
-        let (file, positions) = KeySlotFile::open(dir.path()).unwrap();
+        let (file, positions) = retry_busy(|| KeySlotFile::open(dir.path())).unwrap();
         let kek = derive_kek(KdfCost::TestOnly, &creds(DURESS), file.salt()).unwrap();
         let duress = keyslot::unlock(&kek, file.salt(), &positions)
             .unwrap()

@@ -51,19 +51,26 @@ pub(super) fn create(dir: &Path) -> Vault {
     Vault::create_with_cost(dir, &creds(PASSPHRASE), KdfCost::TestOnly).unwrap()
 }
 
-/// Opens with the test-only cost. `Busy` is retried a bounded number of times: a child
-/// process that another test spawns (tests/crash.rs) inherits, between its fork and its
-/// exec, every file this process has open, including a key-slot file that a test has
-/// just closed, and with it that file's lock for that instant. (Tests that expect
-/// `Busy` call `Vault::open_with_cost` directly.)
-pub(super) fn open_with(dir: &Path, credentials: &Credentials) -> Result<Vault, OpenError> {
+/// Runs `open` until it is not `Busy`, a bounded number of times: a child process that
+/// another test spawns (tests/crash.rs) inherits, between its fork and its exec, every
+/// file this process has open, including a key-slot file that a test has just closed,
+/// and with it that file's lock for that instant. (Tests that expect `Busy` call the
+/// vault directly.)
+pub(super) fn retry_busy<T>(
+    mut open: impl FnMut() -> Result<T, OpenError>,
+) -> Result<T, OpenError> {
     for _ in 0..100 {
-        match Vault::open_with_cost(dir, credentials, KdfCost::TestOnly) {
+        match open() {
             Err(OpenError::Busy) => std::thread::sleep(std::time::Duration::from_millis(10)),
             other => return other,
         }
     }
-    Vault::open_with_cost(dir, credentials, KdfCost::TestOnly)
+    open()
+}
+
+/// Opens with the test-only cost, `Busy` retried (see [`retry_busy`]).
+pub(super) fn open_with(dir: &Path, credentials: &Credentials) -> Result<Vault, OpenError> {
+    retry_busy(|| Vault::open_with_cost(dir, credentials, KdfCost::TestOnly))
 }
 
 pub(super) fn open(dir: &Path) -> Vault {

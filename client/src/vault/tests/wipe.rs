@@ -24,13 +24,10 @@ fn populated(dir: &Path) {
     vault.set_duress(&creds(DURESS)).unwrap();
     vault.close();
     // Nothing else has this vault open, but a child process another test forks may
-    // hold its lock for an instant (see `open_with`): retry `Busy`.
-    let mut decoy = loop {
-        match Vault::open_decoy_with_cost(dir, &creds(PASSPHRASE), KdfCost::TestOnly) {
-            Err(OpenError::Busy) => std::thread::sleep(std::time::Duration::from_millis(10)),
-            other => break other.unwrap(),
-        }
-    };
+    // hold its lock for an instant (see `retry_busy`).
+    let mut decoy =
+        retry_busy(|| Vault::open_decoy_with_cost(dir, &creds(PASSPHRASE), KdfCost::TestOnly))
+            .unwrap();
     decoy.put("history", MARKERS[2]).unwrap();
     decoy.close();
 }
