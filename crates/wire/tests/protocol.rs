@@ -574,10 +574,7 @@ fn encoded_commands_and_authenticators_are_pinned() {
         let key = command.auth_role().map(|role| world.client_key(role));
         all.extend_from_slice(&command.encode(corr_id, key.as_ref()).unwrap());
     }
-    let digest = passage_crypto::primitives::sha256(&[&all]);
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    eprintln!("encoded commands: {} bytes, sha256 {hex}", all.len());
-    assert_eq!(hex, PINNED_COMMANDS_SHA256);
+    assert_pinned("encoded commands", &all, PINNED_COMMANDS_SHA256);
 }
 
 /// SHA-256 of the concatenated frames above, recorded at 35777ec (before the signed
@@ -591,10 +588,16 @@ const PINNED_COMMANDS_SHA256: &str =
 fn encoded_replies_and_sealed_deliveries_are_pinned() {
     let world = World::new(1);
     let all: Vec<u8> = all_replies(&world).iter().flat_map(Reply::encode).collect();
-    let digest = passage_crypto::primitives::sha256(&[&all]);
+    assert_pinned("encoded replies", &all, PINNED_REPLIES_SHA256);
+}
+
+/// Checks that `bytes` hash to the recorded SHA-256 (printing the new one, to record it
+/// when a change of the bytes is intended).
+fn assert_pinned(what: &str, bytes: &[u8], pinned: &str) {
+    let digest = passage_crypto::primitives::sha256(&[bytes]);
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    eprintln!("encoded replies: {} bytes, sha256 {hex}", all.len());
-    assert_eq!(hex, PINNED_REPLIES_SHA256);
+    eprintln!("{what}: {} bytes, sha256 {hex}", bytes.len());
+    assert_eq!(hex, pinned, "{what} changed");
 }
 
 /// SHA-256 of the concatenated replies above, recorded at 35777ec (RustCrypto's
