@@ -347,3 +347,48 @@ async fn the_committer_answers_a_held_message_at_its_ack_or_once_written() {
     let store = RedbStore::open(&path).unwrap();
     assert_eq!(listed(&store, 1), vec![(1, msg_id(2))]);
 }
+
+/// The commit thread is not woken for a held message (only for writes due now), so it must
+/// be up by itself when the hold ends: a message nobody acknowledges, appended while the
+/// committer was idle, is written and answered once its hold is over — not before, and
+/// not never.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_message_appended_to_an_idle_committer_is_written_when_its_hold_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RedbStore::open(dir.path().join("store.redb")).unwrap());
+    let counters = Arc::new(super::super::CommitCounters::default());
+    let hold = std::time::Duration::from_millis(300);
+    let committer = GroupCommitter::with_hold(store.clone(), Arc::clone(&counters), hold);
+    assert!(
+        committer
+            .write(WriteOp::CreateQueue(record(1)))
+            .await
+            .is_ok()
+    );
+    let rows = || counters.rows.load(Ordering::SeqCst);
+    let created_rows = rows();
+    for n in 1..=2 {
+        // Idle for part of a hold: the commit thread sleeps with nothing to write.
+        tokio::time::sleep(hold / 2).await;
+        let (tx, answer) = tokio::sync::oneshot::channel();
+        let submitted = std::time::Instant::now();
+        committer
+            .submit(
+                Box::new(append(1, n, 10)),
+                None,
+                Box::new(move |result| {
+                    let _ = tx.send((result, submitted.elapsed()));
+                }),
+            )
+            .await;
+        // A bound for liveness only (a lost wake-up would never answer); hold is 0.3 s.
+        let (result, after) = tokio::time::timeout(std::time::Duration::from_secs(60), answer)
+            .await
+            .expect("a held message is written once its hold ends")
+            .unwrap();
+        assert!(matches!(result, Ok(WriteOutcome::Appended)));
+        assert!(after >= hold, "answered before its hold ended");
+        assert_eq!(rows(), created_rows + n as u64);
+    }
+    committer.close().await;
+}
