@@ -388,7 +388,7 @@ async fn a_held_message_appended_to_an_idle_committer_is_written_when_its_hold_e
             .unwrap();
         assert!(matches!(result, Ok(WriteOutcome::Appended)));
         assert!(after >= hold, "answered before its hold ended");
-        assert_eq!(rows(), created_rows + n as u64);
+        assert_eq!(rows(), created_rows + n);
     }
     committer.close().await;
 }
