@@ -38,6 +38,11 @@ pub(super) struct FlightState {
     pub(super) ops: usize,
     /// Unanswered ops in `awaiting` that wait for a write ([`WaitFor::Write`]).
     pub(super) urgent: usize,
+    /// The batches in `awaiting` with an op that waits for a write, in order: what a
+    /// persist settles, without a walk over every batch that waits only for held messages
+    /// (at 1,000 busy pairs a second's worth of one- or two-op batches are held, and that
+    /// walk, once per commit, took a sixth of the relay's CPU).
+    writes_due: VecDeque<u64>,
     /// The apply thread has stopped: write everything, answer, then stop.
     pub(super) applier_done: bool,
     /// How long held messages wait ([`HOLD`] unless [`GroupCommitter::with_hold`]).
@@ -212,6 +217,9 @@ fn hand_over(
     });
     state.ops = state.ops.saturating_add(count);
     state.urgent = state.urgent.saturating_add(urgent);
+    if urgent > 0 {
+        state.writes_due.push_back(batch);
+    }
     let mut answers = Vec::new();
     let last = state.awaiting.len().saturating_sub(1);
     for index in 0..count {
@@ -279,17 +287,30 @@ pub(super) fn persist_loop(store: &dyn Store, flight: &Flight, counters: &Commit
 fn settle(flight: &Flight, persisted: &Persisted) -> Vec<Answer> {
     let mut state = flight.lock();
     let mut answers = Vec::new();
-    for at in 0..state.awaiting.len() {
-        let batch = &state.awaiting[at];
-        if batch.batch > persisted.through.max(persisted.lost_through) {
-            break;
+    // Lost batches are the first ones: `awaiting` is in batch order, and the numbers of
+    // later batches are higher than any a failed write discarded.
+    while let Some(front) = state.awaiting.front()
+        && front.batch <= persisted.lost_through
+    {
+        let (fault, ops) = (persisted.outcome(front.batch).err(), front.replies.len());
+        for index in 0..ops {
+            answers.extend(state.answer(0, index, fault.as_ref()));
         }
-        let lost = persisted.outcome(batch.batch).err();
-        let due: Vec<usize> = (0..batch.replies.len())
-            .filter(|&i| lost.is_some() || batch.wait_for.get(i) == Some(&WaitFor::Write))
-            .collect();
-        for index in due {
-            answers.extend(state.answer(at, index, lost.as_ref()));
+        state.awaiting.pop_front();
+    }
+    while let Some(&batch) = state.writes_due.front()
+        && batch <= persisted.through.max(persisted.lost_through)
+    {
+        state.writes_due.pop_front();
+        let Some(at) = state.position(batch) else {
+            continue;
+        };
+        let lost = persisted.outcome(batch).err();
+        let ops = state.awaiting[at].wait_for.len();
+        for index in 0..ops {
+            if state.awaiting[at].wait_for[index] == WaitFor::Write {
+                answers.extend(state.answer(at, index, lost.as_ref()));
+            }
         }
     }
     for &(batch, index) in &persisted.written {

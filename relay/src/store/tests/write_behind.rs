@@ -392,3 +392,60 @@ async fn a_held_message_appended_to_an_idle_committer_is_written_when_its_hold_e
     }
     committer.close().await;
 }
+
+/// A failed write discards held messages too: their senders get the fault, as do the
+/// writers whose op waited for that write, and the committer goes on afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_write_answers_held_messages_with_the_fault_too() {
+    let store = Counting::new(MemoryStore::new(), std::time::Duration::ZERO);
+    let counters = Arc::new(super::super::CommitCounters::default());
+    let hold = std::time::Duration::from_secs(600);
+    let committer = GroupCommitter::with_hold(store.clone(), counters, hold);
+    assert!(
+        committer
+            .write(WriteOp::CreateQueue(record(1)))
+            .await
+            .is_ok()
+    );
+    let (tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    for n in 1..=3 {
+        let tx = tx.clone();
+        committer
+            .submit(
+                Box::new(append(1, n, 10)),
+                None,
+                Box::new(move |result| {
+                    let _ = tx.send((n, result));
+                }),
+            )
+            .await;
+    }
+    while store.message_count(&rid(1)).unwrap() < 3 {
+        tokio::task::yield_now().await;
+    }
+    store.fail_writes.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        committer.write(WriteOp::CreateQueue(record(2))).await,
+        Err(WriteError::Storage(StorageFault::Injected))
+    ));
+    let mut held: Vec<u64> = Vec::new();
+    for _ in 1..=3 {
+        let (n, result) = answers.recv().await.unwrap();
+        assert!(matches!(
+            result,
+            Err(WriteError::Storage(StorageFault::Injected))
+        ));
+        held.push(n);
+    }
+    held.sort_unstable();
+    assert_eq!(held, vec![1, 2, 3]);
+    store.fail_writes.store(false, Ordering::SeqCst);
+    assert_eq!(store.message_count(&rid(1)).unwrap(), 0);
+    assert!(
+        committer
+            .write(WriteOp::CreateQueue(record(2)))
+            .await
+            .is_ok()
+    );
+    committer.close().await;
+}
