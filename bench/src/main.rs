@@ -131,7 +131,8 @@ struct RunArgs {
     no_baseline: bool,
     /// Measure the relay and the baseline alternately N times (fresh servers and
     /// connections each round) and report the round whose throughput ratio is the
-    /// median, with every round's ratios: evens out the machine's own drift.
+    /// median (at a set --rate: whose CPU ratio is), with every round's ratios: evens
+    /// out the machine's own drift.
     #[arg(long, default_value_t = 1, value_name = "N")]
     rounds: usize,
     /// Print the figures as one JSON object on the last line too.
@@ -331,7 +332,7 @@ fn run_main(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .find(|(relay, _)| relay.lost > 0 || !relay.drained)
         .map(|(relay, _)| (relay.lost, relay.drained));
-    let (relay, baseline) = median_round(rounds);
+    let (relay, baseline) = median_round(rounds, args.rate.is_some());
 
     let shape = RunShape {
         pairs: args.pairs,
@@ -365,11 +366,27 @@ fn run_main(args: &RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The round whose throughput ratio (or, without a baseline, throughput) is the median.
-fn median_round(mut rounds: Vec<(Outcome, Option<Outcome>)>) -> (Outcome, Option<Outcome>) {
-    let key = |(relay, baseline): &(Outcome, Option<Outcome>)| match baseline {
-        Some(b) if b.msgs_per_sec > 0.0 => relay.msgs_per_sec / b.msgs_per_sec,
-        _ => relay.msgs_per_sec,
+/// The median round: by throughput ratio (or, without a baseline, throughput); at a set
+/// `--rate` (`paced`), where every round delivers that rate and the throughput ratio is
+/// 1.00 in each, by CPU ratio (or, without a baseline, relay CPU per message) instead, the
+/// figure that then varies.
+fn median_round(
+    mut rounds: Vec<(Outcome, Option<Outcome>)>,
+    paced: bool,
+) -> (Outcome, Option<Outcome>) {
+    let key = |(relay, baseline): &(Outcome, Option<Outcome>)| {
+        if paced {
+            let relay_cpu = relay.cpu_us_per_msg.unwrap_or(f64::MAX);
+            match baseline.as_ref().and_then(|b| b.cpu_us_per_msg) {
+                Some(b) if b > 0.0 => relay_cpu / b,
+                _ => relay_cpu,
+            }
+        } else {
+            match baseline {
+                Some(b) if b.msgs_per_sec > 0.0 => relay.msgs_per_sec / b.msgs_per_sec,
+                _ => relay.msgs_per_sec,
+            }
+        }
     };
     rounds.sort_by(|a, b| key(a).total_cmp(&key(b)));
     let middle = rounds.len() / 2;
