@@ -6,6 +6,7 @@
 //! back to back (QUIC adds a one-byte preamble when the client opens the
 //! stream, see [`crate::quic`]).
 
+use std::io::IoSlice;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, ReadHalf, WriteHalf};
@@ -208,18 +209,22 @@ impl BlockSender {
     pub async fn send_blocks(&mut self, blocks: &[Block]) -> Result<(), TransportError> {
         match &mut self.half {
             SendHalf::Tcp(w) => {
-                // One plaintext write per run of blocks: rustls then seals full-size
-                // records (16 KiB) and writes them together, instead of a record and a
-                // system call per block.
+                // One vectored plaintext write per run of blocks: rustls then seals
+                // full-size records (16 KiB) straight from the blocks and writes them
+                // together, instead of a record and a system call per block (and
+                // without first joining the blocks into one buffer).
                 for run in blocks.chunks(TCP_WRITE_RUN_BLOCKS) {
-                    if let [one] = run {
-                        w.write_all(block::as_bytes(one)).await.map_err(tcp_error)?;
-                    } else {
-                        let mut bytes = Vec::with_capacity(run.len() * BLOCK_LEN);
-                        for block in run {
-                            bytes.extend_from_slice(block::as_bytes(block));
+                    let mut slices: Vec<IoSlice<'_>> = run
+                        .iter()
+                        .map(|block| IoSlice::new(block::as_bytes(block)))
+                        .collect();
+                    let mut rest = &mut slices[..];
+                    while !rest.is_empty() {
+                        let written = w.write_vectored(rest).await.map_err(tcp_error)?;
+                        if written == 0 {
+                            return Err(tcp_error(std::io::ErrorKind::WriteZero.into()));
                         }
-                        w.write_all(&bytes).await.map_err(tcp_error)?;
+                        IoSlice::advance_slices(&mut rest, written);
                     }
                 }
                 w.flush().await.map_err(tcp_error)

@@ -138,12 +138,28 @@ impl SegmentKind {
 /// Frames are packed greedily: a frame goes into the block being filled, and if it
 /// does not fit, it spans into the next blocks. A block is ready when it is full or
 /// after [`flush`](Self::flush).
-#[derive(Debug, Default)]
+///
+/// Segments are written straight into the block being filled, which is allocated at its
+/// first segment: an encoder with nothing queued holds no block.
+#[derive(Default)]
 pub struct FrameEncoder {
     /// Blocks ready to send.
     ready: VecDeque<Block>,
-    /// Segments of the block being filled (at most [`MAX_BLOCK_CONTENT_LEN`] bytes).
-    current: Vec<u8>,
+    /// The block being filled: its segments follow the header, which is written when the
+    /// block closes; the rest is still zero (padding).
+    current: Option<Box<[u8; BLOCK_LEN]>>,
+    /// Content bytes in `current` (at most [`MAX_BLOCK_CONTENT_LEN`]).
+    filled: usize,
+}
+
+/// Counts only: the blocks hold a connection's traffic.
+impl core::fmt::Debug for FrameEncoder {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FrameEncoder")
+            .field("ready_blocks", &self.ready.len())
+            .field("filled", &self.filled)
+            .finish()
+    }
 }
 
 impl FrameEncoder {
@@ -164,7 +180,7 @@ impl FrameEncoder {
         let mut first = true;
         while !rest.is_empty() {
             let Some(space) = MAX_BLOCK_CONTENT_LEN
-                .checked_sub(self.current.len())
+                .checked_sub(self.filled)
                 .and_then(|free| free.checked_sub(SEGMENT_HEADER_LEN))
                 .filter(|&space| space > 0)
             else {
@@ -179,7 +195,7 @@ impl FrameEncoder {
                 };
                 self.put_segment(kind, rest);
                 rest = &[];
-                if self.current.len() + SEGMENT_HEADER_LEN >= MAX_BLOCK_CONTENT_LEN {
+                if self.filled + SEGMENT_HEADER_LEN >= MAX_BLOCK_CONTENT_LEN {
                     self.close_block();
                 }
             } else {
@@ -200,7 +216,7 @@ impl FrameEncoder {
 
     /// Closes the partly filled block, if any, so [`poll_block`](Self::poll_block) yields it.
     pub fn flush(&mut self) {
-        if !self.current.is_empty() {
+        if self.filled > 0 {
             self.close_block();
         }
     }
@@ -218,30 +234,36 @@ impl FrameEncoder {
 
     /// Whether a partly filled block is waiting for more frames or a flush.
     pub fn has_partial_block(&self) -> bool {
-        !self.current.is_empty()
+        self.filled > 0
     }
 
     fn put_segment(&mut self, kind: SegmentKind, bytes: &[u8]) {
-        // `bytes` is at most MAX_SEGMENT_LEN long (checked by the caller), so it fits a u16.
+        // `bytes` is at most MAX_SEGMENT_LEN long and fits the block's free space (both
+        // checked by the caller), so it fits a u16 and the range below is in the block.
         let len = u16::try_from(bytes.len()).unwrap_or(u16::MAX);
-        self.current.push(kind as u8);
-        self.current.extend_from_slice(&len.to_be_bytes());
-        self.current.extend_from_slice(bytes);
+        let block = self
+            .current
+            .get_or_insert_with(|| Box::new([0u8; BLOCK_LEN]));
+        let start = BLOCK_HEADER_LEN + self.filled;
+        let Some(segment) = block.get_mut(start..start + SEGMENT_HEADER_LEN + bytes.len()) else {
+            return;
+        };
+        let (header, body) = segment.split_at_mut(SEGMENT_HEADER_LEN);
+        header[0] = kind as u8;
+        header[1..].copy_from_slice(&len.to_be_bytes());
+        body.copy_from_slice(bytes);
+        self.filled += SEGMENT_HEADER_LEN + bytes.len();
     }
 
     fn close_block(&mut self) {
-        let mut bytes = Box::new([0u8; BLOCK_LEN]);
-        let content = std::mem::take(&mut self.current);
-        // `current` never exceeds MAX_BLOCK_CONTENT_LEN, which fits a u16.
-        let len = u16::try_from(content.len()).unwrap_or(u16::MAX);
-        let (header, body) = bytes.split_at_mut(BLOCK_HEADER_LEN);
-        header.copy_from_slice(&len.to_be_bytes());
-        if let Some(dst) = body.get_mut(..content.len()) {
-            dst.copy_from_slice(&content);
-        }
+        let Some(mut bytes) = self.current.take() else {
+            return;
+        };
+        // `filled` never exceeds MAX_BLOCK_CONTENT_LEN, which fits a u16.
+        let len = u16::try_from(self.filled).unwrap_or(u16::MAX);
+        bytes[..BLOCK_HEADER_LEN].copy_from_slice(&len.to_be_bytes());
         self.ready.push_back(Block::from_bytes(bytes));
-        self.current = content;
-        self.current.clear();
+        self.filled = 0;
     }
 }
 
@@ -431,6 +453,30 @@ mod tests {
         b[..2].copy_from_slice(&u16::try_from(content.len()).unwrap().to_be_bytes());
         b[2..2 + content.len()].copy_from_slice(&content);
         block
+    }
+
+    /// The encoder writes segments straight into its blocks: the bytes must be exactly
+    /// the layout built by hand (header, segments, zero padding), a spanning frame too.
+    #[test]
+    fn encoded_blocks_are_byte_for_byte_the_layout() {
+        assert_eq!(
+            encode(&[b"one", b"two"]),
+            vec![raw_block(&[(1, b"one"), (1, b"two")])]
+        );
+        let frame: Vec<u8> = (0..MAX_SEGMENT_LEN + 10).map(|i| i as u8).collect();
+        assert_eq!(
+            encode(&[b"x", &frame]),
+            vec![
+                raw_block(&[(1, b"x"), (2, &frame[..MAX_SEGMENT_LEN - 4])]),
+                raw_block(&[(4, &frame[MAX_SEGMENT_LEN - 4..])]),
+            ]
+        );
+        let mut encoder = FrameEncoder::new();
+        encoder.push_frame(b"secret").unwrap();
+        assert!(
+            !format!("{encoder:?}").contains("115"),
+            "Debug shows no bytes"
+        );
     }
 
     #[test]
