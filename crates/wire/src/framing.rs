@@ -170,15 +170,28 @@ impl FrameEncoder {
 
     /// Queues one frame (1..=[`MAX_FRAME_LEN`] bytes).
     pub fn push_frame(&mut self, frame: &[u8]) -> Result<(), FrameEncodeError> {
-        if frame.is_empty() {
+        self.push_frame_parts(&[frame])
+    }
+
+    /// Queues one frame given in consecutive parts (the frame is their concatenation,
+    /// 1..=[`MAX_FRAME_LEN`] bytes): a caller holding a frame's head and body in separate
+    /// buffers need not join them first. The blocks are the same as for
+    /// [`push_frame`](Self::push_frame) of the joined frame.
+    pub fn push_frame_parts(&mut self, parts: &[&[u8]]) -> Result<(), FrameEncodeError> {
+        let total = parts
+            .iter()
+            .try_fold(0usize, |sum, part| sum.checked_add(part.len()))
+            .unwrap_or(usize::MAX);
+        if total == 0 {
             return Err(FrameEncodeError::Empty);
         }
-        if frame.len() > MAX_FRAME_LEN {
-            return Err(FrameEncodeError::TooLong { len: frame.len() });
+        if total > MAX_FRAME_LEN {
+            return Err(FrameEncodeError::TooLong { len: total });
         }
-        let mut rest = frame;
+        let mut source = Parts { parts, offset: 0 };
+        let mut rest = total;
         let mut first = true;
-        while !rest.is_empty() {
+        while rest > 0 {
             let Some(space) = MAX_BLOCK_CONTENT_LEN
                 .checked_sub(self.filled)
                 .and_then(|free| free.checked_sub(SEGMENT_HEADER_LEN))
@@ -187,26 +200,19 @@ impl FrameEncoder {
                 self.close_block();
                 continue;
             };
-            if rest.len() <= space {
-                let kind = if first {
-                    SegmentKind::Complete
-                } else {
-                    SegmentKind::Last
-                };
-                self.put_segment(kind, rest);
-                rest = &[];
-                if self.filled + SEGMENT_HEADER_LEN >= MAX_BLOCK_CONTENT_LEN {
-                    self.close_block();
-                }
-            } else {
-                let kind = if first {
-                    SegmentKind::First
-                } else {
-                    SegmentKind::Middle
-                };
-                let (head, tail) = rest.split_at(space);
-                self.put_segment(kind, head);
-                rest = tail;
+            let ends = rest <= space;
+            let kind = match (first, ends) {
+                (true, true) => SegmentKind::Complete,
+                (true, false) => SegmentKind::First,
+                (false, false) => SegmentKind::Middle,
+                (false, true) => SegmentKind::Last,
+            };
+            let len = rest.min(space);
+            self.put_segment(kind, len, &mut source);
+            rest -= len;
+            // A frame that ends here leaves the block open for the next one, unless not
+            // even a segment header would fit; one that goes on fills the block.
+            if !ends || self.filled + SEGMENT_HEADER_LEN >= MAX_BLOCK_CONTENT_LEN {
                 self.close_block();
             }
             first = false;
@@ -237,22 +243,22 @@ impl FrameEncoder {
         self.filled > 0
     }
 
-    fn put_segment(&mut self, kind: SegmentKind, bytes: &[u8]) {
-        // `bytes` is at most MAX_SEGMENT_LEN long and fits the block's free space (both
-        // checked by the caller), so it fits a u16 and the range below is in the block.
-        let len = u16::try_from(bytes.len()).unwrap_or(u16::MAX);
+    /// Writes a segment of the next `len` bytes of `source` (at most MAX_SEGMENT_LEN, and
+    /// no more than the block's free space: both checked by the caller, so `len` fits a
+    /// u16 and the segment fits the block).
+    fn put_segment(&mut self, kind: SegmentKind, len: usize, source: &mut Parts<'_>) {
         let block = self
             .current
             .get_or_insert_with(|| Box::new([0u8; BLOCK_LEN]));
         let start = BLOCK_HEADER_LEN + self.filled;
-        let Some(segment) = block.get_mut(start..start + SEGMENT_HEADER_LEN + bytes.len()) else {
+        let Some(segment) = block.get_mut(start..start + SEGMENT_HEADER_LEN + len) else {
             return;
         };
         let (header, body) = segment.split_at_mut(SEGMENT_HEADER_LEN);
         header[0] = kind as u8;
-        header[1..].copy_from_slice(&len.to_be_bytes());
-        body.copy_from_slice(bytes);
-        self.filled += SEGMENT_HEADER_LEN + bytes.len();
+        header[1..].copy_from_slice(&u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes());
+        source.copy_into(body);
+        self.filled += SEGMENT_HEADER_LEN + len;
     }
 
     fn close_block(&mut self) {
@@ -264,6 +270,36 @@ impl FrameEncoder {
         bytes[..BLOCK_HEADER_LEN].copy_from_slice(&len.to_be_bytes());
         self.ready.push_back(Block::from_bytes(bytes));
         self.filled = 0;
+    }
+}
+
+/// The bytes of a frame given in parts, consumed front to back.
+struct Parts<'a> {
+    parts: &'a [&'a [u8]],
+    /// Bytes of `parts[0]` already consumed.
+    offset: usize,
+}
+
+impl Parts<'_> {
+    /// Fills `out` with the next `out.len()` bytes (the caller asks for no more than
+    /// there are).
+    fn copy_into(&mut self, mut out: &mut [u8]) {
+        while !out.is_empty() {
+            let Some((part, later)) = self.parts.split_first() else {
+                return;
+            };
+            let available = part.get(self.offset..).unwrap_or_default();
+            let take = available.len().min(out.len());
+            let (dst, rest) = out.split_at_mut(take);
+            dst.copy_from_slice(&available[..take]);
+            out = rest;
+            if take == available.len() {
+                self.parts = later;
+                self.offset = 0;
+            } else {
+                self.offset += take;
+            }
+        }
     }
 }
 

@@ -154,6 +154,42 @@ proptest! {
         prop_assert_eq!(&got, &frames);
     }
 
+    /// A frame pushed in parts gives the very blocks of the frame pushed whole, whatever
+    /// the split and whatever the encoder already held.
+    #[test]
+    fn a_frame_in_parts_encodes_as_the_joined_frame(
+        before in option::of(frame()),
+        frame in frame(),
+        cuts in vec(any::<prop::sample::Index>(), 0..4),
+    ) {
+        let mut points: Vec<usize> = cuts.iter().map(|c| c.index(frame.len() + 1)).collect();
+        points.sort_unstable();
+        let mut parts: Vec<&[u8]> = Vec::new();
+        let mut from = 0;
+        for point in points.into_iter().chain([frame.len()]) {
+            parts.push(&frame[from..point]);
+            from = point;
+        }
+        let (mut whole, mut split) = (FrameEncoder::new(), FrameEncoder::new());
+        if let Some(before) = &before {
+            whole.push_frame(before).unwrap();
+            split.push_frame(before).unwrap();
+        }
+        whole.push_frame(&frame).unwrap();
+        split.push_frame_parts(&parts).unwrap();
+        whole.flush();
+        split.flush();
+        let blocks = |enc: &mut FrameEncoder| std::iter::from_fn(|| enc.poll_block()).collect::<Vec<_>>();
+        prop_assert_eq!(blocks(&mut whole), blocks(&mut split));
+    }
+
+    /// A reply's two parts are its frame.
+    #[test]
+    fn a_reply_in_parts_is_its_frame(reply in reply()) {
+        let (head, body) = reply.encode_parts();
+        prop_assert_eq!([head.as_slice(), body].concat(), reply.encode());
+    }
+
     #[test]
     fn commands_round_trip_and_authenticate(cmd in command(), corr in any::<[u8; 8]>()) {
         let world = World::new(40);

@@ -333,7 +333,12 @@ impl Session {
     }
 
     fn push_reply(&mut self, reply: &Reply) {
-        self.push_frame(&reply.encode());
+        // A `MSG`'s sealed body goes straight into the blocks, not first into a frame.
+        let (head, body) = reply.encode_parts();
+        // Replies are far below the frame limit; a failure here is a bug, not input.
+        if self.encoder.push_frame_parts(&[&head, body]).is_err() {
+            self.close(CloseReason::Framing);
+        }
     }
 
     fn push_frame(&mut self, frame: &[u8]) {
