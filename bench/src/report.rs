@@ -120,6 +120,10 @@ pub struct RoundFigures {
     pub baseline_cpu_us_per_msg: Option<f64>,
     /// relay_cpu_us_per_msg ÷ baseline_cpu_us_per_msg.
     pub cpu_ratio: Option<f64>,
+    /// Relay send→delivery latency, 99th percentile, ms.
+    pub p99_ms: Option<f64>,
+    /// Baseline send→delivery latency, 99th percentile, ms.
+    pub baseline_p99_ms: Option<f64>,
     /// Sent, answered OK and never delivered by the relay.
     pub lost: u64,
 }
@@ -136,6 +140,8 @@ impl RoundFigures {
             relay_cpu_us_per_msg: relay.cpu_us_per_msg,
             baseline_cpu_us_per_msg,
             cpu_ratio: quotient(relay.cpu_us_per_msg, baseline_cpu_us_per_msg),
+            p99_ms: relay.latencies.percentile_ms(99.0),
+            baseline_p99_ms: baseline.and_then(|b| b.latencies.percentile_ms(99.0)),
             lost: relay.lost,
         }
     }
@@ -254,9 +260,11 @@ impl RunReport {
             };
             let _ = writeln!(
                 out,
-                "rounds    throughput ratio {}   cpu ratio {}   (the lines above are the median round's)",
+                "rounds    throughput ratio {}   cpu ratio {}   p99 ms {} (baseline {})   (the lines above are the median round's)",
                 list(|r| r.ratio, 3),
                 list(|r| r.cpu_ratio, 2),
+                list(|r| r.p99_ms, 2),
+                list(|r| r.baseline_p99_ms, 2),
             );
         }
         out
