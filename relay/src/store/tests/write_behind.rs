@@ -289,6 +289,22 @@ proptest! {
     }
 }
 
+/// A committer holding messages for `hold`, over a store with queue 1 created.
+async fn held_committer(
+    store: Arc<dyn Store>,
+    hold: std::time::Duration,
+) -> (GroupCommitter, Arc<super::super::CommitCounters>) {
+    let counters = Arc::new(super::super::CommitCounters::default());
+    let committer = GroupCommitter::with_hold(store, Arc::clone(&counters), hold);
+    assert!(
+        committer
+            .write(WriteOp::CreateQueue(record(1)))
+            .await
+            .is_ok()
+    );
+    (committer, counters)
+}
+
 /// Through the committer: a message acknowledged while it is held is answered `OK` at the
 /// acknowledgement and never written; one that nobody acknowledges is answered once written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,16 +312,9 @@ async fn the_committer_answers_a_held_message_at_its_ack_or_once_written() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
     let store = Arc::new(RedbStore::open(&path).unwrap());
-    let counters = Arc::new(super::super::CommitCounters::default());
     // Held far longer than the test takes: nothing here depends on the machine's speed.
     let hold = std::time::Duration::from_secs(600);
-    let committer = GroupCommitter::with_hold(store.clone(), Arc::clone(&counters), hold);
-    assert!(
-        committer
-            .write(WriteOp::CreateQueue(record(1)))
-            .await
-            .is_ok()
-    );
+    let (committer, counters) = held_committer(store.clone(), hold).await;
     let rows = || counters.rows.load(Ordering::SeqCst);
     let created_rows = rows();
     let (tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
@@ -356,15 +365,8 @@ async fn the_committer_answers_a_held_message_at_its_ack_or_once_written() {
 async fn a_held_message_appended_to_an_idle_committer_is_written_when_its_hold_ends() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(RedbStore::open(dir.path().join("store.redb")).unwrap());
-    let counters = Arc::new(super::super::CommitCounters::default());
     let hold = std::time::Duration::from_millis(300);
-    let committer = GroupCommitter::with_hold(store.clone(), Arc::clone(&counters), hold);
-    assert!(
-        committer
-            .write(WriteOp::CreateQueue(record(1)))
-            .await
-            .is_ok()
-    );
+    let (committer, counters) = held_committer(store.clone(), hold).await;
     let rows = || counters.rows.load(Ordering::SeqCst);
     let created_rows = rows();
     for n in 1..=2 {
@@ -398,15 +400,8 @@ async fn a_held_message_appended_to_an_idle_committer_is_written_when_its_hold_e
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_write_answers_held_messages_with_the_fault_too() {
     let store = Counting::new(MemoryStore::new(), std::time::Duration::ZERO);
-    let counters = Arc::new(super::super::CommitCounters::default());
     let hold = std::time::Duration::from_secs(600);
-    let committer = GroupCommitter::with_hold(store.clone(), counters, hold);
-    assert!(
-        committer
-            .write(WriteOp::CreateQueue(record(1)))
-            .await
-            .is_ok()
-    );
+    let (committer, _) = held_committer(store.clone(), hold).await;
     let (tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
     for n in 1..=3 {
         let tx = tx.clone();
