@@ -482,8 +482,8 @@ mod tests {
         block
     }
 
-    /// The encoder writes segments straight into its blocks: the bytes must be exactly
-    /// the layout built by hand (header, segments, zero padding), a spanning frame too.
+    /// The encoder's blocks are byte for byte the layout built by hand (header, segments,
+    /// zero padding), a spanning frame's too; its `Debug` shows no byte of them.
     #[test]
     fn encoded_blocks_are_byte_for_byte_the_layout() {
         assert_eq!(
