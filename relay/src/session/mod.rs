@@ -201,7 +201,7 @@ impl Session {
             versions: SUPPORTED_VERSIONS,
             session_key: session.session_secret.public_key(),
         };
-        session.push_frame(&hello.encode());
+        session.push_frame(&[&hello.encode()]);
         session
     }
 
@@ -335,15 +335,13 @@ impl Session {
     fn push_reply(&mut self, reply: &Reply) {
         // A `MSG`'s sealed body goes straight into the blocks, not first into a frame.
         let (head, body) = reply.encode_parts();
-        // Replies are far below the frame limit; a failure here is a bug, not input.
-        if self.encoder.push_frame_parts(&[&head, body]).is_err() {
-            self.close(CloseReason::Framing);
-        }
+        self.push_frame(&[&head, body]);
     }
 
-    fn push_frame(&mut self, frame: &[u8]) {
+    /// Queues one frame given in parts (see [`FrameEncoder::push_frame_parts`]).
+    fn push_frame(&mut self, parts: &[&[u8]]) {
         // Replies are far below the frame limit; a failure here is a bug, not input.
-        if self.encoder.push_frame(frame).is_err() {
+        if self.encoder.push_frame_parts(parts).is_err() {
             self.close(CloseReason::Framing);
         }
     }

@@ -298,6 +298,7 @@ fn settle(flight: &Flight, persisted: &Persisted) -> Vec<Answer> {
         }
         state.awaiting.pop_front();
     }
+    // The lost ones are gone from `awaiting` now: what is left up to `through` is durable.
     while let Some(&batch) = state.writes_due.front()
         && batch <= persisted.through.max(persisted.lost_through)
     {
@@ -305,11 +306,12 @@ fn settle(flight: &Flight, persisted: &Persisted) -> Vec<Answer> {
         let Some(at) = state.position(batch) else {
             continue;
         };
-        let lost = persisted.outcome(batch).err();
-        let ops = state.awaiting[at].wait_for.len();
+        let ops = state.awaiting.get(at).map_or(0, |b| b.wait_for.len());
         for index in 0..ops {
-            if state.awaiting[at].wait_for[index] == WaitFor::Write {
-                answers.extend(state.answer(at, index, lost.as_ref()));
+            let waits_for_write =
+                state.awaiting.get(at).and_then(|b| b.wait_for.get(index)) == Some(&WaitFor::Write);
+            if waits_for_write {
+                answers.extend(state.answer(at, index, None));
             }
         }
     }
