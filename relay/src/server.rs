@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use chacha20::ChaCha20Rng;
 use getrandom::SysRng;
 use passage_transport::{Accepted, Listener};
-use passage_wire::ChannelBinding;
+use passage_wire::{Block, ChannelBinding};
 use rand_core::{SeedableRng as _, UnwrapErr};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
@@ -471,10 +471,15 @@ async fn flush(
         return true;
     }
     // One write and one flush for everything ready: fewer TLS records and syscalls.
-    let mut send = std::pin::pin!(tx.send_blocks(&blocks));
-    // Most writes complete at once; only one that waits for the peer arms a timer.
-    if let Some(sent) = poll_once(send.as_mut()) {
-        return sent.is_ok();
-    }
-    matches!(tokio::time::timeout(limit, send).await, Ok(Ok(())))
+    let sent = {
+        let mut send = std::pin::pin!(tx.send_blocks(&blocks));
+        // Most writes complete at once; only one that waits for the peer arms a timer.
+        match poll_once(send.as_mut()) {
+            Some(sent) => sent.is_ok(),
+            None => matches!(tokio::time::timeout(limit, send).await, Ok(Ok(()))),
+        }
+    };
+    // Written (or abandoned with the connection): the encoder refills them.
+    blocks.into_iter().for_each(Block::recycle);
+    sent
 }

@@ -2,11 +2,33 @@
 //!
 //! A [`Block`] is only a container; [`crate::framing`] gives its bytes a meaning and
 //! checks them (content length, segment headers, zero padding).
+//!
+//! # Reuse
+//!
+//! A busy relay writes tens of thousands of blocks a second, and 4 KiB is above what
+//! the allocator's per-thread cache keeps: each block allocated and freed took its slow
+//! path. A sender that is done with written blocks hands them back with
+//! [`Block::recycle`]; the [`FrameEncoder`](crate::FrameEncoder) on the same thread then
+//! fills one of those instead of a fresh allocation. At most
+//! [`SPARE_BLOCKS_PER_THREAD`] wait per thread (256 KiB), whatever the number of
+//! connections, so idle connections cost nothing more. A reused block is overwritten
+//! whole (header, content and zero padding) before it is sent again; until then it holds
+//! the bytes it last carried, as freed memory would.
+
+use std::cell::RefCell;
 
 /// Length of every block on the wire, whatever it carries. A receipt, a text and a voice
 /// chunk look the same to the network, so sizes reveal nothing. 4096 bytes holds one
 /// end-to-end envelope ([`passage_crypto::ENVELOPE_LEN`]) plus the protocol overhead.
 pub const BLOCK_LEN: usize = 4096;
+
+/// Written blocks kept per thread for reuse by the frame encoder, at most.
+pub const SPARE_BLOCKS_PER_THREAD: usize = 64;
+
+thread_local! {
+    /// Blocks handed back by [`Block::recycle`] on this thread.
+    static SPARE_BLOCKS: RefCell<Vec<Box<[u8; BLOCK_LEN]>>> = const { RefCell::new(Vec::new()) };
+}
 
 /// One wire block of exactly [`BLOCK_LEN`] bytes, boxed so moving it is cheap.
 ///
@@ -40,6 +62,32 @@ impl Block {
             actual: bytes.len(),
         })?;
         Ok(Self(Box::new(array)))
+    }
+
+    /// Hands back a block that has been written (or is no longer needed) so a frame
+    /// encoder on this thread can refill it instead of allocating. Beyond
+    /// [`SPARE_BLOCKS_PER_THREAD`] spare blocks it is freed.
+    pub fn recycle(self) {
+        SPARE_BLOCKS.with(|spare| {
+            if let Ok(mut spare) = spare.try_borrow_mut()
+                && spare.len() < SPARE_BLOCKS_PER_THREAD
+            {
+                spare.push(self.0);
+            }
+        });
+    }
+
+    /// A block's storage to overwrite whole: a recycled one if this thread has one,
+    /// else a fresh (zeroed) allocation.
+    pub(crate) fn spare_storage() -> Box<[u8; BLOCK_LEN]> {
+        SPARE_BLOCKS
+            .with(|spare| {
+                spare
+                    .try_borrow_mut()
+                    .ok()
+                    .and_then(|mut spare| spare.pop())
+            })
+            .unwrap_or_else(|| Box::new([0u8; BLOCK_LEN]))
     }
 
     /// The block bytes, to hand to a transport.
