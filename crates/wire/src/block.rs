@@ -5,17 +5,15 @@
 //!
 //! # Reuse
 //!
-//! A busy relay writes tens of thousands of blocks a second, and 4 KiB is above what
-//! the allocator's per-thread cache keeps: each block allocated and freed took its slow
-//! path. A sender that is done with written blocks hands them back with
-//! [`Block::recycle`]; the [`FrameEncoder`](crate::FrameEncoder) on the same thread then
-//! fills one of those instead of a fresh allocation. At most
-//! [`SPARE_BLOCKS_PER_THREAD`] wait per thread (256 KiB), whatever the number of
-//! connections, so idle connections cost nothing more. A reused block is overwritten
-//! whole (header, content and zero padding) before it is sent again; until then it holds
-//! the bytes it last carried, as freed memory would.
+//! A sender that is done with written blocks hands them back with [`Block::recycle`];
+//! the [`FrameEncoder`](crate::FrameEncoder) on the same thread then fills one of those
+//! instead of a fresh allocation (see `spare.rs`): at most [`SPARE_BLOCKS_PER_THREAD`]
+//! per thread (256 KiB), whatever the number of connections. A reused block is
+//! overwritten whole (header, content and zero padding) before it is sent again.
 
 use std::cell::RefCell;
+
+use crate::spare;
 
 /// Length of every block on the wire, whatever it carries. A receipt, a text and a voice
 /// chunk look the same to the network, so sizes reveal nothing. 4096 bytes holds one
@@ -68,26 +66,13 @@ impl Block {
     /// encoder on this thread can refill it instead of allocating. Beyond
     /// [`SPARE_BLOCKS_PER_THREAD`] spare blocks it is freed.
     pub fn recycle(self) {
-        SPARE_BLOCKS.with(|spare| {
-            if let Ok(mut spare) = spare.try_borrow_mut()
-                && spare.len() < SPARE_BLOCKS_PER_THREAD
-            {
-                spare.push(self.0);
-            }
-        });
+        spare::give(&SPARE_BLOCKS, self.0, SPARE_BLOCKS_PER_THREAD);
     }
 
     /// A block's storage to overwrite whole: a recycled one if this thread has one,
     /// else a fresh (zeroed) allocation.
     pub(crate) fn spare_storage() -> Box<[u8; BLOCK_LEN]> {
-        SPARE_BLOCKS
-            .with(|spare| {
-                spare
-                    .try_borrow_mut()
-                    .ok()
-                    .and_then(|mut spare| spare.pop())
-            })
-            .unwrap_or_else(|| Box::new([0u8; BLOCK_LEN]))
+        spare::take(&SPARE_BLOCKS).unwrap_or_else(|| Box::new([0u8; BLOCK_LEN]))
     }
 
     /// The block bytes, to hand to a transport.

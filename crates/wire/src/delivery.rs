@@ -19,6 +19,7 @@
 //! same bytes and reveals nothing new.
 
 use core::fmt;
+use std::cell::RefCell;
 
 use passage_crypto::ENVELOPE_LEN;
 use passage_crypto::primitives::{
@@ -26,6 +27,7 @@ use passage_crypto::primitives::{
 };
 
 use crate::ids::{MSG_ID_LEN, MsgId, QUEUE_ID_LEN, RecipientId};
+use crate::spare;
 
 /// HKDF info prefix of a queue's delivery key.
 pub const DELIVERY_KEY_LABEL: &[u8] = b"passage/1 delivery";
@@ -120,6 +122,24 @@ impl SealedBody {
     pub fn as_bytes(&self) -> &[u8; SEALED_BODY_LEN] {
         &self.0
     }
+
+    /// Hands back a sealed body once its `MSG` is encoded, so the next
+    /// [`seal_delivery`] on this thread seals into it instead of allocating (see
+    /// `spare.rs`; [`SPARE_SEALED_BODIES_PER_THREAD`] at most). It holds ciphertext only,
+    /// and sealing overwrites every byte.
+    pub fn recycle(self) {
+        spare::give(&SPARE_SEALED_BODIES, self.0, SPARE_SEALED_BODIES_PER_THREAD);
+    }
+}
+
+/// Sealed bodies kept per thread for reuse by [`seal_delivery`], at most.
+pub const SPARE_SEALED_BODIES_PER_THREAD: usize = 16;
+
+thread_local! {
+    /// Bodies handed back by [`SealedBody::recycle`] on this thread.
+    #[allow(clippy::vec_box, reason = "handed out again as the boxes they came in")]
+    static SPARE_SEALED_BODIES: RefCell<Vec<Box<[u8; SEALED_BODY_LEN]>>> =
+        const { RefCell::new(Vec::new()) };
 }
 
 impl fmt::Debug for SealedBody {
@@ -150,8 +170,10 @@ pub fn seal_delivery(
     body: &[u8; ENVELOPE_LEN],
 ) -> Delivery {
     let aad = associated_data(&recipient_id, &msg_id, timestamp);
-    // Sealed where it will stay: envelope ‖ tag, one allocation, no copy of the result.
-    let mut bytes = Box::new([0u8; SEALED_BODY_LEN]);
+    // Sealed where it will stay: envelope ‖ tag, no copy of the result. Every byte is
+    // written, so the storage may be a recycled body.
+    let mut bytes =
+        spare::take(&SPARE_SEALED_BODIES).unwrap_or_else(|| Box::new([0u8; SEALED_BODY_LEN]));
     let (text, tag) = bytes.split_at_mut(ENVELOPE_LEN);
     text.copy_from_slice(body);
     tag.copy_from_slice(&xchacha_seal_in_place(
@@ -207,6 +229,37 @@ fn associated_data(
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    /// A recycled body is sealed into: same bytes as a fresh one, nothing of the message
+    /// it held before left in it.
+    #[test]
+    fn sealing_into_a_recycled_body_gives_the_same_bytes() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+        let relay_secret = DhSecret::generate(&mut rng);
+        let recipient_secret = DhSecret::generate(&mut rng);
+        let relay_key =
+            DeliveryKey::for_relay(&relay_secret, &recipient_secret.public_key()).unwrap();
+        let client_key =
+            DeliveryKey::for_recipient(&recipient_secret, &relay_secret.public_key()).unwrap();
+        let id = RecipientId::generate(&mut rng);
+        let (first_id, second_id) = (MsgId::generate(&mut rng), MsgId::generate(&mut rng));
+        let (first_body, second_body) = (
+            Box::new([0x11; ENVELOPE_LEN]),
+            Box::new([0x22; ENVELOPE_LEN]),
+        );
+
+        let fresh = seal_delivery(&relay_key, id, first_id, 7, &first_body);
+        let expected = fresh.clone();
+        let storage = fresh.sealed.as_bytes().as_ptr();
+        fresh.sealed.recycle();
+        let second = seal_delivery(&relay_key, id, second_id, 8, &second_body);
+        assert_eq!(second.sealed.as_bytes().as_ptr(), storage, "reused");
+        assert_eq!(open_delivery(&client_key, &second).unwrap(), second_body);
+        second.sealed.recycle();
+        let again = seal_delivery(&relay_key, id, first_id, 7, &first_body);
+        assert_eq!(again, expected);
+        assert_eq!(open_delivery(&client_key, &again).unwrap(), first_body);
+    }
 
     #[test]
     fn both_sides_derive_the_same_key_and_tampering_fails() {

@@ -36,11 +36,13 @@
 //! Receiver: [`FrameDecoder::handle_block`] for each block read, then
 //! [`FrameDecoder::poll_frame`] until `None` before the next block.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 
 use passage_crypto::codec::{DecodeError, Reader};
 
 use crate::block::{BLOCK_LEN, Block};
+use crate::spare;
 
 /// Bytes before the segments: the `u16` content length.
 pub const BLOCK_HEADER_LEN: usize = 2;
@@ -297,6 +299,18 @@ impl Parts<'_> {
     }
 }
 
+/// Frame buffers kept per thread for frames spanning blocks, at most (8 KiB each).
+pub const SPARE_FRAMES_PER_THREAD: usize = 16;
+
+/// The buffer a frame spanning blocks is reassembled in: two blocks' worth, enough for
+/// any version-1 frame (a `SEND` spans two blocks); a longer frame grows it.
+const SPANNING_FRAME_CAPACITY: usize = BLOCK_LEN * 2;
+
+thread_local! {
+    /// Buffers handed back by [`FrameDecoder::recycle`] on this thread.
+    static SPARE_FRAMES: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
 /// Checks blocks and reassembles frames. Sans-IO: the caller reads the blocks.
 ///
 /// Memory is bounded: one open frame of at most [`MAX_FRAME_LEN`] bytes, plus the
@@ -336,6 +350,17 @@ impl FrameDecoder {
     /// The next complete frame, if any.
     pub fn poll_frame(&mut self) -> Option<Vec<u8>> {
         self.ready.pop_front()
+    }
+
+    /// Hands back a frame once read, so a frame spanning blocks later on this thread
+    /// reuses its buffer instead of allocating one (see `spare.rs`). Only buffers the
+    /// decoder made for such frames are kept, [`SPARE_FRAMES_PER_THREAD`] at most, and
+    /// emptied first; any other frame is simply dropped.
+    pub fn recycle(mut frame: Vec<u8>) {
+        if frame.capacity() == SPANNING_FRAME_CAPACITY {
+            frame.clear();
+            spare::give(&SPARE_FRAMES, frame, SPARE_FRAMES_PER_THREAD);
+        }
     }
 
     /// How many complete frames wait for [`poll_frame`](Self::poll_frame).
@@ -418,7 +443,8 @@ impl FrameDecoder {
             match kind {
                 SegmentKind::Complete => self.ready.push_back(bytes.to_vec()),
                 SegmentKind::First => {
-                    let mut frame = Vec::with_capacity(BLOCK_LEN * 2);
+                    let mut frame = spare::take(&SPARE_FRAMES)
+                        .unwrap_or_else(|| Vec::with_capacity(SPANNING_FRAME_CAPACITY));
                     frame.extend_from_slice(bytes);
                     self.partial = Some(frame);
                 }
@@ -539,6 +565,36 @@ mod tests {
                 .any(|block| block.as_bytes().as_ptr() == first_storage),
             "the encoder refills recycled blocks"
         );
+    }
+
+    /// A recycled frame buffer is emptied before reuse: a shorter frame spanning blocks
+    /// after a longer one decodes to exactly its own bytes, in the same buffer.
+    #[test]
+    fn a_recycled_frame_buffer_holds_only_the_next_frame() {
+        let long = vec![0xEEu8; MAX_SEGMENT_LEN + 900];
+        let short: Vec<u8> = (0..MAX_SEGMENT_LEN + 5).map(|i| i as u8).collect();
+        let mut decoder = FrameDecoder::new();
+        for block in encode(&[&long]) {
+            decoder.handle_block(&block).unwrap();
+        }
+        let first = decoder.poll_frame().unwrap();
+        assert_eq!(first, long);
+        let storage = first.as_ptr();
+        FrameDecoder::recycle(first);
+        for block in encode(&[&short]) {
+            decoder.handle_block(&block).unwrap();
+        }
+        let second = decoder.poll_frame().unwrap();
+        assert_eq!(second, short);
+        assert_eq!(second.as_ptr(), storage, "the buffer is reused");
+        // A frame that fits one block is not kept: it was not made for spanning frames.
+        FrameDecoder::recycle(b"small".to_vec());
+        FrameDecoder::recycle(second);
+        for block in encode(&[&long]) {
+            decoder.handle_block(&block).unwrap();
+        }
+        let third = decoder.poll_frame().unwrap();
+        assert_eq!(third.as_ptr(), storage);
     }
 
     #[test]

@@ -89,6 +89,7 @@ pub mod delivery;
 pub mod framing;
 pub mod ids;
 pub mod reply;
+mod spare;
 pub mod version;
 
 pub use address::{

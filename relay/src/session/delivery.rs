@@ -242,6 +242,11 @@ impl Session {
             &message.body,
         );
         Metrics::inc(&self.metrics.messages_delivered);
-        self.push_reply(&Reply::Msg(delivery));
+        let reply = Reply::Msg(delivery);
+        self.push_reply(&reply);
+        // Copied into the blocks: the next delivery on this thread seals into it.
+        if let Reply::Msg(delivery) = reply {
+            delivery.sealed.recycle();
+        }
     }
 }

@@ -259,6 +259,8 @@ impl Session {
                 Phase::Ready => self.handle_command(&frame, store, now, rng),
                 Phase::Closed => return,
             }
+            // Read: a `SEND`'s buffer serves the next one that spans blocks.
+            FrameDecoder::recycle(frame);
         }
     }
 

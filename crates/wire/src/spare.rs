@@ -1,0 +1,41 @@
+//! Spare buffers kept per thread, so a busy relay refills the buffers it has finished
+//! with instead of allocating new ones.
+//!
+//! The relay moves a few buffers of 4–8 KiB per message (blocks, a reassembled frame,
+//! a sealed delivery). That is above what the allocator's per-thread cache holds, so
+//! each allocation and free took its slow path, more so with thousands of connections
+//! fragmenting the heap. A buffer that is done with is handed back with its type's
+//! `recycle` and taken again by the code that fills that type of buffer on the same
+//! thread. Each list is capped, whatever the number of connections, so idle
+//! connections cost nothing more; beyond the cap a buffer is freed as before.
+//!
+//! A spare buffer holds the bytes it last carried until it is overwritten, as freed
+//! memory would; every taker overwrites the whole buffer (or clears it) before use.
+
+use std::cell::RefCell;
+use std::thread::LocalKey;
+
+/// A per-thread list of spare buffers of one kind.
+pub(crate) type SpareList<T> = LocalKey<RefCell<Vec<T>>>;
+
+/// A spare buffer from `list`, if this thread has one.
+pub(crate) fn take<T: 'static>(list: &'static SpareList<T>) -> Option<T> {
+    list.with(|spare| {
+        spare
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut spare| spare.pop())
+    })
+}
+
+/// Keeps `item` in `list` for reuse on this thread, unless `cap` are already kept (then
+/// it is dropped).
+pub(crate) fn give<T: 'static>(list: &'static SpareList<T>, item: T, cap: usize) {
+    list.with(|spare| {
+        if let Ok(mut spare) = spare.try_borrow_mut()
+            && spare.len() < cap
+        {
+            spare.push(item);
+        }
+    });
+}
