@@ -471,7 +471,10 @@ impl RelayClientSession {
 
     fn drain_frames(&mut self) -> Result<(), LinkError> {
         while let Some(frame) = self.decoder.poll_frame() {
-            let reply = match Reply::decode(&frame) {
+            let decoded = Reply::decode(&frame);
+            // Decoded: a `MSG`'s buffer serves the next one.
+            FrameDecoder::recycle(frame);
+            let reply = match decoded {
                 Ok(reply) => reply,
                 Err(error) => return Err(self.fail(error.into())),
             };

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  BlockReceiver ── poll_read(4096) ──▶ tokio-rustls ── read_tls: ≤ 4096 B a call ──▶ ReadAhead ── ≤ 32 KiB a call ──▶ TcpStream
-//!                                                                                     (lazy buffer, freed when drained)
+//!                                                                                     (lazy buffer, given back when drained)
 //! ```
 //!
 //! Why: rustls asks its transport for at most 4096 bytes per `read_tls` call
@@ -17,22 +17,26 @@
 //! the load generator's from about 4.8 to 1.9; CPU per message did not change
 //! measurably (the kernel time saved is a few percent, within the noise).
 //!
-//! Memory: one pointer per connection while idle. The buffer is allocated only
+//! Memory: one pointer per connection while idle. The buffer is taken only
 //! when a read finds it empty and the socket reports readiness
-//! ([`PollReadReady`]), and released
-//! (capacity 0) as soon as its last byte is handed out, or when the socket has
-//! nothing to give after all (`Pending`, end of stream, error). A
-//! connection costs [`READ_AHEAD_LEN`] bytes only while bytes it read ahead wait
-//! for rustls to take them, e.g. while the application is not reading; the kernel
-//! would otherwise hold those same bytes in the socket's receive buffer.
+//! ([`PollReadReady`]), and given back as soon as its last byte is handed out,
+//! or when the socket has nothing to give after all (`Pending`, end of stream,
+//! error). A connection holds [`READ_AHEAD_LEN`] bytes only while bytes it read
+//! ahead wait for rustls to take them, e.g. while the application is not reading;
+//! the kernel would otherwise hold those same bytes in the socket's receive
+//! buffer. Given-back buffers are kept for the next burst on the same thread, a
+//! few per thread whatever the number of connections (`passage_wire::spare`), and
+//! freed beyond that.
 //!
 //! Writes, flushes and shutdown go straight through: rustls already gathers a
 //! flight of records into one vectored write.
 
+use std::cell::RefCell;
 use std::io;
 use std::pin::{Pin, pin};
 use std::task::{Context, Poll};
 
+use passage_wire::spare;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -84,6 +88,40 @@ struct Waiting {
     pos: usize,
 }
 
+/// Drained buffers kept per thread for the next burst of any connection, at most
+/// (see `passage_wire::spare`): 128 KiB, whatever the number of connections.
+const SPARE_BUFFERS_PER_THREAD: usize = 4;
+
+thread_local! {
+    /// Buffers given back by [`Waiting::give_back`] on this thread.
+    #[allow(clippy::vec_box, reason = "handed out again as the boxes they came in")]
+    static SPARE_BUFFERS: RefCell<Vec<Box<Waiting>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Waiting {
+    /// An empty buffer of [`READ_AHEAD_LEN`] bytes: a spare one of this thread if there
+    /// is one (a busy relay reads a burst per connection thousands of times a second,
+    /// and 32 KiB is well above what the allocator caches per thread), else a new one.
+    fn take() -> Box<Self> {
+        spare::take(&SPARE_BUFFERS).unwrap_or_else(|| {
+            Box::new(Self {
+                bytes: Vec::with_capacity(READ_AHEAD_LEN),
+                pos: 0,
+            })
+        })
+    }
+
+    /// Empties the buffer and keeps it for the next [`take`](Self::take) on this thread
+    /// (or frees it, beyond the cap). A buffer that grew past its size is freed.
+    fn give_back(mut self: Box<Self>) {
+        if self.bytes.capacity() == READ_AHEAD_LEN {
+            self.bytes.clear();
+            self.pos = 0;
+            spare::give(&SPARE_BUFFERS, self, SPARE_BUFFERS_PER_THREAD);
+        }
+    }
+}
+
 impl<S> ReadAhead<S> {
     /// Wraps `inner`; allocates nothing.
     pub(crate) fn new(inner: S) -> Self {
@@ -130,12 +168,15 @@ impl<S: AsyncRead + PollReadReady + Unpin> AsyncRead for ReadAhead<S> {
                 // `read_buf` reads into the spare capacity without zeroing it first,
                 // and leaves `bytes.len()` at the number of bytes read. End of
                 // stream, an error, or nothing after all (readiness can be stale)
-                // are passed on, and `bytes` is freed on the way out.
-                let mut bytes = Vec::with_capacity(READ_AHEAD_LEN);
-                if std::task::ready!(pin!(this.inner.read_buf(&mut bytes)).poll(cx))? == 0 {
-                    return Poll::Ready(Ok(()));
+                // are passed on, and the buffer goes back on the way out.
+                let mut buffer = Waiting::take();
+                match pin!(this.inner.read_buf(&mut buffer.bytes)).poll(cx) {
+                    Poll::Ready(Ok(n)) if n > 0 => this.waiting.insert(buffer),
+                    other => {
+                        buffer.give_back();
+                        return other.map_ok(|_| ());
+                    }
                 }
-                this.waiting.insert(Box::new(Waiting { bytes, pos: 0 }))
             }
         };
         let rest = waiting.bytes.get(waiting.pos..).unwrap_or_default();
@@ -144,7 +185,9 @@ impl<S: AsyncRead + PollReadReady + Unpin> AsyncRead for ReadAhead<S> {
         waiting.pos = waiting.pos.saturating_add(n);
         if waiting.pos >= waiting.bytes.len() {
             // Drained: back to the idle state, which holds no buffer.
-            this.waiting = None;
+            if let Some(drained) = this.waiting.take() {
+                drained.give_back();
+            }
         }
         Poll::Ready(Ok(()))
     }
@@ -410,6 +453,35 @@ mod tests {
         assert_eq!(r.inner.reads, 1, "one socket read for four small ones");
         assert_eq!(r.inner.largest_ask, READ_AHEAD_LEN);
         assert_eq!(r.capacity(), 0, "drained buffer still held");
+    }
+
+    /// A drained buffer serves the next burst on this thread, of any connection, and
+    /// holds only that burst's bytes.
+    #[tokio::test]
+    async fn a_given_back_buffer_serves_the_next_burst_with_only_its_bytes() {
+        let long = pattern(20_000);
+        let short: Vec<u8> = pattern(9_000).iter().map(|b| b ^ 0xFF).collect();
+        let mut first = ReadAhead::new(Scripted::new([Step::Data(long.clone()), Step::Eof]));
+        let mut got = Vec::new();
+        first.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, long);
+        let given_back = SPARE_BUFFERS.with(|spare| {
+            let spare = spare.borrow();
+            assert_eq!(spare.len(), 1, "the drained buffer is kept");
+            spare[0].bytes.as_ptr()
+        });
+
+        let mut second = ReadAhead::new(Scripted::new([Step::Data(short.clone()), Step::Eof]));
+        let mut buf = [0u8; 100];
+        let n = second.read(&mut buf).await.unwrap();
+        let in_use = second.waiting.as_ref().map(|w| w.bytes.as_ptr());
+        assert_eq!(in_use, Some(given_back), "the spare buffer is reused");
+        let mut got = buf[..n].to_vec();
+        second.read_to_end(&mut got).await.unwrap();
+        assert!(
+            got == short,
+            "bytes of the earlier burst leaked into this one"
+        );
     }
 
     #[test]

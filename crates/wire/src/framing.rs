@@ -299,12 +299,18 @@ impl Parts<'_> {
     }
 }
 
-/// Frame buffers kept per thread for frames spanning blocks, at most (8 KiB each).
+/// Frame buffers kept per thread for large frames, at most (8 KiB each).
 pub const SPARE_FRAMES_PER_THREAD: usize = 16;
 
-/// The buffer a frame spanning blocks is reassembled in: two blocks' worth, enough for
-/// any version-1 frame (a `SEND` spans two blocks); a longer frame grows it.
+/// The buffer a large frame is decoded into: two blocks' worth, enough for any
+/// version-1 frame (a `SEND` fills most of a block, or spans two); a longer frame grows
+/// it.
 const SPANNING_FRAME_CAPACITY: usize = BLOCK_LEN * 2;
+
+/// Frames in one block from this length on (a `SEND`) are decoded into a spare buffer
+/// of [`SPANNING_FRAME_CAPACITY`]; shorter ones, which the allocator's per-thread cache
+/// serves fast, into one of their size.
+const LARGE_FRAME_LEN: usize = 1024;
 
 thread_local! {
     /// Buffers handed back by [`FrameDecoder::recycle`] on this thread.
@@ -352,10 +358,10 @@ impl FrameDecoder {
         self.ready.pop_front()
     }
 
-    /// Hands back a frame once read, so a frame spanning blocks later on this thread
-    /// reuses its buffer instead of allocating one (see `spare.rs`). Only buffers the
-    /// decoder made for such frames are kept, [`SPARE_FRAMES_PER_THREAD`] at most, and
-    /// emptied first; any other frame is simply dropped.
+    /// Hands back a frame once read, so a large frame later on this thread reuses its
+    /// buffer instead of allocating one (see `spare.rs`). Only buffers the decoder made
+    /// for large frames are kept, [`SPARE_FRAMES_PER_THREAD`] at most, and emptied
+    /// first; any other frame is simply dropped.
     pub fn recycle(mut frame: Vec<u8>) {
         if frame.capacity() == SPANNING_FRAME_CAPACITY {
             frame.clear();
@@ -441,13 +447,11 @@ impl FrameDecoder {
         // Second pass: the block is valid, apply it.
         for (kind, bytes) in segments {
             match kind {
-                SegmentKind::Complete => self.ready.push_back(bytes.to_vec()),
-                SegmentKind::First => {
-                    let mut frame = spare::take(&SPARE_FRAMES)
-                        .unwrap_or_else(|| Vec::with_capacity(SPANNING_FRAME_CAPACITY));
-                    frame.extend_from_slice(bytes);
-                    self.partial = Some(frame);
+                SegmentKind::Complete if bytes.len() < LARGE_FRAME_LEN => {
+                    self.ready.push_back(bytes.to_vec());
                 }
+                SegmentKind::Complete => self.ready.push_back(large_frame(bytes)),
+                SegmentKind::First => self.partial = Some(large_frame(bytes)),
                 SegmentKind::Middle => {
                     if let Some(frame) = self.partial.as_mut() {
                         frame.extend_from_slice(bytes);
@@ -463,6 +467,14 @@ impl FrameDecoder {
         }
         Ok(())
     }
+}
+
+/// A buffer for a large frame, a spare one if this thread has one, holding `bytes`.
+fn large_frame(bytes: &[u8]) -> Vec<u8> {
+    let mut frame =
+        spare::take(&SPARE_FRAMES).unwrap_or_else(|| Vec::with_capacity(SPANNING_FRAME_CAPACITY));
+    frame.extend_from_slice(bytes);
+    frame
 }
 
 /// Length of an open frame after adding a segment, bounded by [`MAX_FRAME_LEN`].
@@ -567,8 +579,8 @@ mod tests {
         );
     }
 
-    /// A recycled frame buffer is emptied before reuse: a shorter frame spanning blocks
-    /// after a longer one decodes to exactly its own bytes, in the same buffer.
+    /// A recycled frame buffer is emptied before reuse: a shorter large frame after a
+    /// longer one decodes to exactly its own bytes, in the same buffer.
     #[test]
     fn a_recycled_frame_buffer_holds_only_the_next_frame() {
         let long = vec![0xEEu8; MAX_SEGMENT_LEN + 900];
@@ -595,6 +607,14 @@ mod tests {
         }
         let third = decoder.poll_frame().unwrap();
         assert_eq!(third.as_ptr(), storage);
+        // A large frame within one block (a `SEND` that starts a block) too.
+        FrameDecoder::recycle(third);
+        let one_block = vec![0x33u8; 3_000];
+        for block in encode(&[&one_block]) {
+            decoder.handle_block(&block).unwrap();
+        }
+        let fourth = decoder.poll_frame().unwrap();
+        assert_eq!((fourth.as_ptr(), fourth), (storage, one_block));
     }
 
     #[test]

@@ -89,7 +89,7 @@ pub mod delivery;
 pub mod framing;
 pub mod ids;
 pub mod reply;
-mod spare;
+pub mod spare;
 pub mod version;
 
 pub use address::{

@@ -11,15 +11,22 @@
 //!
 //! A spare buffer holds the bytes it last carried until it is overwritten, as freed
 //! memory would; every taker overwrites the whole buffer (or clears it) before use.
+//! Spares are for buffers of wire traffic (blocks, frames, ciphertext), never for
+//! keys or plaintext, which are zeroized when dropped instead.
+//!
+//! Users: [`Block::recycle`](crate::Block::recycle),
+//! [`FrameDecoder::recycle`](crate::FrameDecoder::recycle),
+//! [`SealedBody::recycle`](crate::delivery::SealedBody::recycle), and the transport's
+//! read-ahead buffer.
 
 use std::cell::RefCell;
 use std::thread::LocalKey;
 
 /// A per-thread list of spare buffers of one kind.
-pub(crate) type SpareList<T> = LocalKey<RefCell<Vec<T>>>;
+pub type SpareList<T> = LocalKey<RefCell<Vec<T>>>;
 
 /// A spare buffer from `list`, if this thread has one.
-pub(crate) fn take<T: 'static>(list: &'static SpareList<T>) -> Option<T> {
+pub fn take<T: 'static>(list: &'static SpareList<T>) -> Option<T> {
     list.with(|spare| {
         spare
             .try_borrow_mut()
@@ -30,7 +37,7 @@ pub(crate) fn take<T: 'static>(list: &'static SpareList<T>) -> Option<T> {
 
 /// Keeps `item` in `list` for reuse on this thread, unless `cap` are already kept (then
 /// it is dropped).
-pub(crate) fn give<T: 'static>(list: &'static SpareList<T>, item: T, cap: usize) {
+pub fn give<T: 'static>(list: &'static SpareList<T>, item: T, cap: usize) {
     list.with(|spare| {
         if let Ok(mut spare) = spare.try_borrow_mut()
             && spare.len() < cap
