@@ -11,8 +11,9 @@
 //!
 //! A spare buffer holds the bytes it last carried until it is overwritten, as freed
 //! memory would; every taker overwrites the whole buffer (or clears it) before use.
-//! Spares are for buffers of wire traffic (blocks, frames, ciphertext), never for
-//! keys or plaintext, which are zeroized when dropped instead.
+//! Spares are for buffers of wire traffic (blocks, frames, TLS records, sealed
+//! bodies), never for keys or message plaintext, which are zeroized when dropped
+//! instead.
 //!
 //! Users: [`Block::recycle`](crate::Block::recycle),
 //! [`FrameDecoder::recycle`](crate::FrameDecoder::recycle),
@@ -27,18 +28,22 @@ pub type SpareList<T> = LocalKey<RefCell<Vec<T>>>;
 
 /// A spare buffer from `list`, if this thread has one.
 pub fn take<T: 'static>(list: &'static SpareList<T>) -> Option<T> {
-    list.with(|spare| {
+    // `try_with`: while the thread's locals are being destroyed there are no spares,
+    // and no panic.
+    list.try_with(|spare| {
         spare
             .try_borrow_mut()
             .ok()
             .and_then(|mut spare| spare.pop())
     })
+    .ok()
+    .flatten()
 }
 
 /// Keeps `item` in `list` for reuse on this thread, unless `cap` are already kept (then
-/// it is dropped).
+/// it is dropped, as it is while the thread's locals are being destroyed).
 pub fn give<T: 'static>(list: &'static SpareList<T>, item: T, cap: usize) {
-    list.with(|spare| {
+    let _ = list.try_with(|spare| {
         if let Ok(mut spare) = spare.try_borrow_mut()
             && spare.len() < cap
         {
