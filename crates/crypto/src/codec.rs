@@ -107,6 +107,16 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    /// Reads `N` bytes into a new box: one allocation and one copy (no zeroed array on
+    /// the stack first), for the large fixed-size fields of the wire (a message body).
+    pub fn boxed_array<const N: usize>(&mut self) -> Result<Box<[u8; N]>, DecodeError> {
+        let bytes: Box<[u8]> = Box::from(self.take(N)?);
+        // `take` gave exactly N bytes, so this cannot fail.
+        bytes
+            .try_into()
+            .map_err(|_| DecodeError::Invalid { field: "array" })
+    }
+
     /// Takes every byte that is left.
     pub fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.rest)
@@ -258,6 +268,21 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_boxed_array_is_the_array_and_refuses_short_input() {
+        let bytes: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+        let mut r = Reader::new(&bytes);
+        let boxed: Box<[u8; 3904]> = r.boxed_array().unwrap();
+        assert_eq!(boxed[..], bytes[..3904]);
+        assert_eq!(r.remaining(), 5000 - 3904);
+        assert_eq!(
+            r.boxed_array::<3904>(),
+            Err(DecodeError::Truncated {
+                needed: 3904 - (5000 - 3904)
+            })
+        );
+    }
 
     #[test]
     fn reads_exactly_and_rejects_trailing_bytes() {

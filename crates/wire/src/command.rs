@@ -526,7 +526,7 @@ fn read_command(r: &mut Reader<'_>, entity: Entity) -> Result<Command, CommandDe
             Command::Send(SendMessage {
                 sender_id,
                 sender_auth_key,
-                body: Box::new(r.array()?),
+                body: r.boxed_array()?,
             })
         }
         (tag::PING, Entity::None) => Command::Ping,

@@ -314,7 +314,7 @@ impl Reply {
                 recipient_id,
                 msg_id: MsgId::from_bytes(r.array()?),
                 timestamp: r.u64()?,
-                sealed: SealedBody::from_bytes(Box::new(r.array()?)),
+                sealed: SealedBody::from_bytes(r.boxed_array()?),
             }),
             (tag::END, None, Entity::Recipient(id)) => Reply::End(id),
             (tag::PONG, Some(corr_id), Entity::None) => Reply::Pong { corr_id },
