@@ -79,6 +79,8 @@ fn drive(side: &mut Side, store: &dyn Store) -> Vec<Vec<u8>> {
     }
     while let Some(b) = side.session.poll_block() {
         side.out.handle_block(&b).unwrap();
+        // Written: the relay's driver hands its blocks back for reuse.
+        b.recycle();
     }
     std::iter::from_fn(|| side.out.poll_frame()).collect()
 }
@@ -201,8 +203,13 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut dec = FrameDecoder::new();
             for _ in 0..2 {
-                dec.handle_block(&encode_block(black_box(&frame))).unwrap();
-                black_box(dec.poll_frame());
+                // Blocks and frames go back for reuse, as the relay's do.
+                let block = encode_block(black_box(&frame));
+                dec.handle_block(&block).unwrap();
+                block.recycle();
+                if let Some(frame) = dec.poll_frame() {
+                    FrameDecoder::recycle(black_box(frame));
+                }
             }
         })
     });
