@@ -230,17 +230,24 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
 
+    /// A queue's relay secret, and its delivery key as the relay and as the recipient
+    /// derive it.
+    fn key_pair(rng: &mut rand::rngs::StdRng) -> (DhSecret, DeliveryKey, DeliveryKey) {
+        let relay_secret = DhSecret::generate(rng);
+        let recipient_secret = DhSecret::generate(rng);
+        let relay_key =
+            DeliveryKey::for_relay(&relay_secret, &recipient_secret.public_key()).unwrap();
+        let client_key =
+            DeliveryKey::for_recipient(&recipient_secret, &relay_secret.public_key()).unwrap();
+        (relay_secret, relay_key, client_key)
+    }
+
     /// A recycled body is sealed into: same bytes as a fresh one, nothing of the message
     /// it held before left in it.
     #[test]
     fn sealing_into_a_recycled_body_gives_the_same_bytes() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(8);
-        let relay_secret = DhSecret::generate(&mut rng);
-        let recipient_secret = DhSecret::generate(&mut rng);
-        let relay_key =
-            DeliveryKey::for_relay(&relay_secret, &recipient_secret.public_key()).unwrap();
-        let client_key =
-            DeliveryKey::for_recipient(&recipient_secret, &relay_secret.public_key()).unwrap();
+        let (_, relay_key, client_key) = key_pair(&mut rng);
         let id = RecipientId::generate(&mut rng);
         let (first_id, second_id) = (MsgId::generate(&mut rng), MsgId::generate(&mut rng));
         let (first_body, second_body) = (
@@ -264,12 +271,7 @@ mod tests {
     #[test]
     fn both_sides_derive_the_same_key_and_tampering_fails() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let relay_secret = DhSecret::generate(&mut rng);
-        let recipient_secret = DhSecret::generate(&mut rng);
-        let relay_key =
-            DeliveryKey::for_relay(&relay_secret, &recipient_secret.public_key()).unwrap();
-        let client_key =
-            DeliveryKey::for_recipient(&recipient_secret, &relay_secret.public_key()).unwrap();
+        let (relay_secret, relay_key, client_key) = key_pair(&mut rng);
         let body = Box::new([0x5a; ENVELOPE_LEN]);
         let id = RecipientId::generate(&mut rng);
         let msg_id = MsgId::generate(&mut rng);
