@@ -264,6 +264,10 @@ impl FrameEncoder {
         });
         let at = BLOCK_HEADER_LEN + filling.len;
         let end = at + SEGMENT_HEADER_LEN + len;
+        debug_assert!(
+            end <= BLOCK_LEN,
+            "the caller sized the segment to the free space"
+        );
         if let Some(segment) = filling.bytes.get_mut(at..end) {
             let (header, data) = segment.split_at_mut(SEGMENT_HEADER_LEN);
             header[0] = kind as u8;
@@ -324,10 +328,10 @@ pub const SPARE_FRAMES_PER_THREAD: usize = 16;
 /// The buffer a large frame is decoded into: two blocks' worth, enough for any
 /// version-1 frame (a `SEND` fills most of a block, or spans two); a longer frame grows
 /// it.
-const SPANNING_FRAME_CAPACITY: usize = BLOCK_LEN * 2;
+const LARGE_FRAME_CAPACITY: usize = BLOCK_LEN * 2;
 
 /// Frames in one block from this length on (a `SEND`) are decoded into a spare buffer
-/// of [`SPANNING_FRAME_CAPACITY`]; shorter ones, which the allocator's per-thread cache
+/// of [`LARGE_FRAME_CAPACITY`]; shorter ones, which the allocator's per-thread cache
 /// serves fast, into one of their size.
 const LARGE_FRAME_LEN: usize = 1024;
 
@@ -382,7 +386,7 @@ impl FrameDecoder {
     /// for large frames are kept, [`SPARE_FRAMES_PER_THREAD`] at most, and emptied
     /// first; any other frame is simply dropped.
     pub fn recycle(mut frame: Vec<u8>) {
-        if frame.capacity() == SPANNING_FRAME_CAPACITY {
+        if frame.capacity() == LARGE_FRAME_CAPACITY {
             frame.clear();
             spare::give(&SPARE_FRAMES, frame, SPARE_FRAMES_PER_THREAD);
         }
@@ -491,7 +495,7 @@ impl FrameDecoder {
 /// A buffer for a large frame, a spare one if this thread has one, holding `bytes`.
 fn large_frame(bytes: &[u8]) -> Vec<u8> {
     let mut frame =
-        spare::take(&SPARE_FRAMES).unwrap_or_else(|| Vec::with_capacity(SPANNING_FRAME_CAPACITY));
+        spare::take(&SPARE_FRAMES).unwrap_or_else(|| Vec::with_capacity(LARGE_FRAME_CAPACITY));
     frame.extend_from_slice(bytes);
     frame
 }

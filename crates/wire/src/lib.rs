@@ -96,7 +96,7 @@ pub use address::{
     AddressDecodeError, AddressParseError, DnsName, Host, QueueAddress, RelayAddress, RelayPin,
 };
 pub use auth::{AuthError, AuthKey, AuthKeyError, AuthRole, Authenticator, ChannelBinding};
-pub use block::{BLOCK_LEN, Block, SPARE_BLOCKS_PER_THREAD};
+pub use block::{BLOCK_LEN, Block};
 pub use command::{
     Command, CommandDecodeError, CommandEncodeError, NewQueue, QueuePassword, SendMessage,
     UnverifiedCommand, VerifiedCommand,

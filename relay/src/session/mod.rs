@@ -259,7 +259,7 @@ impl Session {
                 Phase::Ready => self.handle_command(&frame, store, now, rng),
                 Phase::Closed => return,
             }
-            // Read: a `SEND`'s buffer serves the next one that spans blocks.
+            // Read: a `SEND`'s buffer serves the next large frame on this thread.
             FrameDecoder::recycle(frame);
         }
     }
