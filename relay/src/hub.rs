@@ -1,51 +1,17 @@
 //! Who subscribes to which queue, across connections.
 //!
 //! One connection at most subscribes to a queue; a new `SUB` elsewhere ends the old
-//! one with `END`. A stored message wakes the subscriber. Events land in the
-//! subscriber's [`Mailbox`]: sets of queue ids (so a flood of sends to one queue is
-//! one pending wake-up, not a growing queue) and one wake signal.
+//! one with `END`. A stored message wakes the subscriber through its
+//! [`Mailbox`](crate::mailbox::Mailbox).
 
-use crate::id_map::{IdMap, IdSet};
+use crate::id_map::IdMap;
+use crate::mailbox::Mailbox;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use passage_wire::RecipientId;
-use tokio::sync::Notify;
 
 /// A connection's identity inside the relay (a counter; never sent anywhere).
 pub type ConnId = u64;
-
-/// Events waiting for one connection.
-#[derive(Debug, Default)]
-pub struct Mailbox {
-    events: Mutex<Events>,
-    wake: Notify,
-}
-
-/// What a connection must handle: queues that may have a message, queues it lost.
-#[derive(Debug, Default)]
-pub struct Events {
-    /// Queues with a newly stored message.
-    pub notify: IdSet<RecipientId>,
-    /// Queues whose subscription moved to another connection.
-    pub end: IdSet<RecipientId>,
-}
-
-impl Mailbox {
-    /// Waits until an event arrives (returns at once if one arrived since the last take).
-    pub async fn wait(&self) {
-        self.wake.notified().await;
-    }
-
-    /// Takes every pending event.
-    pub fn take(&self) -> Events {
-        std::mem::take(&mut *self.events.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    fn post(&self, f: impl FnOnce(&mut Events)) {
-        f(&mut self.events.lock().unwrap_or_else(PoisonError::into_inner));
-        self.wake.notify_one();
-    }
-}
 
 /// The subscription registry.
 #[derive(Debug, Default)]
@@ -107,10 +73,24 @@ impl Hub {
         self.lock().get(queue).is_some_and(|s| !s.slow)
     }
 
-    /// The subscriber of `queue` acknowledged a message: hold its messages again.
-    pub fn acknowledged(&self, queue: &RecipientId) {
-        if let Some(subscriber) = self.lock().get_mut(queue) {
+    /// Connection `by` acknowledged a message of `queue` (`found`: it was there and is
+    /// gone now). The subscriber acknowledges, so its messages are held again; and if
+    /// the message was removed over another connection than the subscriber's, the
+    /// subscriber is woken, since its next message may be due. The subscriber's own
+    /// `ACK` needs no wake-up: its session moved on when it read the `ACK`.
+    pub fn acknowledged(&self, queue: &RecipientId, by: ConnId, found: bool) {
+        let mailbox = {
+            let mut subscribers = self.lock();
+            let Some(subscriber) = subscribers.get_mut(queue) else {
+                return;
+            };
             subscriber.slow = false;
+            (found && subscriber.conn != by).then(|| Arc::clone(&subscriber.mailbox))
+        };
+        if let Some(mailbox) = mailbox {
+            mailbox.post(|e| {
+                e.notify.insert(*queue);
+            });
         }
     }
 
@@ -162,8 +142,14 @@ mod tests {
         assert!(hub.holds(&q));
         hub.held_too_long(&q);
         assert!(!hub.holds(&q));
-        hub.acknowledged(&q);
+        hub.acknowledged(&q, 2, true);
         assert!(hub.holds(&q));
+        // The subscriber's own acknowledgement wakes nobody; another connection's does.
+        assert!(b.take().is_empty());
+        hub.acknowledged(&q, 1, false);
+        assert!(b.take().is_empty());
+        hub.acknowledged(&q, 1, true);
+        assert!(b.take().notify.contains(&q));
         assert_eq!(hub.len(), 1);
         hub.unsubscribe(&q, 2);
         assert!(hub.is_empty());

@@ -7,7 +7,8 @@
 //!                                        │  writes                   │ reads
 //!                                        ▼                           ▼
 //!                               store::GroupCommitter ──► store::Store (redb by default)
-//!  Hub: which connection subscribes to which queue; wakes it when a message is stored.
+//!  Hub: which connection subscribes to which queue; wakes it (its Mailbox) when a
+//!  message is stored. A connection's write outcomes come back through its Mailbox too.
 //! ```
 #![forbid(unsafe_code)]
 
@@ -16,6 +17,7 @@ pub mod datadir;
 pub mod hub;
 pub mod id_map;
 pub mod limits;
+pub mod mailbox;
 pub mod metrics;
 pub mod metrics_http;
 pub mod server;

@@ -16,13 +16,14 @@ use getrandom::SysRng;
 use passage_transport::{Accepted, Listener};
 use passage_wire::{Block, ChannelBinding};
 use rand_core::{SeedableRng as _, UnwrapErr};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant as TokioInstant, sleep_until};
 
-use crate::hub::{ConnId, Hub, Mailbox};
+use crate::hub::{ConnId, Hub};
+use crate::mailbox::{Events, Mailbox};
 use crate::metrics::Metrics;
-use crate::session::{Action, Now, ServiceConfig, Session, WriteToken};
+use crate::session::{Action, Now, ServiceConfig, Session};
 use crate::store::{
     Callback, GroupCommitter, HOLD, OnApplied, Store, WriteError, WriteOp, WriteOutcome,
 };
@@ -204,10 +205,8 @@ async fn run_connection(
     let stream = accepted.stream;
     let binding = ChannelBinding::from_bytes(stream.channel_binding());
     let (mut tx, mut rx) = stream.split();
+    // Subscription events and the outcomes of this connection's writes.
     let mailbox = Arc::new(Mailbox::default());
-    // Outcomes of this connection's writes; made at its first write (an idle connection
-    // does not keep the channel's first block, about 1.5 KiB).
-    let mut done = DoneChannel::default();
     // Message ids, queue ids and queue keys: ChaCha20 seeded from the OS once per
     // connection (a system call per message cost more than the message's id is worth).
     let mut rng = ChaCha20Rng::from_rng(&mut UnwrapErr(SysRng));
@@ -235,16 +234,7 @@ async fn run_connection(
         // mailbox events) before sending what it wrote: one write for all of them.
         let mut handled = 0usize;
         loop {
-            if !carry_out(
-                &mut session,
-                &shared,
-                conn,
-                &mailbox,
-                &mut done,
-                &mut in_flight,
-            )
-            .await
-            {
+            if !carry_out(&mut session, &shared, conn, &mailbox, &mut in_flight).await {
                 flush(&mut session, &mut tx, limits.idle_timeout).await;
                 break 'conn;
             }
@@ -252,11 +242,9 @@ async fn run_connection(
                 break;
             }
             handled += 1;
-            if in_flight > 0
-                && let Some((token, result)) = done.try_recv()
-            {
-                in_flight -= 1;
-                session.handle_write(token, result, shared.store.as_ref(), shared.now());
+            let events = mailbox.take();
+            if !events.is_empty() {
+                handle_events(&mut session, events, &shared, &mut in_flight);
                 continue;
             }
             if session.wants_read() && !stopping {
@@ -303,18 +291,8 @@ async fn run_connection(
                     stopping = true;
                 }
             },
-            Some((token, result)) = done.recv(), if in_flight > 0 => {
-                in_flight -= 1;
-                session.handle_write(token, result, shared.store.as_ref(), shared.now());
-            }
             () = mailbox.wait() => {
-                let events = mailbox.take();
-                for queue in events.end {
-                    session.handle_end(queue);
-                }
-                for queue in events.notify {
-                    session.handle_notify(queue, shared.store.as_ref(), shared.now());
-                }
+                handle_events(&mut session, mailbox.take(), &shared, &mut in_flight);
             }
             () = &mut deadline_timer, if !stopping => {
                 if TokioInstant::now() >= deadline {
@@ -340,27 +318,19 @@ async fn run_connection(
 /// Events handled in a row before the replies they produced are sent.
 const MAX_EVENTS_PER_FLUSH: usize = 64;
 
-/// The outcome of a write, for its connection.
-type Done = (WriteToken, Result<WriteOutcome, WriteError>);
-
-/// The channel that brings a connection the outcomes of its writes, made when first used.
-#[derive(Default)]
-struct DoneChannel(Option<(mpsc::UnboundedSender<Done>, mpsc::UnboundedReceiver<Done>)>);
-
-impl DoneChannel {
-    fn sender(&mut self) -> mpsc::UnboundedSender<Done> {
-        self.0.get_or_insert_with(mpsc::unbounded_channel).0.clone()
+/// Hands the session what its mailbox held: the outcomes of its writes, then the
+/// subscriptions it lost, then the queues that may have a message for it.
+fn handle_events(session: &mut Session, events: Events, shared: &Shared, in_flight: &mut usize) {
+    let store = shared.store.as_ref();
+    for (token, result) in events.done {
+        *in_flight = in_flight.saturating_sub(1);
+        session.handle_write(token, result, store, shared.now());
     }
-
-    fn try_recv(&mut self) -> Option<Done> {
-        self.0.as_mut().and_then(|(_, rx)| rx.try_recv().ok())
+    for queue in events.end {
+        session.handle_end(queue);
     }
-
-    async fn recv(&mut self) -> Option<Done> {
-        match &mut self.0 {
-            Some((_, rx)) => rx.recv().await,
-            None => std::future::pending().await,
-        }
+    for queue in events.notify {
+        session.handle_notify(queue, store, shared.now());
     }
 }
 
@@ -370,7 +340,6 @@ async fn carry_out(
     shared: &Arc<Shared>,
     conn: ConnId,
     mailbox: &Arc<Mailbox>,
-    done_channel: &mut DoneChannel,
     in_flight: &mut usize,
 ) -> bool {
     // The writes of this pass, applied together (in order with the other actions).
@@ -395,7 +364,7 @@ async fn carry_out(
                     *hold = shared.hub.holds(recipient_id);
                     held = hold.then_some((*recipient_id, Instant::now()));
                 }
-                let done = done_channel.sender();
+                let mailbox = Arc::clone(mailbox);
                 let hub = Arc::clone(&shared.hub);
                 // A stored message, or an acknowledged one (perhaps over another
                 // connection than the subscriber's), makes the queue's next message due.
@@ -404,20 +373,17 @@ async fn carry_out(
                     WriteOp::Ack { recipient_id, .. } => Some((*recipient_id, true)),
                     _ => None,
                 };
-                // Runs on the apply thread as soon as the batch is applied (before it is
-                // durable: delivery need not wait for the disk): it wakes the subscriber
-                // even if this connection has ended meanwhile.
+                // Runs as soon as the batch is applied (before it is durable: delivery
+                // need not wait for the disk): it wakes the subscriber even if this
+                // connection has ended meanwhile.
                 let applied = wakes.map(|(queue, ack)| -> OnApplied {
                     let hub = Arc::clone(&hub);
                     Box::new(move |result: &Result<WriteOutcome, WriteError>| {
-                        if matches!(
-                            result,
-                            Ok(WriteOutcome::Appended | WriteOutcome::Acked { found: true })
-                        ) {
-                            hub.notify(queue);
-                        }
                         if ack {
-                            hub.acknowledged(&queue);
+                            let found = matches!(result, Ok(WriteOutcome::Acked { found: true }));
+                            hub.acknowledged(&queue, conn, found);
+                        } else if matches!(result, Ok(WriteOutcome::Appended)) {
+                            hub.notify(queue);
                         }
                     })
                 });
@@ -429,7 +395,7 @@ async fn carry_out(
                     {
                         hub.held_too_long(&queue);
                     }
-                    let _ = done.send((token, result));
+                    mailbox.post_done((token, result));
                 });
                 writes.push((op, applied, done as Callback));
             }

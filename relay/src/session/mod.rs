@@ -91,6 +91,14 @@ pub struct ServiceConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct WriteToken(u64);
 
+impl WriteToken {
+    /// A token made up for a test.
+    #[cfg(test)]
+    pub(crate) fn for_tests(n: u64) -> Self {
+        Self(n)
+    }
+}
+
 /// Why the relay closes a connection; for counting, never for the peer's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
