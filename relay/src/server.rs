@@ -206,7 +206,7 @@ async fn run_connection(
     let binding = ChannelBinding::from_bytes(stream.channel_binding());
     let (mut tx, mut rx) = stream.split();
     // Subscription events and the outcomes of this connection's writes.
-    let mailbox = Arc::new(Mailbox::default());
+    let mut mailbox = LazyMailbox::default();
     // Message ids, queue ids and queue keys: ChaCha20 seeded from the OS once per
     // connection (a system call per message cost more than the message's id is worth).
     let mut rng = ChaCha20Rng::from_rng(&mut UnwrapErr(SysRng));
@@ -234,7 +234,7 @@ async fn run_connection(
         // mailbox events) before sending what it wrote: one write for all of them.
         let mut handled = 0usize;
         loop {
-            if !carry_out(&mut session, &shared, conn, &mailbox, &mut in_flight).await {
+            if !carry_out(&mut session, &shared, conn, &mut mailbox, &mut in_flight).await {
                 flush(&mut session, &mut tx, limits.idle_timeout).await;
                 break 'conn;
             }
@@ -318,6 +318,31 @@ async fn run_connection(
 /// Events handled in a row before the replies they produced are sent.
 const MAX_EVENTS_PER_FLUSH: usize = 64;
 
+/// A connection's [`Mailbox`], made at its first subscription or write: an idle
+/// connection keeps none (about 160 bytes less each).
+#[derive(Default)]
+struct LazyMailbox(Option<Arc<Mailbox>>);
+
+impl LazyMailbox {
+    fn get(&mut self) -> &Arc<Mailbox> {
+        self.0.get_or_insert_with(Arc::default)
+    }
+
+    fn take(&self) -> Events {
+        self.0
+            .as_ref()
+            .map(|mailbox| mailbox.take())
+            .unwrap_or_default()
+    }
+
+    async fn wait(&self) {
+        match &self.0 {
+            Some(mailbox) => mailbox.wait().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
 /// Hands the session what its mailbox held: the outcomes of its writes, then the
 /// subscriptions it lost, then the queues that may have a message for it.
 fn handle_events(session: &mut Session, events: Events, shared: &Shared, in_flight: &mut usize) {
@@ -339,7 +364,7 @@ async fn carry_out(
     session: &mut Session,
     shared: &Arc<Shared>,
     conn: ConnId,
-    mailbox: &Arc<Mailbox>,
+    mailbox: &mut LazyMailbox,
     in_flight: &mut usize,
 ) -> bool {
     // The writes of this pass, applied together (in order with the other actions).
@@ -364,7 +389,7 @@ async fn carry_out(
                     *hold = shared.hub.holds(recipient_id);
                     held = hold.then_some((*recipient_id, Instant::now()));
                 }
-                let mailbox = Arc::clone(mailbox);
+                let mailbox = Arc::clone(mailbox.get());
                 let hub = Arc::clone(&shared.hub);
                 // A stored message, or an acknowledged one (perhaps over another
                 // connection than the subscriber's), makes the queue's next message due.
@@ -399,7 +424,7 @@ async fn carry_out(
                 });
                 writes.push((op, applied, done as Callback));
             }
-            Action::Subscribe(queue) => shared.hub.subscribe(queue, conn, mailbox),
+            Action::Subscribe(queue) => shared.hub.subscribe(queue, conn, mailbox.get()),
             Action::Unsubscribe(queue) => shared.hub.unsubscribe(&queue, conn),
             Action::Close(_) => return false,
         }
