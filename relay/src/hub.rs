@@ -32,13 +32,19 @@ struct Subscriber {
 
 impl Hub {
     /// Makes `conn` the subscriber of `queue`; the previous subscriber gets `END`.
+    ///
+    /// A connection that takes a queue back before it has handled the `END` of losing
+    /// it keeps its subscription: the pending `END` is withdrawn (else its session would
+    /// drop the queue while the hub still sent it the queue's notices). Both mailboxes
+    /// are changed under the hub's lock, so that whichever `SUB` came last wins.
     pub fn subscribe(&self, queue: RecipientId, conn: ConnId, mailbox: &Arc<Mailbox>) {
         let subscriber = Subscriber {
             conn,
             mailbox: Arc::clone(mailbox),
             slow: false,
         };
-        let previous = self.lock().insert(queue, subscriber);
+        let mut subscribers = self.lock();
+        let previous = subscribers.insert(queue, subscriber);
         if let Some(old) = previous
             && old.conn != conn
         {
@@ -47,6 +53,7 @@ impl Hub {
                 e.end.insert(queue);
             });
         }
+        mailbox.withdraw_end(&queue);
     }
 
     /// Removes `conn`'s subscription to `queue` (if it still holds it).
@@ -153,5 +160,21 @@ mod tests {
         assert_eq!(hub.len(), 1);
         hub.unsubscribe(&q, 2);
         assert!(hub.is_empty());
+    }
+
+    #[test]
+    fn taking_a_queue_back_withdraws_its_pending_end() {
+        let hub = Hub::default();
+        let q = RecipientId::from_bytes([2; 24]);
+        let (a, b) = (Arc::new(Mailbox::default()), Arc::new(Mailbox::default()));
+        hub.subscribe(q, 1, &a);
+        hub.subscribe(q, 2, &b);
+        // Connection 1 subscribes again before it has taken the END of losing the queue.
+        hub.subscribe(q, 1, &a);
+        assert!(a.take().end.is_empty());
+        assert!(b.take().end.contains(&q));
+        hub.notify(q);
+        assert!(a.take().notify.contains(&q));
+        assert!(b.take().is_empty());
     }
 }

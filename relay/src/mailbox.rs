@@ -77,6 +77,12 @@ impl Mailbox {
         self.wake.notify_one();
     }
 
+    /// Forgets a pending `END` for `queue` (the connection subscribed to it again);
+    /// wakes nobody.
+    pub(crate) fn withdraw_end(&self, queue: &RecipientId) {
+        self.lock().end.remove(queue);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Events> {
         self.events.lock().unwrap_or_else(PoisonError::into_inner)
     }
