@@ -130,11 +130,16 @@ impl Hub {
 mod tests {
     use super::*;
 
+    /// A hub, a queue and the mailboxes of two connections.
+    fn hub_with_two_connections(id: u8) -> (Hub, RecipientId, Arc<Mailbox>, Arc<Mailbox>) {
+        let q = RecipientId::from_bytes([id; 24]);
+        let (a, b) = (Arc::new(Mailbox::default()), Arc::new(Mailbox::default()));
+        (Hub::default(), q, a, b)
+    }
+
     #[test]
     fn takeover_ends_the_old_subscriber_and_notifications_follow() {
-        let hub = Hub::default();
-        let q = RecipientId::from_bytes([1; 24]);
-        let (a, b) = (Arc::new(Mailbox::default()), Arc::new(Mailbox::default()));
+        let (hub, q, a, b) = hub_with_two_connections(1);
         hub.subscribe(q, 1, &a);
         hub.notify(q);
         assert!(a.take().notify.contains(&q));
@@ -164,9 +169,7 @@ mod tests {
 
     #[test]
     fn taking_a_queue_back_withdraws_its_pending_end() {
-        let hub = Hub::default();
-        let q = RecipientId::from_bytes([2; 24]);
-        let (a, b) = (Arc::new(Mailbox::default()), Arc::new(Mailbox::default()));
+        let (hub, q, a, b) = hub_with_two_connections(2);
         hub.subscribe(q, 1, &a);
         hub.subscribe(q, 2, &b);
         // Connection 1 subscribes again before it has taken the END of losing the queue.
