@@ -1,8 +1,17 @@
 //! What the CLI prints: text for people, or with `--json` one JSON object per line on
 //! stdout for scripts. Notes for people go to stderr in both modes, so stdout carries
 //! only data (an invitation link, messages, objects).
+//!
+//! Every line (message text, a contact's name, an invitation link) is formatted into a buffer
+//! of its exact size (no reallocation leaves a copy in freed memory) and written in one
+//! call, newline included, so that the standard output's line buffer, empty after each
+//! flush, passes it straight through; the buffer is wiped once written. A JSON object's
+//! strings are wiped too. What reached the terminal is the terminal's to keep.
 
+use std::fmt::Write as _;
 use std::io::Write;
+
+use zeroize::{Zeroize, Zeroizing};
 
 use passage_client::agent::{
     AgentEvent, ContactInfo, Direction, EntryKind, HistoryEntry, SendReport,
@@ -20,13 +29,27 @@ impl Printer {
     }
 
     fn line(&mut self, text: &str) {
-        let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "{text}");
-        let _ = stdout.flush();
+        self.private_line(format_args!("{text}"));
     }
 
-    fn object(&mut self, value: Value) {
-        self.line(&value.to_string());
+    /// Prints a line that may carry message text, a contact's name or an invitation
+    /// (see the module documentation).
+    fn private_line(&mut self, args: std::fmt::Arguments<'_>) {
+        let line = exact_line(args);
+        write_whole(line.as_bytes());
+    }
+
+    /// Prints `value` as one line, then wipes its strings.
+    fn object(&mut self, mut value: Value) {
+        let mut size = ByteCount(0);
+        if serde_json::to_writer(&mut size, &value).is_ok() {
+            let mut line = Zeroizing::new(Vec::with_capacity(size.0 + 1));
+            if serde_json::to_writer(&mut *line, &value).is_ok() {
+                line.push(b'\n');
+                write_whole(&line);
+            }
+        }
+        scrub(&mut value);
     }
 
     /// A note for people, on stderr.
@@ -72,7 +95,7 @@ impl Printer {
                 0 => String::new(),
                 s => format!("  disappearing after {}", human_duration(s)),
             };
-            self.line(&format!(
+            self.private_line(format_args!(
                 "{}  {}  {}{}",
                 contact.name,
                 contact.status.as_str(),
@@ -123,7 +146,7 @@ impl Printer {
                 received_at,
             } => {
                 if !self.json {
-                    self.line(&format!(
+                    self.private_line(format_args!(
                         "[{}] {contact}: {}",
                         time(*sent_at),
                         text.as_str()
@@ -144,7 +167,7 @@ impl Printer {
                     "status"
                 };
                 if !self.json {
-                    self.line(&format!(
+                    self.private_line(format_args!(
                         "({contact}: message {} {})",
                         short(id),
                         status.as_str()
@@ -155,14 +178,14 @@ impl Printer {
             }
             AgentEvent::Connected { contact } => {
                 if !self.json {
-                    self.line(&format!("({contact} is connected)"));
+                    self.private_line(format_args!("({contact} is connected)"));
                     return;
                 }
                 json!({"type": "connected", "contact": contact})
             }
             AgentEvent::TimerChanged { contact, seconds } => {
                 if !self.json {
-                    self.line(&format!(
+                    self.private_line(format_args!(
                         "({contact} set disappearing messages: {})",
                         timer(*seconds)
                     ));
@@ -172,7 +195,7 @@ impl Printer {
             }
             AgentEvent::InvitationRefused { contact } => {
                 if !self.json {
-                    self.line(&format!(
+                    self.private_line(format_args!(
                         "({contact}: the invitation was used already; the contact was removed)"
                     ));
                     return;
@@ -229,12 +252,12 @@ impl Printer {
             Direction::Incoming => name,
         };
         match &entry.kind {
-            EntryKind::Text(text) => self.line(&format!(
+            EntryKind::Text(text) => self.private_line(format_args!(
                 "[{}] {who}: {text}  ({})",
                 time(entry.sent_at),
                 entry.status.as_str()
             )),
-            EntryKind::Timer(seconds) => self.line(&format!(
+            EntryKind::Timer(seconds) => self.private_line(format_args!(
                 "[{}] {who} set disappearing messages: {}",
                 time(entry.sent_at),
                 timer(*seconds)
@@ -303,9 +326,86 @@ pub fn qr_to_stderr(link: &str) {
     }
 }
 
+/// Formats `args` and a newline into a wiped-on-drop string of exactly their length:
+/// measured first, so the string never grows (growing would leave a copy behind).
+fn exact_line(args: std::fmt::Arguments<'_>) -> Zeroizing<String> {
+    struct Measure(usize);
+    impl std::fmt::Write for Measure {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0 = self.0.saturating_add(s.len());
+            Ok(())
+        }
+    }
+    let mut size = Measure(0);
+    let _ = size.write_fmt(args);
+    let mut line = Zeroizing::new(String::with_capacity(size.0.saturating_add(1)));
+    let _ = line.write_fmt(args);
+    line.push('\n');
+    line
+}
+
+/// Counts the bytes of a JSON serialisation without keeping them.
+struct ByteCount(usize);
+
+impl Write for ByteCount {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 = self.0.saturating_add(bytes.len());
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes a whole line (newline included) in one call and flushes.
+fn write_whole(line: &[u8]) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(line);
+    let _ = stdout.flush();
+}
+
+/// Wipes every string in `value` (message text, contact names).
+fn scrub(value: &mut Value) {
+    match value {
+        Value::String(text) => text.zeroize(),
+        Value::Array(items) => items.iter_mut().for_each(scrub),
+        Value::Object(fields) => fields.values_mut().for_each(scrub),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_private_line_is_built_in_one_allocation_of_its_exact_size() {
+        let text = "a message long enough that a growing string would reallocate ".repeat(20);
+        let line = exact_line(format_args!("[{}] {}: {text}", time(0), "contact"));
+        assert_eq!(line.len(), line.capacity());
+        assert!(line.ends_with(&format!("{text}\n")));
+    }
+
+    #[test]
+    fn scrub_wipes_every_string_of_an_object() {
+        let mut value =
+            json!({"type": "message", "text": "secret", "nested": ["name", {"k": "v"}], "n": 3});
+        scrub(&mut value);
+        let mut strings = Vec::new();
+        fn collect(value: &Value, out: &mut Vec<String>) {
+            match value {
+                Value::String(s) => out.push(s.clone()),
+                Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
+                Value::Object(fields) => fields.values().for_each(|v| collect(v, out)),
+                _ => {}
+            }
+        }
+        collect(&value, &mut strings);
+        assert_eq!(strings.len(), 4);
+        assert!(strings.iter().all(String::is_empty), "{strings:?}");
+        assert_eq!(value["n"], 3);
+    }
 
     #[test]
     fn dates_are_civil_utc() {
