@@ -41,7 +41,7 @@ impl Printer {
 
     /// Prints `value` as one line, then wipes its strings.
     fn object(&mut self, mut value: Value) {
-        let mut size = ByteCount(0);
+        let mut size = Measure(0);
         if serde_json::to_writer(&mut size, &value).is_ok() {
             let mut line = Zeroizing::new(Vec::with_capacity(size.0 + 1));
             if serde_json::to_writer(&mut *line, &value).is_ok() {
@@ -329,25 +329,26 @@ pub fn qr_to_stderr(link: &str) {
 /// Formats `args` and a newline into a wiped-on-drop string of exactly their length:
 /// measured first, so the string never grows (growing would leave a copy behind).
 fn exact_line(args: std::fmt::Arguments<'_>) -> Zeroizing<String> {
-    struct Measure(usize);
-    impl std::fmt::Write for Measure {
-        fn write_str(&mut self, s: &str) -> std::fmt::Result {
-            self.0 = self.0.saturating_add(s.len());
-            Ok(())
-        }
-    }
     let mut size = Measure(0);
-    let _ = size.write_fmt(args);
+    let _ = std::fmt::Write::write_fmt(&mut size, args);
     let mut line = Zeroizing::new(String::with_capacity(size.0.saturating_add(1)));
     let _ = line.write_fmt(args);
     line.push('\n');
     line
 }
 
-/// Counts the bytes of a JSON serialisation without keeping them.
-struct ByteCount(usize);
+/// Counts the bytes written to it (formatted text or a JSON serialisation) without
+/// keeping them: the size of the buffer to allocate once.
+struct Measure(usize);
 
-impl Write for ByteCount {
+impl std::fmt::Write for Measure {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0 = self.0.saturating_add(s.len());
+        Ok(())
+    }
+}
+
+impl Write for Measure {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         self.0 = self.0.saturating_add(bytes.len());
         Ok(bytes.len())
