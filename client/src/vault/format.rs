@@ -1,22 +1,29 @@
-//! Every byte layout, file name and key-derivation label of vault format version 1.
-//! Pure: no I/O. Integers are big-endian; parsing goes through
-//! [`passage_crypto::codec::Reader`].
+//! Every byte layout, file name and key-derivation label of vault format version 2
+//! (and what version 1 left that version 2 still reads). Pure: no I/O. Integers are
+//! big-endian; parsing goes through [`passage_crypto::codec::Reader`].
 //!
 //! ```text
-//! key-slot file (KEYSLOT_FILE_LEN = 20,480 bytes, fixed name KEYSLOT_FILE_NAME)
+//! key-slot file (KEYSLOT_FILE_LEN = 20,480 bytes; a random 32-hex-digit name chosen at
+//! creation, found at open as the vault file of exactly this size)
 //!   [0, 4096)             salt (32 random bytes) ‖ 4064 random bytes
 //!   [4096·(i+1), +4096)   position i < SLOT_COUNT: nonce (24) ‖ XChaCha20-Poly1305(
 //!                           slot key i, aad = "slot" ‖ i ‖ salt, slot payload (4056))
 //!                         or, if unused, 4096 random bytes
-//! slot payload            version u8 = 1 ‖ kind u8 ‖ reserved positions u8
-//!                         ‖ generation u64 ‖ profile id (16) ‖ data key (32)
+//! slot payload (v2)       version u8 = 2 ‖ generation u64 ‖ profile id (16)
+//!                         ‖ data key (32) ‖ segment epoch u64 ‖ segment secret (32)
+//!                         ‖ linked KEK (32) ‖ zeros
+//!   Every used position has this one shape, whatever the profile's role. The linked
+//!   KEK is the KEK of the profile this one carries along (a real profile's decoy), or
+//!   32 random bytes, drawn afresh at every seal, when there is none: the two cannot be
+//!   told apart without trying the key. Nothing in a payload names a role, a kind or
+//!   another position; which positions an open rewrites is the code's rule (see
+//!   `keyslot::KeySlotFile::rewrite`), not the slot's.
+//! slot payload (v1, read   version u8 = 1 ‖ kind u8 ‖ reserved positions u8
+//!   for migration only)   ‖ generation u64 ‖ profile id (16) ‖ data key (32)
 //!                         ‖ segment epoch u64 ‖ segment secret (32)
 //!                         ‖ erase-on-open positions u8 ‖ decoy flag u8
 //!                         ‖ [decoy KEK (32) if the flag is 1] ‖ zeros
-//!   kind 0 (profile): erase-on-open = 0. kind 1 (duress): erase-on-open ≠ 0, the
-//!   positions an open with this slot's credentials erases before anything else.
-//!   (Payloads written before the duress fields existed have zeros there: kind 0, no
-//!   decoy, so they read unchanged.)
+//!   (kind, reserved and erase-on-open are read and ignored: version 2 derives them.)
 //!
 //! segment file (name = hex(HMAC(name key, "segment" ‖ epoch))[..32], size from
 //! SEGMENT_SIZES, records from offset 0, every byte past the last record random)
@@ -28,6 +35,10 @@
 //!     op: 1 ‖ key (u16 length ‖ bytes) ‖ value (u32 length ‖ bytes)    put
 //!         2 ‖ key (u16 length ‖ bytes)                                  delete
 //! ```
+//!
+//! Segments and records are unchanged from version 1; a version-1 vault opens, and its
+//! first open rewrites every slot position in version 2 and renames the key-slot file
+//! from the fixed name version 1 used to a random one.
 
 use passage_crypto::codec::{DecodeError, Reader};
 use passage_crypto::primitives::{
@@ -40,10 +51,9 @@ use super::kdf::SALT_LEN;
 // ---------------------------------------------------------------------------
 // Key-slot file
 
-/// The key-slot file's name. Fixed, so that it can be found before anything is
-/// decrypted; it is 32 hex digits like every other name in the directory, chosen once
-/// at random for format version 1, and derived from nothing.
-pub(crate) const KEYSLOT_FILE_NAME: &str = "9c41e07a5b38f2d6e15a0c7b94d2836f";
+/// The fixed name format version 1 gave the key-slot file on every install. Version 2
+/// picks a random name at creation; a version-1 file is renamed at its first open.
+pub(crate) const LEGACY_KEYSLOT_FILE_NAME: &str = "9c41e07a5b38f2d6e15a0c7b94d2836f";
 /// Bytes of the block holding the salt: one 4 KiB sector of its own, so that a torn
 /// write of a slot position can never reach it.
 pub(crate) const SALT_BLOCK_LEN: usize = 4096;
@@ -58,26 +68,24 @@ pub(crate) const KEYSLOT_FILE_LEN: usize = SALT_BLOCK_LEN + SLOT_COUNT * SLOT_LE
 /// Plaintext bytes in a position.
 pub(crate) const SLOT_PLAINTEXT_LEN: usize = SLOT_LEN - XCHACHA_NONCE_LEN - AEAD_TAG_LEN;
 /// The format version a slot payload carries (inside the encryption, never in clear).
-pub(crate) const FORMAT_VERSION: u8 = 1;
-/// Slot kind: an ordinary profile.
-const SLOT_KIND_PROFILE: u8 = 0;
-/// Slot kind: a decoy profile whose credentials are the duress passphrase. Opening it
-/// erases the positions in [`SlotPayload::erase_on_open`], then turns the slot into an
-/// ordinary profile.
-const SLOT_KIND_DURESS: u8 = 1;
+pub(crate) const FORMAT_VERSION: u8 = 2;
+/// The previous format version, still read so that its vaults open and are rewritten.
+const LEGACY_FORMAT_VERSION: u8 = 1;
+/// Version 1's slot kinds (ordinary profile, duress slot), read and ignored.
+const LEGACY_SLOT_KINDS: [u8; 2] = [0, 1];
 /// Length of a profile's random id.
 pub(crate) const PROFILE_ID_LEN: usize = 16;
+/// Length of the linked-KEK field.
+const LINKED_KEK_LEN: usize = 32;
 
-/// What a used key-slot position holds: everything needed to read one profile's data.
+/// What a used key-slot position holds: everything needed to read one profile's data,
+/// and nothing about its role.
 pub(crate) struct SlotPayload {
     /// Increases by one at every rewrite; if two positions hold the same profile (a
     /// rewrite was interrupted), the higher generation is current.
     pub(crate) generation: u64,
     /// Random; tells positions of the same profile apart from another profile's.
     pub(crate) profile_id: [u8; PROFILE_ID_LEN],
-    /// Bit i set: position i belongs to another profile this one knows of (the decoy,
-    /// or for a decoy the real profile) and is never written by this profile's rewrites.
-    pub(crate) reserved_positions: u8,
     /// The profile's data key: root of its file names and record keys.
     pub(crate) data_key: Secret32,
     /// The current segment's epoch, which names it.
@@ -85,12 +93,12 @@ pub(crate) struct SlotPayload {
     /// The current segment's random secret; compaction replaces it, which is what makes
     /// the old segment's records unreadable even with the passphrase.
     pub(crate) segment_secret: Secret32,
-    /// Non-zero only in a duress slot (kind 1): the positions (the real profile's) that
-    /// an open with this slot's credentials overwrites with random bytes first.
-    pub(crate) erase_on_open: u8,
-    /// In a real profile with a decoy: the decoy's KEK (the duress passphrase's), so
-    /// that the owner can open and write the decoy with the real passphrase.
-    pub(crate) decoy_kek: Option<Secret32>,
+    /// The KEK of the profile this one carries along in its rewrites (a real profile's
+    /// decoy: the duress passphrase's KEK, so that the owner can open and fill the
+    /// decoy with the real passphrase). `None` when there is none; the field is then
+    /// sealed as fresh random bytes, so a payload read back always has `Some`, which
+    /// opens nothing when it was random.
+    pub(crate) linked_kek: Option<Secret32>,
 }
 
 impl core::fmt::Debug for SlotPayload {
@@ -103,10 +111,15 @@ impl core::fmt::Debug for SlotPayload {
 }
 
 /// The two positions of key-slot position `index`'s pair, as a bit mask. A profile
-/// that shares the file with another (real and decoy) stays inside its pair, so that
-/// neither's rewrites ever touch the other's positions.
+/// keeps to its pair: its rewrites move it between the two, so that a profile it
+/// carries along can keep to the other pair.
 pub(crate) fn pair_mask(index: usize) -> u8 {
     0b11 << ((index / 2) * 2)
+}
+
+/// The other position of `index`'s pair: where the next rewrite seals its new copy.
+pub(crate) fn pair_partner(index: usize) -> usize {
+    index ^ 1
 }
 
 /// Every position, as a bit mask.
@@ -117,100 +130,94 @@ const _: () = assert!(SLOT_COUNT == 4, "pair_mask assumes two pairs");
 /// A position decrypted but its payload is not one this version reads.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum SlotDecodeError {
-    /// A newer format version or slot kind.
+    /// A newer format version.
     Unsupported,
     /// Authenticated, yet malformed: a bug, or someone holding the key.
     Malformed,
 }
 
 impl SlotPayload {
-    /// Whether this is a duress slot (a decoy not yet switched to).
-    pub(crate) fn is_duress(&self) -> bool {
-        self.erase_on_open != 0
-    }
-
-    /// The same profile at the next generation (same keys, same kind and links).
+    /// The same profile at the next generation (same keys, same link).
     pub(crate) fn next_generation(&self) -> Self {
         Self {
             generation: self.generation.saturating_add(1),
             profile_id: self.profile_id,
-            reserved_positions: self.reserved_positions,
             data_key: self.data_key.clone(),
             epoch: self.epoch,
             segment_secret: self.segment_secret.clone(),
-            erase_on_open: self.erase_on_open,
-            decoy_kek: self.decoy_kek.clone(),
+            linked_kek: self.linked_kek.clone(),
         }
     }
 
-    pub(crate) fn encode(&self) -> Zeroizing<Vec<u8>> {
+    /// The version-2 plaintext; `filler` (random) stands in for an absent linked KEK.
+    pub(crate) fn encode(&self, filler: &[u8; LINKED_KEK_LEN]) -> Zeroizing<Vec<u8>> {
         let mut out = Zeroizing::new(Vec::with_capacity(SLOT_PLAINTEXT_LEN));
         out.push(FORMAT_VERSION);
-        out.push(if self.is_duress() {
-            SLOT_KIND_DURESS
-        } else {
-            SLOT_KIND_PROFILE
-        });
-        out.push(self.reserved_positions);
         out.extend_from_slice(&self.generation.to_be_bytes());
         out.extend_from_slice(&self.profile_id);
         out.extend_from_slice(self.data_key.as_bytes());
         out.extend_from_slice(&self.epoch.to_be_bytes());
         out.extend_from_slice(self.segment_secret.as_bytes());
-        out.push(self.erase_on_open);
-        match &self.decoy_kek {
-            Some(kek) => {
-                out.push(1);
-                out.extend_from_slice(kek.as_bytes());
-            }
-            None => out.push(0),
+        match &self.linked_kek {
+            Some(kek) => out.extend_from_slice(kek.as_bytes()),
+            None => out.extend_from_slice(filler),
         }
         out.resize(SLOT_PLAINTEXT_LEN, 0);
         out
     }
 
+    /// Reads a version-2 payload, or a version-1 one (whose kind, reserved and
+    /// erase-on-open fields are ignored: a version-1 duress slot reads as the ordinary
+    /// profile it is in version 2).
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, SlotDecodeError> {
         let malformed = |_: DecodeError| SlotDecodeError::Malformed;
+        let secret = |r: &mut Reader<'_>| {
+            Secret32::from_slice(r.take(32).map_err(malformed)?)
+                .map_err(|_| SlotDecodeError::Malformed)
+        };
         let mut r = Reader::new(bytes);
         let version = r.u8().map_err(malformed)?;
-        let kind = r.u8().map_err(malformed)?;
-        if version != FORMAT_VERSION || !matches!(kind, SLOT_KIND_PROFILE | SLOT_KIND_DURESS) {
-            return Err(SlotDecodeError::Unsupported);
-        }
-        let reserved_positions = r.u8().map_err(malformed)?;
-        let generation = r.u64().map_err(malformed)?;
-        let profile_id = r.array::<PROFILE_ID_LEN>().map_err(malformed)?;
-        let data_key = Secret32::from_slice(r.take(32).map_err(malformed)?)
-            .map_err(|_| SlotDecodeError::Malformed)?;
-        let epoch = r.u64().map_err(malformed)?;
-        let segment_secret = Secret32::from_slice(r.take(32).map_err(malformed)?)
-            .map_err(|_| SlotDecodeError::Malformed)?;
-        let erase_on_open = r.u8().map_err(malformed)?;
-        if (kind == SLOT_KIND_DURESS) != (erase_on_open != 0) || erase_on_open & !ALL_POSITIONS != 0
-        {
-            return Err(SlotDecodeError::Malformed);
-        }
-        let decoy_kek = match r.u8().map_err(malformed)? {
-            0 => None,
-            1 => Some(
-                Secret32::from_slice(r.take(32).map_err(malformed)?)
-                    .map_err(|_| SlotDecodeError::Malformed)?,
-            ),
-            _ => return Err(SlotDecodeError::Malformed),
+        let payload = match version {
+            FORMAT_VERSION => Self {
+                generation: r.u64().map_err(malformed)?,
+                profile_id: r.array::<PROFILE_ID_LEN>().map_err(malformed)?,
+                data_key: secret(&mut r)?,
+                epoch: r.u64().map_err(malformed)?,
+                segment_secret: secret(&mut r)?,
+                linked_kek: Some(secret(&mut r)?),
+            },
+            LEGACY_FORMAT_VERSION => {
+                let kind = r.u8().map_err(malformed)?;
+                if !LEGACY_SLOT_KINDS.contains(&kind) {
+                    return Err(SlotDecodeError::Unsupported);
+                }
+                let _reserved_positions = r.u8().map_err(malformed)?;
+                let generation = r.u64().map_err(malformed)?;
+                let profile_id = r.array::<PROFILE_ID_LEN>().map_err(malformed)?;
+                let data_key = secret(&mut r)?;
+                let epoch = r.u64().map_err(malformed)?;
+                let segment_secret = secret(&mut r)?;
+                let _erase_on_open = r.u8().map_err(malformed)?;
+                let linked_kek = match r.u8().map_err(malformed)? {
+                    0 => None,
+                    1 => Some(secret(&mut r)?),
+                    _ => return Err(SlotDecodeError::Malformed),
+                };
+                Self {
+                    generation,
+                    profile_id,
+                    data_key,
+                    epoch,
+                    segment_secret,
+                    linked_kek,
+                }
+            }
+            _ => return Err(SlotDecodeError::Unsupported),
         };
         if r.rest().iter().any(|&b| b != 0) || bytes.len() != SLOT_PLAINTEXT_LEN {
             return Err(SlotDecodeError::Malformed);
         }
-        Ok(Self {
-            generation,
-            profile_id,
-            reserved_positions,
-            data_key,
-            epoch,
-            segment_secret,
-            erase_on_open,
-            decoy_kek,
-        })
+        Ok(payload)
     }
 }
 
@@ -229,8 +236,9 @@ pub(crate) fn seal_slot(
     salt: &[u8; SALT_LEN],
     payload: &SlotPayload,
     nonce: &[u8; XCHACHA_NONCE_LEN],
+    filler: &[u8; 32],
 ) -> Vec<u8> {
-    let plaintext = payload.encode();
+    let plaintext = payload.encode(filler);
     let mut out = Vec::with_capacity(SLOT_LEN);
     out.extend_from_slice(nonce);
     out.extend_from_slice(&xchacha_seal(

@@ -1,5 +1,6 @@
 //! The key-slot file: a salt and [`SLOT_COUNT`] fixed positions, each either a sealed
-//! [`SlotPayload`] or random bytes (layout in [`super::format`]).
+//! [`SlotPayload`] or random bytes (layout in [`super::format`]). Its name is random,
+//! chosen at creation; it is found as the one vault file of [`KEYSLOT_FILE_LEN`] bytes.
 //!
 //! Opening runs Argon2id once and trial-decrypts every position, used or not, so the
 //! work is the same for a right, a wrong or a duress passphrase. A payload is
@@ -19,8 +20,8 @@ use passage_crypto::primitives::XCHACHA_NONCE_LEN;
 
 use super::error::OpenError;
 use super::format::{
-    KEYSLOT_FILE_LEN, KEYSLOT_FILE_NAME, NAME_HEX_LEN, SALT_BLOCK_LEN, SLOT_COUNT, SLOT_LEN,
-    SlotDecodeError, SlotPayload, hex, open_slot, seal_slot,
+    KEYSLOT_FILE_LEN, LEGACY_KEYSLOT_FILE_NAME, NAME_HEX_LEN, SALT_BLOCK_LEN, SLOT_COUNT, SLOT_LEN,
+    SlotDecodeError, SlotPayload, hex, open_slot, pair_mask, pair_partner, seal_slot,
 };
 use super::fsio;
 use super::kdf::{Kek, SALT_LEN};
@@ -30,6 +31,28 @@ use super::kdf::{Kek, SALT_LEN};
 pub(crate) struct KeySlotFile {
     file: File,
     salt: [u8; SALT_LEN],
+    /// The file's name in the directory (random, 32 hex digits).
+    name: String,
+}
+
+/// Most files of the key-slot file's size that an open tries (each costs an Argon2id
+/// run, its salt being its own). A vault makes one; more come only from someone else.
+pub(crate) const MAX_KEYSLOT_CANDIDATES: usize = 4;
+
+/// The names of the files in `dir` that can be a key-slot file: vault file names (32
+/// hex digits) of exactly [`KEYSLOT_FILE_LEN`] bytes, in name order. No segment, reserve
+/// or temporary file has that size.
+pub(crate) fn candidates(dir: &Path) -> io::Result<Vec<String>> {
+    let mut found = Vec::new();
+    for name in super::store::vault_file_names(dir)? {
+        match std::fs::metadata(dir.join(&name)) {
+            Ok(meta) if meta.len() == KEYSLOT_FILE_LEN as u64 => found.push(name),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(found)
 }
 
 impl KeySlotFile {
@@ -40,7 +63,7 @@ impl KeySlotFile {
         use std::os::unix::fs::MetadataExt as _;
         let (Ok(open), Ok(named)) = (
             self.file.metadata(),
-            std::fs::metadata(dir.join(KEYSLOT_FILE_NAME)),
+            std::fs::metadata(dir.join(&self.name)),
         ) else {
             return false;
         };
@@ -68,17 +91,35 @@ pub(crate) struct Unlocked {
 /// A rewrite did not complete.
 #[derive(Debug)]
 pub(crate) enum RewriteError {
-    /// Writing the new copy failed: whether it reached the disk is unknown.
+    /// Writing the new copies failed: whether they reached the disk is unknown.
     Uncertain(io::Error),
-    /// The new copy is durable (at `position`), but erasing the old one failed.
-    OldNotErased { position: usize, error: io::Error },
+    /// The new copies are durable (at `moved`), but erasing the old ones failed.
+    OldNotErased { moved: Moved, error: io::Error },
+}
+
+/// One profile's part in a rewrite: its KEK, the position of its current copy, and the
+/// payload (already at its next generation) to seal into the other position of its pair.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SlotWrite<'a> {
+    pub(crate) kek: &'a Kek,
+    pub(crate) current: usize,
+    pub(crate) payload: &'a SlotPayload,
+}
+
+/// Where a rewrite left the profiles' current copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Moved {
+    pub(crate) own: usize,
+    pub(crate) companion: Option<usize>,
 }
 
 impl KeySlotFile {
-    /// Writes a new key-slot file under `dir`: salt, `payload` sealed at `position`,
-    /// random bytes everywhere else. Complete before it appears: it is written and synced
-    /// under a random name, then hard-linked into place, which never replaces a file, so
-    /// an existing vault fails with `AlreadyExists` even in a race.
+    /// Writes a new key-slot file under `dir` with a random name: salt, `payload` sealed
+    /// at `position`, random bytes everywhere else. Complete before it can be taken for a
+    /// key-slot file: it is written one block too long under a temporary name, synced,
+    /// cut to its size, synced and renamed. A directory that already holds a file of
+    /// the key-slot size fails with `AlreadyExists`; a lock on the directory keeps two
+    /// creations apart.
     pub(crate) fn create(
         dir: &Path,
         salt: &[u8; SALT_LEN],
@@ -86,37 +127,50 @@ impl KeySlotFile {
         position: usize,
         payload: &SlotPayload,
     ) -> io::Result<Self> {
-        let final_path = dir.join(KEYSLOT_FILE_NAME);
-        if final_path.try_exists()? {
+        let dir_lock = File::open(dir)?;
+        match dir_lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(io::ErrorKind::AlreadyExists.into()),
+            Err(TryLockError::Error(e)) => return Err(e),
+        }
+        if !candidates(dir)?.is_empty() {
             return Err(io::ErrorKind::AlreadyExists.into());
         }
+        let name = hex(&fsio::random_array::<{ NAME_HEX_LEN / 2 }>()?);
         let temp_path = dir.join(hex(&fsio::random_array::<{ NAME_HEX_LEN / 2 }>()?));
+        let final_path = dir.join(&name);
         let temp = fsio::create_new(&temp_path)?;
         let staged = Self {
             file: temp,
             salt: *salt,
+            name: name.clone(),
         };
-        let written = fsio::fill_random(&staged.file, 0, KEYSLOT_FILE_LEN as u64)
+        let staged_len = (KEYSLOT_FILE_LEN + SLOT_LEN) as u64;
+        let written = fsio::fill_random(&staged.file, 0, staged_len)
             .and_then(|()| staged.file.write_all_at(salt, 0))
             .and_then(|()| staged.write_payload(kek, position, payload))
             .and_then(|()| staged.file.sync_all())
-            .and_then(|()| std::fs::hard_link(&temp_path, &final_path));
-        // Once linked, the temporary name is only a second name for the same random-looking
-        // bytes: failing to remove it is no reason to fail the create.
-        let _ = std::fs::remove_file(&temp_path);
+            .and_then(|()| staged.file.set_len(KEYSLOT_FILE_LEN as u64))
+            .and_then(|()| staged.file.sync_all())
+            .and_then(|()| std::fs::rename(&temp_path, &final_path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temp_path);
+        }
         written?;
         fsio::sync_dir(dir)?;
         drop(staged);
-        let (file, _) = Self::open(dir).map_err(|e| match e {
+        let (file, _) = Self::open_named(dir, &name).map_err(|e| match e {
             OpenError::Io(e) => e,
             _ => io::Error::other("the new key-slot file could not be opened"),
         })?;
+        drop(dir_lock);
         Ok(file)
     }
 
-    /// Opens and locks the key-slot file and reads it whole. Writes nothing.
-    pub(crate) fn open(dir: &Path) -> Result<(Self, Positions), OpenError> {
-        let path = dir.join(KEYSLOT_FILE_NAME);
+    /// Opens and locks the key-slot file `name` in `dir` and reads it whole. Writes
+    /// nothing.
+    pub(crate) fn open_named(dir: &Path, name: &str) -> Result<(Self, Positions), OpenError> {
+        let path = dir.join(name);
         let mut file = match fsio::open_rw(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(OpenError::NoVault),
@@ -143,7 +197,33 @@ impl KeySlotFile {
                 bytes[start..start + SLOT_LEN].to_vec().into_boxed_slice()
             })
             .collect();
-        Ok((Self { file, salt }, positions))
+        Ok((
+            Self {
+                file,
+                salt,
+                name: name.to_owned(),
+            },
+            positions,
+        ))
+    }
+
+    /// The file's name in its directory.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Gives a key-slot file that still has format version 1's fixed name a random one
+    /// (its contents were rewritten in version 2 by the open). The old name may linger
+    /// in the file system's journal; nothing else of it stays.
+    pub(crate) fn rename_if_legacy(&mut self, dir: &Path) -> io::Result<()> {
+        if self.name != LEGACY_KEYSLOT_FILE_NAME {
+            return Ok(());
+        }
+        let name = hex(&fsio::random_array::<{ NAME_HEX_LEN / 2 }>()?);
+        std::fs::rename(dir.join(&self.name), dir.join(&name))?;
+        fsio::sync_dir(dir)?;
+        self.name = name;
+        Ok(())
     }
 
     pub(crate) fn salt(&self) -> &[u8; SALT_LEN] {
@@ -171,12 +251,14 @@ impl KeySlotFile {
     /// Seals `payload` into position `index`, without syncing.
     fn write_sealed(&self, kek: &Kek, index: usize, payload: &SlotPayload) -> io::Result<()> {
         let nonce = fsio::random_array::<XCHACHA_NONCE_LEN>()?;
+        let filler = fsio::random_array::<32>()?;
         let sealed = seal_slot(
             &kek.slot_key(&self.salt, index),
             index,
             &self.salt,
             payload,
             &nonce,
+            &filler,
         );
         self.file.write_all_at(&sealed, position_offset(index))
     }
@@ -194,46 +276,58 @@ impl KeySlotFile {
         self.file.sync_data()
     }
 
-    /// Moves `payload` (already at its new generation) from position `current` to a
-    /// spare one, in two synced steps:
+    /// Moves a profile (and the profile it carries along, if any) to the other position
+    /// of its pair, in two synced steps:
     ///
-    /// 1. the new copy is sealed into the spare and every other position this profile
-    ///    may use (not `current`, not reserved) is overwritten with random bytes; sync;
-    /// 2. `current` is overwritten with random bytes; sync.
+    /// 1. `own`'s new copy is sealed into the other position of its pair; the companion's
+    ///    new copy into the other position of *its* pair, or, without a companion,
+    ///    every position of the other pair is overwritten with random bytes; sync;
+    /// 2. the old copies are overwritten with random bytes; sync.
     ///
-    /// Positions set in `payload.reserved_positions` belong to another profile and are
-    /// never written. Every rewrite (every open, compaction, passphrase change, and the
-    /// duress switch, whose erase of the real profile is step 1's random bytes) is this
-    /// same pattern of writes, so none of them stands out on disk or in time. A crash
-    /// in step 1 leaves `current` intact; a crash in step 2 leaves two copies, and the
-    /// higher generation wins at the next open, whose own rewrite erases the other.
+    /// So every rewrite (every open, compaction, passphrase change, duress setting)
+    /// changes all four positions, whether or not a second profile lives in the file:
+    /// two images of the file taken around any of them differ in the same blocks. An
+    /// open with the duress passphrase is an ordinary rewrite of a profile that carries
+    /// nothing along: its step 1 overwrites the real profile's positions (the other
+    /// pair) before anything of the decoy is read. A crash in step 1 leaves the old
+    /// copies intact; a crash in step 2 leaves two copies of a profile, and the higher
+    /// generation wins at the next open, whose own rewrite erases the other.
     pub(crate) fn rewrite(
         &self,
-        kek: &Kek,
-        current: usize,
-        payload: &SlotPayload,
-    ) -> Result<usize, RewriteError> {
-        let usable = |i: usize| i != current && payload.reserved_positions & (1 << i) == 0;
-        let spare = (0..SLOT_COUNT).find(|&i| usable(i)).ok_or_else(|| {
-            RewriteError::Uncertain(io::Error::other("no spare key-slot position"))
-        })?;
-        (0..SLOT_COUNT)
-            .filter(|&i| usable(i) && i != spare)
-            .try_for_each(|i| self.write_random(i))
-            .and_then(|()| self.write_sealed(kek, spare, payload))
-            .and_then(|()| self.file.sync_data())
-            .map_err(RewriteError::Uncertain)?;
-        self.erase(current)
-            .map_err(|error| RewriteError::OldNotErased {
-                position: spare,
-                error,
-            })?;
-        Ok(spare)
-    }
-
-    /// Reads every position back from disk.
-    pub(crate) fn read_positions(&self) -> io::Result<Positions> {
-        (0..SLOT_COUNT).map(|i| self.read_position(i)).collect()
+        own: SlotWrite<'_>,
+        companion: Option<SlotWrite<'_>>,
+    ) -> Result<Moved, RewriteError> {
+        let own_pair = pair_mask(own.current);
+        if let Some(c) = companion
+            && pair_mask(c.current) & own_pair != 0
+        {
+            return Err(RewriteError::Uncertain(io::Error::other(
+                "two profiles in one pair of key-slot positions",
+            )));
+        }
+        let moved = Moved {
+            own: pair_partner(own.current),
+            companion: companion.map(|c| pair_partner(c.current)),
+        };
+        let first = self
+            .write_sealed(own.kek, moved.own, own.payload)
+            .and_then(|()| match companion {
+                Some(c) => self.write_sealed(c.kek, pair_partner(c.current), c.payload),
+                None => (0..SLOT_COUNT)
+                    .filter(|&i| own_pair & (1 << i) == 0)
+                    .try_for_each(|i| self.write_random(i)),
+            })
+            .and_then(|()| self.file.sync_data());
+        first.map_err(RewriteError::Uncertain)?;
+        let second = self
+            .write_random(own.current)
+            .and_then(|()| match companion {
+                Some(c) => self.write_random(c.current),
+                None => Ok(()),
+            })
+            .and_then(|()| self.file.sync_data());
+        second.map_err(|error| RewriteError::OldNotErased { moved, error })?;
+        Ok(moved)
     }
 
     /// Overwrites the whole file (salt and every position) with random bytes and
@@ -257,19 +351,22 @@ fn position_offset(index: usize) -> u64 {
 }
 
 /// Trial-decrypts every position with `kek` — all of them, whatever the outcome, so the
-/// time taken says nothing about which positions are used. `Ok(None)`: none opened.
+/// time taken says nothing about which positions are used — and returns the highest
+/// generation found outside the positions set in `exclude`. `Ok(None)`: none opened.
 /// Older copies of the same profile (an interrupted rewrite) are ignored: the higher
 /// generation is current, and the next [`KeySlotFile::rewrite`] erases the others.
 pub(crate) fn unlock(
     kek: &Kek,
     salt: &[u8; SALT_LEN],
     positions: &Positions,
+    exclude: u8,
 ) -> Result<Option<Unlocked>, SlotDecodeError> {
     let mut opened = Vec::new();
     let mut failure = None;
     for (index, position) in positions.iter().enumerate() {
         match try_position(kek, salt, index, position) {
-            Some(Ok(payload)) => opened.push((index, payload)),
+            Some(Ok(payload)) if exclude & (1 << index) == 0 => opened.push((index, payload)),
+            Some(Ok(_)) => {}
             Some(Err(e)) => failure = Some(e),
             None => {}
         }

@@ -11,7 +11,7 @@
 //!  data key + segment secret ──HKDF(epoch)──► header key, body key
 //!      └─► segment: records [nonce ‖ sealed length ‖ sealed (padded transaction)] ‖ random
 //!
-//!  directory: key-slot file ‖ the profile's segment ‖ one more file of the same kind:
+//!  directory: key-slot file (random name, 20 KiB) ‖ the profile's segment ‖ one more file:
 //!             the reserve (64 KiB of random bytes, made by `create`), or the decoy's
 //!             segment, or after a duress switch the real profile's old segment
 //! ```
@@ -67,9 +67,9 @@
 //! ## Guarantees
 //!
 //! - **Random-looking**: no magic number, no version in clear, 32-hex-digit file names
-//!   (the key-slot file's is fixed, a segment's is an HMAC under a key inside the key
-//!   slot), temporary files encrypted and named the same way, record and file sizes
-//!   padded to powers of two, nothing written outside the directory.
+//!   (the key-slot file's random, chosen at creation; a segment's an HMAC under a key
+//!   inside the key slot), temporary files encrypted and named the same way, record and
+//!   file sizes padded to powers of two, nothing written outside the directory.
 //! - **Durable**: a write that returned `Ok` survives `kill -9` and power loss (on
 //!   storage that honours fsync). A torn last record was never acknowledged and is
 //!   ignored; a damaged earlier record fails the open with [`OpenError::Corrupted`]
@@ -77,7 +77,8 @@
 //!   very last record cannot be told from a torn write: that one commit is dropped.
 //! - **Wrong passphrase**: [`OpenError::WrongPassphrase`], nothing written. The same
 //!   work (one Argon2id run, every slot position tried) whatever the outcome. A
-//!   successful open rewrites its own key-slot position (see below); nothing else.
+//!   successful open rewrites the key-slot file before it reads the log (see below),
+//!   even when the log then turns out damaged; nothing else.
 //! - **Sticky failure**: after an fsync error the vault refuses writes
 //!   ([`WriteError::Poisoned`]); reopening recovers the last durable state.
 //! - **Secrets**: keys, values, passphrases and derived keys live in zeroize-on-drop
@@ -87,53 +88,68 @@
 //!
 //! [`Vault::set_duress`] (on the real profile) makes a decoy: a fresh data key and
 //! segment, sealed under the duress passphrase's KEK into a position of the *other
-//! pair* of positions (0–1, 2–3; each profile keeps to its pair, so neither's rewrites
-//! touch the other). The decoy's payload has kind 1, "duress", and names the real
-//! profile's pair as the positions to erase; the real payload names the decoy's pair
-//! as reserved and carries the decoy's KEK, so that [`Vault::open_decoy`] opens the
-//! decoy with the real passphrase and the owner can give it contacts and history.
-//! Setting it again replaces the decoy (its position is erased, its segment removed).
+//! pair* of positions (0–1, 2–3; each profile keeps to its pair). The decoy's payload
+//! is an ordinary profile's in every field: no kind, no role, no list of positions. The
+//! real payload's linked-KEK field holds the decoy's KEK (a profile without a decoy has
+//! random bytes there), so that the real passphrase finds the decoy, carries it along
+//! and, with [`Vault::open_decoy`], opens it for its owner to fill.
 //!
-//! [`Vault::open`] with the duress passphrase finds the duress slot and, before it
-//! reads anything of the decoy, rewrites it as an ordinary profile that knows of no
-//! other: that rewrite overwrites every other position with random bytes (the real
-//! data key is gone) in the same synced step as it seals the new copy. The caller gets
-//! an ordinary [`Vault`]; no flag says what happened. Afterwards the real passphrase
-//! gets [`OpenError::WrongPassphrase`], like any other wrong one, and the decoy lives
-//! on as the only profile (it compacts, changes passphrase, even sets its own duress
-//! passphrase like any vault). A crash during the switch leaves the duress slot (or
-//! its converted copy) in place and the next open with the duress passphrase erases
-//! again: tested for both halves of the write.
+//! What a duress open erases is the code's rule, not the slot's: **every open rewrites
+//! the whole key-slot file** in the same two synced steps (see `KeySlotFile::rewrite`):
+//! the profile's new copy into the other position of its pair, and the other pair
+//! either re-sealed (the companion the profile knows of, one generation on) or, with
+//! no companion, overwritten with random bytes; then the old copies erased. The decoy
+//! knows of no other profile, so the duress open is simply the decoy's ordinary open:
+//! its first step overwrites the real profile's pair before anything of the decoy is
+//! read. The caller gets an ordinary [`Vault`]; no flag says what happened. Afterwards
+//! the real passphrase gets [`OpenError::WrongPassphrase`], like any other wrong one,
+//! and the decoy lives on as the only profile (it compacts, changes passphrase, even
+//! sets its own duress passphrase like any vault). A crash during the switch leaves the
+//! real pair or the decoy's old copy in place, and the next duress open erases again:
+//! tested for both halves of the write.
 //!
-//! What keeps the switch from showing:
+//! What keeps a duress passphrase from showing, to someone with images of the storage
+//! (taken before the passphrase is demanded, and again later):
 //!
-//! - **Every successful open rewrites its key slot** the same way (new copy sealed into
-//!   the spare, every other unreserved position overwritten with random bytes, sync,
-//!   old copy erased, sync). The switch's erase is that same rewrite: the same writes,
-//!   the same file, the same time, and the key-slot file's modification time changes
-//!   at every open anyway. A wrong passphrase writes nothing.
-//! - **The key-slot file** keeps its size and random look with zero, one or two live
-//!   profiles (four fixed positions, unused ones random, all tried at every open).
+//! - **Every open changes the same blocks.** All four positions get fresh bytes at
+//!   every open, compaction and passphrase change, with or without a decoy; the salt
+//!   block never changes; a wrong passphrase writes nothing. Two images taken around
+//!   any number of opens differ in the same blocks of the same files for a profile with
+//!   a duress passphrase and one without (`tests/tests/forensic_images.rs` compares the
+//!   change shapes; the version-1 format failed it).
+//! - **The slots are all alike.** Decrypted with the duress passphrase, the decoy's
+//!   position reads exactly as a profile that never had a decoy: the same fields, a
+//!   linked-KEK field that opens nothing. The real profile's position opens only with
+//!   the real passphrase.
+//! - **No common name.** The key-slot file's name is random per install (found at open
+//!   by its size), segment names derive from the data key.
 //! - **The number and sizes of files**: `create` makes a reserve file of random bytes,
 //!   which the decoy's segment replaces, so a directory holds three files with or
 //!   without a decoy. The switch removes nothing: the real segment stays where it was,
 //!   unreadable, and stands for the decoy's reserve.
-//! - **Behaviour afterwards**: the switched-to slot is kind 0 with no reserved
-//!   positions and no decoy, the same payload shape as a vault that never had a
-//!   decoy. Its opens, compactions and passphrase changes make the same writes. It
-//!   can also set its own duress passphrase, whose decoy takes the free pair and
-//!   whose segment replaces the third file. Each of these returns the same errors
-//!   and changes the files the same way as in a vault that never had a decoy (a
-//!   test runs one lifecycle on both and compares every error text and file size).
-//!   The errors that name the decoy (`OpenedAsDecoy`) come only from a vault opened
-//!   with [`Vault::open_decoy`] and the real passphrase, and nothing opens that way
-//!   after the switch. [`OpenError::NoDecoy`] (from `open_decoy` with the switched-to
-//!   credentials) is the same answer any profile without a duress passphrase gives.
+//! - **Behaviour afterwards**: the switched-to profile is an ordinary one that knows of
+//!   no other, the same as a vault that never had a decoy: the same errors, the same
+//!   file effects (a test runs one lifecycle on both and compares every error text and
+//!   file size). The errors that name the decoy (`OpenedAsDecoy`) come only from a vault
+//!   opened with [`Vault::open_decoy`] and the real passphrase, and nothing opens that
+//!   way after the switch. [`OpenError::NoDecoy`] (from `open_decoy` with the
+//!   switched-to credentials) is the same answer any profile without a duress
+//!   passphrase gives.
 //! - **Open time**: the same one Argon2id run and the same trial decryption of every
-//!   position for a real, a duress and a wrong passphrase; the same key-slot writes for
-//!   the real and the duress one (`cargo bench -p passage-client --bench vault_open`).
-//!   Replaying the log costs about a millisecond per megabyte, so a decoy much smaller
-//!   than the real profile opens slightly faster than the real one did.
+//!   position (and of every position again with the linked-KEK field) for a real, a
+//!   duress and a wrong passphrase; the same key-slot writes for the real and the duress
+//!   one (`cargo bench -p passage-client --bench vault_open`). Replaying the log costs
+//!   about a millisecond per megabyte, so a decoy much smaller than the real profile
+//!   opens slightly faster than the real one did.
+//!
+//! ## Format versions
+//!
+//! Version 2 (this one) changed only the key-slot file: slot payloads without a role,
+//! the whole-file rewrite, and a random file name. A version-1 vault opens as before;
+//! its first open rewrites every used position in version 2 (a version-1 duress slot
+//! reads as the plain profile it is now) and renames the key-slot file from version
+//! 1's fixed name. A version-1 build refuses the rewritten file (it reads as a wrong
+//! passphrase), so keep a copy before upgrading if you may go back.
 //!
 //! ## Panic wipe
 //!
@@ -164,22 +180,25 @@
 //!   profile's old position after a duress switch or a panic wipe. A
 //!   [`PlatformSecret`] from a hardware keystore that can really delete a key is the
 //!   strong form (rotating or deleting it is future work).
-//! - **Two images.** An image of the device taken before the duress switch and
-//!   compared with one taken after shows which key-slot positions changed and that a
-//!   file stopped being used. It cannot show what the old positions held, but it can
-//!   suggest that more than one profile existed. Likewise an image taken before a panic
-//!   wipe keeps everything it held (the passphrase still opens that copy).
+//! - **An image taken before the switch.** Ordinary opens cannot be told apart in two
+//!   images (above), but an image taken *before* a duress open still holds the real
+//!   profile: an examiner who images first, then makes the owner type the duress
+//!   passphrase on the device, holds a copy that the real passphrase opens. The duress
+//!   passphrase protects the device, not copies of it. Likewise an image taken before a
+//!   panic wipe keeps everything it held.
 //! - **Someone who knows this format and has the duress passphrase** sees, inside the
-//!   decoy, its counters (how often it was opened or compacted) and a third file that
-//!   is not its own: normal for any vault (the reserve), but larger than a fresh
-//!   reserve when it is the real profile's old segment.
+//!   decoy, its counters (the generation rises at every open of either profile, as if
+//!   the decoy were opened each time, while its log gains only what its owner wrote
+//!   into it) and a third file that is not its own: normal for any vault (the reserve),
+//!   but larger than a fresh reserve when it is the real profile's old segment.
 //! - **Coercion with both passphrases**, and screenshots, copies or backups made by the
 //!   other side of a conversation.
 //! - A rollback (someone restoring an older copy of the whole directory) cannot be
 //!   detected without a trusted counter.
-//! - Visible without the passphrase: the key-slot file's fixed name (so a tool that
-//!   knows this format can tell the directory is one), the number of files, and each
-//!   segment's size to within its power-of-two (then 16 MiB) step.
+//! - Visible without the passphrase: that a directory holds three 32-hex-named files,
+//!   one of exactly 20,480 bytes (a tool that knows this format can guess what it is,
+//!   but no name is shared between installs), the number of files, and each segment's
+//!   size to within its power-of-two (then 16 MiB) step.
 //! - A process that has the vault open holds its keys in memory: a panic wipe run from
 //!   elsewhere removes the files, but that process should be stopped too.
 //! - [`Vault::get`] returns a `Result`: values stay encrypted on disk and a read can

@@ -12,14 +12,16 @@ use super::error::{
     ChangePassphraseError, CreateError, OpenError, ReadError, SetDuressError, WriteError,
 };
 use super::format::{
-    ALL_POSITIONS, KEYSLOT_FILE_NAME, MAX_TRANSACTION_LEN, NAME_HEX_LEN, Op, PROFILE_ID_LEN,
-    RECORD_OVERHEAD, SLOT_COUNT, SegmentKeys, SlotDecodeError, SlotPayload, decode_ops, encode_ops,
-    hex, name_key, op_len, pair_mask, segment_name, temp_name,
+    ALL_POSITIONS, MAX_TRANSACTION_LEN, NAME_HEX_LEN, Op, PROFILE_ID_LEN, RECORD_OVERHEAD,
+    SLOT_COUNT, SegmentKeys, SlotDecodeError, SlotPayload, decode_ops, encode_ops, hex, name_key,
+    op_len, pair_mask, segment_name, temp_name,
 };
 use super::fsio;
 use super::index::Index;
 use super::kdf::{KdfCost, Kek, SALT_LEN, derive_kek};
-use super::keyslot::{self, KeySlotFile, RewriteError};
+use super::keyslot::{
+    self, KeySlotFile, MAX_KEYSLOT_CANDIDATES, Positions, RewriteError, SlotWrite,
+};
 use super::secret::{Credentials, SecretBytes};
 use super::segment::{RecordLoc, SEGMENT_MIN_LEN, Segment};
 use super::transaction::Transaction;
@@ -44,6 +46,11 @@ pub struct Vault {
     kek: Kek,
     position: usize,
     payload: SlotPayload,
+    /// The other profile in the key-slot file that this one knows of and re-seals at
+    /// each of its rewrites (see [`Companion`]).
+    companion: Option<Companion>,
+    /// Opened with [`Vault::open_decoy`]: the decoy, reached with the real passphrase.
+    decoy_view: bool,
     name_key: Secret32,
     segment: Segment,
     index: Index,
@@ -53,6 +60,24 @@ pub struct Vault {
     poisoned: bool,
     /// Set once the key-slot file was found wiped or replaced under the open vault.
     wiped: bool,
+}
+
+/// The profile an open vault carries along in its key-slot rewrites: a real profile's
+/// decoy (found with the KEK its payload links), or, in a vault from
+/// [`Vault::open_decoy`], the real profile. Each rewrite re-seals it, one generation on,
+/// into the other position of its pair, so that every rewrite changes the same
+/// positions whether or not a second profile exists. Known in memory only: no payload
+/// says that another profile exists, let alone where.
+struct Companion {
+    kek: Kek,
+    position: usize,
+    payload: SlotPayload,
+}
+
+impl core::fmt::Debug for Companion {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Companion(..)")
+    }
 }
 
 impl core::fmt::Debug for Vault {
@@ -72,7 +97,7 @@ impl Vault {
 
     /// Opens the vault in `dir`. Runs Argon2id once and tries every key-slot position.
     /// A wrong passphrase changes nothing on disk ([`OpenError::WrongPassphrase`]); a
-    /// right one rewrites its key-slot position (two synced 4 KiB-sector writes).
+    /// right one rewrites every key-slot position (two synced writes) before it reads the log.
     ///
     /// Given the duress passphrase (see [`Vault::set_duress`]), this is the duress
     /// switch: the real profile's key slot is overwritten with random bytes, then the
@@ -207,15 +232,22 @@ impl Vault {
             segment_secret: secret,
             ..self.payload.next_generation()
         };
-        let (position, outcome) = match self.keyslot.rewrite(&self.kek, self.position, &payload) {
+        let rewritten = carry_rewrite(
+            &self.keyslot,
+            &self.kek,
+            self.position,
+            &payload,
+            self.companion.as_mut(),
+        );
+        let (position, outcome) = match rewritten {
             Ok(position) => (position, Ok(())),
             Err(RewriteError::Uncertain(e)) => {
                 self.poisoned = true;
                 return Err(e.into());
             }
-            Err(RewriteError::OldNotErased { position, error }) => {
+            Err(RewriteError::OldNotErased { moved, error }) => {
                 self.poisoned = true;
-                (position, Err(error.into()))
+                (moved.own, Err(error.into()))
             }
         };
         let old = segment_name(&self.name_key, self.payload.epoch);
@@ -246,7 +278,7 @@ impl Vault {
         if self.poisoned {
             return Err(ChangePassphraseError::Poisoned);
         }
-        if self.payload.is_duress() {
+        if self.decoy_view {
             return Err(ChangePassphraseError::OpenedAsDecoy);
         }
         let salt = *self.keyslot.salt();
@@ -261,14 +293,21 @@ impl Vault {
             derive_kek(self.cost, new, &salt).map_err(|_| ChangePassphraseError::OutOfMemory)?;
         if self
             .payload
-            .decoy_kek
+            .linked_kek
             .as_ref()
             .is_some_and(|decoy| decoy.ct_eq(kek.secret()))
         {
             return Err(ChangePassphraseError::SameAsDuress);
         }
         let payload = self.payload.next_generation();
-        match self.keyslot.rewrite(&kek, self.position, &payload) {
+        let rewritten = carry_rewrite(
+            &self.keyslot,
+            &kek,
+            self.position,
+            &payload,
+            self.companion.as_mut(),
+        );
+        match rewritten {
             Ok(position) => {
                 self.position = position;
                 self.payload = payload;
@@ -276,10 +315,10 @@ impl Vault {
                 Ok(())
             }
             Err(RewriteError::Uncertain(e)) => Err(e.into()),
-            Err(RewriteError::OldNotErased { position, error }) => {
+            Err(RewriteError::OldNotErased { moved, error }) => {
                 // Both passphrases may open the vault until the next open erases the
                 // old copy; writes stop so the caller reopens.
-                self.position = position;
+                self.position = moved.own;
                 self.payload = payload;
                 self.kek = kek;
                 self.poisoned = true;
@@ -308,7 +347,7 @@ impl Vault {
         if self.poisoned {
             return Err(SetDuressError::Poisoned);
         }
-        if self.payload.is_duress() {
+        if self.decoy_view {
             return Err(SetDuressError::OpenedAsDecoy);
         }
         let salt = *self.keyslot.salt();
@@ -317,80 +356,78 @@ impl Vault {
         if duress_kek.secret().ct_eq(self.kek.secret()) {
             return Err(SetDuressError::SameAsPassphrase);
         }
-        let own_pair = pair_mask(self.position);
-        let decoy_pair = ALL_POSITIONS & !own_pair;
-        // The decoy being replaced, if there is one.
-        let old = match &self.payload.decoy_kek {
-            Some(old_kek) => keyslot::unlock(
-                &Kek::from_secret(old_kek.clone()),
-                &salt,
-                &self.keyslot.read_positions()?,
-            )
-            .ok()
-            .flatten(),
-            None => None,
+        let decoy_pair = ALL_POSITIONS & !pair_mask(self.position);
+        // The rewrite below seals the new decoy into one position of the other pair and
+        // overwrites the other one: the replaced decoy's, if there is one.
+        let old = self.companion.take();
+        let replaced = match &old {
+            Some(old) => old.position,
+            None => (0..SLOT_COUNT)
+                .find(|&i| decoy_pair & (1 << i) != 0)
+                .ok_or_else(|| io::Error::other("no key-slot position for the decoy"))?,
         };
-        let target = (0..SLOT_COUNT)
-            .find(|&i| decoy_pair & (1 << i) != 0 && old.as_ref().is_none_or(|o| o.position != i))
-            .ok_or_else(|| io::Error::other("no key-slot position for the decoy"))?;
 
-        // 1. The decoy's empty segment, then its slot: a duress slot that erases this
-        //    profile's pair and never writes there itself.
+        // 1. The decoy's empty segment: an ordinary profile that knows of no other.
         let decoy = SlotPayload {
-            generation: 1,
+            generation: 0,
             profile_id: fsio::random_array::<PROFILE_ID_LEN>()?,
-            reserved_positions: own_pair,
             data_key: Secret32::from_bytes(fsio::random_array()?),
             epoch: 0,
             segment_secret: Secret32::from_bytes(fsio::random_array()?),
-            erase_on_open: own_pair,
-            decoy_kek: None,
+            linked_kek: None,
         };
         let decoy_names = name_key(&decoy.data_key);
         let decoy_segment = segment_name(&decoy_names, 0);
         let keys = SegmentKeys::derive(&decoy.data_key, &decoy.segment_secret, 0);
-        drop(Segment::create(
+        if let Err(e) = Segment::create(
             &self.dir,
             &temp_name(&decoy_names, 0),
             &decoy_segment,
             keys,
             |_| Ok(()),
-        )?);
-        if let Err(e) = self.keyslot.write_payload(&duress_kek, target, &decoy) {
-            // The position is outside this profile's pair: whatever reached it is
-            // harmless, and this profile's next rewrite overwrites it.
-            let _ = fsio::remove_if_present(&self.dir.join(&decoy_segment));
+        ) {
+            self.companion = old;
             return Err(e.into());
         }
 
-        // 2. This profile's slot now names the decoy and stays out of its pair.
+        // 2. One rewrite: this profile's slot now links the duress passphrase's KEK, and
+        //    the decoy is sealed as its companion, replacing the old one.
+        let mut companion = Companion {
+            kek: duress_kek,
+            position: replaced,
+            payload: decoy,
+        };
         let payload = SlotPayload {
-            reserved_positions: decoy_pair,
-            decoy_kek: Some(duress_kek.secret().clone()),
+            linked_kek: Some(companion.kek.secret().clone()),
             ..self.payload.next_generation()
         };
-        match self.keyslot.rewrite(&self.kek, self.position, &payload) {
+        match carry_rewrite(
+            &self.keyslot,
+            &self.kek,
+            self.position,
+            &payload,
+            Some(&mut companion),
+        ) {
             Ok(position) => {
                 self.position = position;
                 self.payload = payload;
+                self.companion = Some(companion);
             }
             Err(RewriteError::Uncertain(e)) => {
                 self.poisoned = true;
                 return Err(e.into());
             }
-            Err(RewriteError::OldNotErased { position, error }) => {
-                self.position = position;
+            Err(RewriteError::OldNotErased { moved, error }) => {
+                self.position = moved.own;
                 self.payload = payload;
+                self.companion = Some(companion);
                 self.poisoned = true;
                 return Err(error.into());
             }
         }
 
-        // 3. The old decoy's positions and segment, or the reserve file, go: the number
-        //    of files stays the same.
-        for i in (0..SLOT_COUNT).filter(|&i| decoy_pair & (1 << i) != 0 && i != target) {
-            self.keyslot.erase(i)?;
-        }
+        // 3. The old decoy's segment, or the reserve file, goes: the number of files
+        //    stays the same.
         match old {
             Some(old) => {
                 let names = name_key(&old.payload.data_key);
@@ -398,9 +435,10 @@ impl Vault {
             }
             None => {
                 let own = segment_name(&self.name_key, self.payload.epoch);
-                let reserve = vault_file_names(&self.dir)?.into_iter().find(|name| {
-                    name != KEYSLOT_FILE_NAME && *name != own && *name != decoy_segment
-                });
+                let keyslot_name = self.keyslot.name();
+                let reserve = vault_file_names(&self.dir)?
+                    .into_iter()
+                    .find(|name| name != keyslot_name && *name != own && *name != decoy_segment);
                 if let Some(reserve) = reserve {
                     fsio::remove_if_present(&self.dir.join(reserve))?;
                 }
@@ -445,7 +483,7 @@ impl Vault {
             let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
             fsio::sync_dir(parent.unwrap_or(Path::new(".")))?;
         }
-        if dir.join(super::format::KEYSLOT_FILE_NAME).try_exists()? {
+        if !keyslot::candidates(dir)?.is_empty() {
             return Err(CreateError::AlreadyExists);
         }
         let salt: [u8; SALT_LEN] = fsio::random_array()?;
@@ -453,12 +491,10 @@ impl Vault {
         let payload = SlotPayload {
             generation: 1,
             profile_id: fsio::random_array::<PROFILE_ID_LEN>()?,
-            reserved_positions: 0,
             data_key: Secret32::from_bytes(fsio::random_array()?),
             epoch: 0,
             segment_secret: Secret32::from_bytes(fsio::random_array()?),
-            erase_on_open: 0,
-            decoy_kek: None,
+            linked_kek: None,
         };
         let name_key = name_key(&payload.data_key);
         let keys = SegmentKeys::derive(&payload.data_key, &payload.segment_secret, 0);
@@ -478,7 +514,7 @@ impl Vault {
             Err(e) => {
                 // Without its key-slot file the new segment is an orphan; once the key-slot
                 // file is in place (a failure after the link), the segment is the vault's.
-                if !dir.join(super::format::KEYSLOT_FILE_NAME).exists() {
+                if keyslot::candidates(dir).is_ok_and(|found| found.is_empty()) {
                     let _ = fsio::remove_if_present(&dir.join(&segment_file));
                     let _ = fsio::remove_if_present(&dir.join(&reserve_file));
                 }
@@ -495,6 +531,8 @@ impl Vault {
             kek,
             position,
             payload,
+            companion: None,
+            decoy_view: false,
             name_key,
             segment,
             index: Index::default(),
@@ -509,38 +547,38 @@ impl Vault {
         credentials: &Credentials,
         cost: KdfCost,
     ) -> Result<Self, OpenError> {
-        let (keyslot, positions) = KeySlotFile::open(dir)?;
-        let kek =
-            derive_kek(cost, credentials, keyslot.salt()).map_err(|_| OpenError::OutOfMemory)?;
-        let unlocked = match keyslot::unlock(&kek, keyslot.salt(), &positions) {
-            Ok(Some(unlocked)) => unlocked,
-            Ok(None) => return Err(OpenError::WrongPassphrase),
-            Err(e) => return Err(slot_error(e)),
-        };
+        let (mut keyslot, positions, kek, unlocked) = unlock_dir(dir, credentials, cost)?;
         let (position, payload) = (unlocked.position, unlocked.payload);
-        if payload.is_duress() {
-            // The duress switch. The slot becomes an ordinary profile that knows of no
-            // other; the rewrite that stores it overwrites every other position with
-            // random bytes in the same synced step, so the real profile's data key is
-            // gone before anything of the decoy is read. A crash before that step is
-            // complete leaves the duress slot in place, and the next open does it again.
-            let profile = SlotPayload {
-                reserved_positions: 0,
-                erase_on_open: 0,
-                decoy_kek: None,
-                ..payload.next_generation()
-            };
-            debug_assert!(payload.erase_on_open & pair_mask(position) == 0);
-            let position = rewrite_at_open(&keyslot, &kek, position, &profile)?;
-            let (segment, index) = replay(dir, &profile)?;
-            return Self::assemble(dir, cost, keyslot, kek, position, profile, segment, index);
-        }
-        // An ordinary open: read the log first (a damaged one fails the open with nothing
-        // written), then rewrite the slot the same way the duress switch does.
-        let (segment, index) = replay(dir, &payload)?;
+        let mut companion = find_companion(&keyslot, &positions, position, &payload)?;
+        // Every open rewrites the key slot before it reads anything else, the same way
+        // whatever the profile: without a companion, the rewrite overwrites the other
+        // pair of positions. That is the duress switch when these are the duress
+        // passphrase's credentials (the decoy knows of no other profile, so the real
+        // one's positions go), and nothing at all otherwise (the other pair is random).
         let next = payload.next_generation();
-        let position = rewrite_at_open(&keyslot, &kek, position, &next)?;
-        Self::assemble(dir, cost, keyslot, kek, position, next, segment, index)
+        let position = carry_rewrite(&keyslot, &kek, position, &next, companion.as_mut()).map_err(
+            |e| match e {
+                RewriteError::Uncertain(e) | RewriteError::OldNotErased { error: e, .. } => {
+                    OpenError::from(e)
+                }
+            },
+        )?;
+        keyslot.rename_if_legacy(dir)?;
+        let (segment, index) = replay(dir, &next)?;
+        Self::assemble(
+            dir,
+            cost,
+            Unlock {
+                keyslot,
+                kek,
+                position,
+                payload: next,
+                companion,
+                decoy_view: false,
+            },
+            segment,
+            index,
+        )
     }
 
     pub(crate) fn open_decoy_with_cost(
@@ -548,47 +586,55 @@ impl Vault {
         credentials: &Credentials,
         cost: KdfCost,
     ) -> Result<Self, OpenError> {
-        let real = Self::open_with_cost(dir, credentials, cost)?;
-        let Some(decoy_kek) = real.payload.decoy_kek.clone() else {
+        let mut real = Self::open_with_cost(dir, credentials, cost)?;
+        let Some(decoy) = real.companion.take() else {
             return Err(OpenError::NoDecoy);
         };
-        let kek = Kek::from_secret(decoy_kek);
-        let positions = real.keyslot.read_positions()?;
-        let unlocked = match keyslot::unlock(&kek, real.keyslot.salt(), &positions) {
-            Ok(Some(unlocked)) if unlocked.payload.is_duress() => unlocked,
-            // The decoy's slot was destroyed (`destroy` on the decoy).
-            Ok(None) => return Err(OpenError::NoDecoy),
-            // A decoy that is not a duress slot any more would erase the real profile at
-            // its next rewrite: refuse to write with it. `set_duress` replaces it.
-            Ok(Some(_)) => return Err(OpenError::Corrupted),
-            Err(e) => return Err(slot_error(e)),
-        };
-        let (segment, index) = replay(dir, &unlocked.payload)?;
-        let Self { dir, keyslot, .. } = real;
+        let (segment, index) = replay(dir, &decoy.payload)?;
+        let Self {
+            dir,
+            keyslot,
+            kek,
+            position,
+            payload,
+            ..
+        } = real;
         Self::assemble(
             &dir,
             cost,
-            keyslot,
-            kek,
-            unlocked.position,
-            unlocked.payload,
+            Unlock {
+                keyslot,
+                kek: decoy.kek,
+                position: decoy.position,
+                payload: decoy.payload,
+                companion: Some(Companion {
+                    kek,
+                    position,
+                    payload,
+                }),
+                decoy_view: true,
+            },
             segment,
             index,
         )
     }
 
     /// The open vault, once its log is read: removes what a crash interrupted.
-    #[expect(clippy::too_many_arguments, reason = "one private constructor")]
     fn assemble(
         dir: &Path,
         cost: KdfCost,
-        keyslot: KeySlotFile,
-        kek: Kek,
-        position: usize,
-        payload: SlotPayload,
+        unlock: Unlock,
         segment: Segment,
         index: Index,
     ) -> Result<Self, OpenError> {
+        let Unlock {
+            keyslot,
+            kek,
+            position,
+            payload,
+            companion,
+            decoy_view,
+        } = unlock;
         let name_key = name_key(&payload.data_key);
         let epoch = payload.epoch;
         let mut leftovers = vec![
@@ -613,6 +659,8 @@ impl Vault {
             kek,
             position,
             payload,
+            companion,
+            decoy_view,
             name_key,
             segment,
             index,
@@ -777,6 +825,11 @@ impl Vault {
     }
 
     #[cfg(test)]
+    pub(crate) fn has_companion_for_tests(&self) -> bool {
+        self.companion.is_some()
+    }
+
+    #[cfg(test)]
     pub(crate) fn garbage_bytes(&self) -> u64 {
         self.index.garbage()
     }
@@ -811,18 +864,106 @@ fn replay(dir: &Path, payload: &SlotPayload) -> Result<(Segment, Index), OpenErr
     Ok((segment, index))
 }
 
-/// The key-slot rewrite every successful open makes (see [`KeySlotFile::rewrite`]).
-fn rewrite_at_open(
+/// What an open found in the key-slot file, before the log is read.
+struct Unlock {
+    keyslot: KeySlotFile,
+    kek: Kek,
+    position: usize,
+    payload: SlotPayload,
+    companion: Option<Companion>,
+    decoy_view: bool,
+}
+
+/// Finds the key-slot file in `dir` that `credentials` open: Argon2id once per file of
+/// the key-slot size (one, in a vault this code made), every position tried.
+fn unlock_dir(
+    dir: &Path,
+    credentials: &Credentials,
+    cost: KdfCost,
+) -> Result<(KeySlotFile, Positions, Kek, keyslot::Unlocked), OpenError> {
+    let names = match keyslot::candidates(dir) {
+        Ok(names) => names,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(OpenError::NoVault),
+        Err(e) => return Err(e.into()),
+    };
+    if names.is_empty() {
+        return Err(OpenError::NoVault);
+    }
+    let mut failure = OpenError::WrongPassphrase;
+    for name in names.iter().take(MAX_KEYSLOT_CANDIDATES) {
+        let (keyslot, positions) = KeySlotFile::open_named(dir, name)?;
+        let kek =
+            derive_kek(cost, credentials, keyslot.salt()).map_err(|_| OpenError::OutOfMemory)?;
+        match keyslot::unlock(&kek, keyslot.salt(), &positions, 0) {
+            Ok(Some(unlocked)) => return Ok((keyslot, positions, kek, unlocked)),
+            Ok(None) => {}
+            Err(e) => failure = slot_error(e),
+        }
+    }
+    Err(failure)
+}
+
+/// The profile `payload` links (its decoy), if its linked KEK opens a position of the
+/// other pair. Tried every time: the linked field of a profile without a decoy is
+/// random and opens nothing, at the same cost.
+fn find_companion(
+    keyslot: &KeySlotFile,
+    positions: &Positions,
+    position: usize,
+    payload: &SlotPayload,
+) -> Result<Option<Companion>, OpenError> {
+    let Some(linked) = &payload.linked_kek else {
+        return Ok(None);
+    };
+    let kek = Kek::from_secret(linked.clone());
+    match keyslot::unlock(&kek, keyslot.salt(), positions, pair_mask(position)) {
+        Ok(Some(found)) => Ok(Some(Companion {
+            kek,
+            position: found.position,
+            payload: found.payload,
+        })),
+        Ok(None) => Ok(None),
+        Err(e) => Err(slot_error(e)),
+    }
+}
+
+/// Rewrites the key slot with `payload` (this profile's next state) at the other
+/// position of its pair, and re-seals `companion`, one generation on, at the other
+/// position of its own pair (see [`KeySlotFile::rewrite`]). Returns this profile's new
+/// position; the companion's is updated in place once its new copy is durable.
+fn carry_rewrite(
     keyslot: &KeySlotFile,
     kek: &Kek,
     position: usize,
     payload: &SlotPayload,
-) -> Result<usize, OpenError> {
-    keyslot
-        .rewrite(kek, position, payload)
-        .map_err(|e| match e {
-            RewriteError::Uncertain(e) | RewriteError::OldNotErased { error: e, .. } => e.into(),
-        })
+    companion: Option<&mut Companion>,
+) -> Result<usize, RewriteError> {
+    let own = SlotWrite {
+        kek,
+        current: position,
+        payload,
+    };
+    let Some(companion) = companion else {
+        return keyslot.rewrite(own, None).map(|moved| moved.own);
+    };
+    let next = companion.payload.next_generation();
+    let result = keyslot.rewrite(
+        own,
+        Some(SlotWrite {
+            kek: &companion.kek,
+            current: companion.position,
+            payload: &next,
+        }),
+    );
+    let moved = match &result {
+        Ok(moved) | Err(RewriteError::OldNotErased { moved, .. }) => *moved,
+        Err(RewriteError::Uncertain(_)) => return result.map(|moved| moved.own),
+    };
+    if let Some(at) = moved.companion {
+        companion.position = at;
+        companion.payload = next;
+    }
+    result.map(|moved| moved.own)
 }
 
 /// Writes the reserve file: [`SEGMENT_MIN_LEN`] random bytes, synced.

@@ -3,7 +3,6 @@
 use std::io;
 use std::path::Path;
 
-use super::format::KEYSLOT_FILE_NAME;
 use super::fsio;
 use super::keyslot;
 use super::store::{Vault, vault_file_names};
@@ -31,31 +30,42 @@ impl Vault {
     /// first error is returned.
     pub fn panic(dir: impl AsRef<Path>) -> io::Result<()> {
         let dir = dir.as_ref();
-        let keyslot_path = dir.join(KEYSLOT_FILE_NAME);
         let mut first_error: Option<io::Error> = None;
         let mut note = |result: io::Result<()>| {
             if let Err(e) = result {
                 first_error.get_or_insert(e);
             }
         };
-        match fsio::open_rw(&keyslot_path) {
-            Ok(file) => note(keyslot::shred_file(&file)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        // Every file of the key-slot size is shredded: the vault's (its name is random),
+        // and any other that could be one.
+        let keyslots = match keyslot::candidates(dir) {
+            Ok(found) if found.is_empty() => {
                 // Not a vault, or already wiped: only an empty directory is removed.
                 let _ = std::fs::remove_dir(dir);
                 return Ok(());
             }
-            Err(e) => note(Err(e)),
+            Ok(found) => found,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for name in &keyslots {
+            match fsio::open_rw(&dir.join(name)) {
+                Ok(file) => note(keyslot::shred_file(&file)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => note(Err(e)),
+            }
         }
         match vault_file_names(dir) {
             Ok(names) => {
-                for name in names.iter().filter(|name| *name != KEYSLOT_FILE_NAME) {
+                for name in names.iter().filter(|name| !keyslots.contains(name)) {
                     note(fsio::remove_if_present(&dir.join(name)).map(drop));
                 }
             }
             Err(e) => note(Err(e)),
         }
-        note(fsio::remove_if_present(&keyslot_path).map(drop));
+        for name in &keyslots {
+            note(fsio::remove_if_present(&dir.join(name)).map(drop));
+        }
         note(fsio::sync_dir(dir));
         if std::fs::remove_dir(dir).is_ok() {
             let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());

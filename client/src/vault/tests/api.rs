@@ -185,11 +185,21 @@ fn open_and_create_say_what_is_wrong() {
     ));
     vault.close();
     open(dir.path()).close();
-    // A file of the wrong size where the key-slot file should be: "not a vault".
+    // Vault-named files of other sizes only: "no vault here".
     let other = TempDir::new();
     std::fs::write(
-        other.path().join(crate::vault::format::KEYSLOT_FILE_NAME),
+        other.path().join("0123456789abcdef0123456789abcdef"),
         b"hello",
+    )
+    .unwrap();
+    assert!(matches!(
+        open_with(other.path(), &creds(PASSPHRASE)),
+        Err(OpenError::NoVault)
+    ));
+    // A file of the key-slot size that is not one: the same as a wrong passphrase.
+    std::fs::write(
+        other.path().join("fedcba9876543210fedcba9876543210"),
+        vec![7u8; crate::vault::format::KEYSLOT_FILE_LEN],
     )
     .unwrap();
     assert!(matches!(
@@ -245,11 +255,7 @@ fn destroy_shreds_the_profile() {
         FILE_COUNT - 1,
         "the key-slot file and the reserve stay"
     );
-    let keyslot = &files
-        .iter()
-        .find(|(name, _)| name == crate::vault::format::KEYSLOT_FILE_NAME)
-        .unwrap()
-        .1;
+    let keyslot = &files.iter().find(|file| is_keyslot(file)).unwrap().1;
     assert_eq!(keyslot.len(), crate::vault::format::KEYSLOT_FILE_LEN);
     assert!(matches!(
         open_with(dir.path(), &creds(PASSPHRASE)),

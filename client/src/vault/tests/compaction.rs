@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::vault::format::{
-    KEYSLOT_FILE_NAME, SALT_BLOCK_LEN, SLOT_COUNT, SLOT_LEN, SegmentKeys, name_key, temp_name,
+    SALT_BLOCK_LEN, SLOT_COUNT, SLOT_LEN, SegmentKeys, name_key, temp_name,
 };
 use crate::vault::kdf::derive_kek;
 use crate::vault::keyslot::{self, KeySlotFile};
@@ -29,7 +29,7 @@ fn compacted() -> Compacted {
     let mut vault = open(dir.path());
     vault.put("k", b"new").unwrap();
     vault.delete("gone").unwrap();
-    let keyslot_at_compaction = std::fs::read(dir.path().join(KEYSLOT_FILE_NAME)).unwrap();
+    let keyslot_at_compaction = std::fs::read(keyslot_path(dir.path())).unwrap();
     vault.compact().unwrap();
     vault.close();
     let after = snapshot(dir.path());
@@ -44,7 +44,7 @@ fn compacted() -> Compacted {
 fn keyslot_bytes(files: &[(String, Vec<u8>)]) -> Vec<u8> {
     files
         .iter()
-        .find(|(name, _)| name == KEYSLOT_FILE_NAME)
+        .find(|file| is_keyslot(file))
         .map(|(_, bytes)| bytes.clone())
         .unwrap()
 }
@@ -132,12 +132,12 @@ fn crash_between_sealing_the_spare_and_erasing_the_old_position() {
     // Both copies on disk, and both segments.
     let mut crashed = new.clone();
     crashed[position_range(p)].copy_from_slice(&old[position_range(p)]);
-    std::fs::write(dir.join(KEYSLOT_FILE_NAME), &crashed).unwrap();
+    std::fs::write(keyslot_path(dir), &crashed).unwrap();
     write_files(dir, &[segment_file(&c.before)]);
     // The higher generation wins; the old copy is erased (the open's own rewrite moves
     // the slot on and leaves one live position) and the old segment removed.
     opens_with(dir, b"new");
-    let healed = std::fs::read(dir.join(KEYSLOT_FILE_NAME)).unwrap();
+    let healed = std::fs::read(keyslot_path(dir)).unwrap();
     assert!(healed[position_range(p)] != old[position_range(p)]);
     assert!(healed[position_range(q)] != new[position_range(q)]);
     live_position(&healed);
@@ -163,7 +163,8 @@ fn compaction_makes_deletion_final_even_with_the_passphrase() {
     let image = TempDir::new();
     std::fs::write(image.path().join(&old_name), &old_segment).unwrap();
 
-    let (keyslot, positions) = retry_busy(|| KeySlotFile::open(dir)).unwrap();
+    let (keyslot, positions) =
+        retry_busy(|| KeySlotFile::open_named(dir, &keyslot_name(dir))).unwrap();
     let kek = derive_kek(KdfCost::TestOnly, &creds(PASSPHRASE), keyslot.salt()).unwrap();
     let mut reachable = Vec::new();
     for (index, position) in positions.iter().enumerate() {

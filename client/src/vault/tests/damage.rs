@@ -29,7 +29,7 @@ fn flip(path: &Path, offset: u64) {
 }
 
 #[test]
-fn damaged_committed_record_fails_the_open_and_writes_nothing() {
+fn damaged_committed_record_fails_the_open_and_leaves_the_data_alone() {
     for offset in [3u64, 30, 100, 255, 256 + 44, 256 + 200] {
         let dir = TempDir::new();
         let segment = three_records(dir.path());
@@ -40,7 +40,14 @@ fn damaged_committed_record_fails_the_open_and_writes_nothing() {
             matches!(err, OpenError::Corrupted),
             "byte {offset}: {err:?}"
         );
-        assert_eq!(snapshot(dir.path()), before);
+        // Only the key slot changed: every open that finds its slot re-seals it (same
+        // keys) before it reads the log, so that a duress open never leaves the real
+        // profile behind, whatever the decoy's log holds.
+        assert_eq!(data_files(&snapshot(dir.path())), data_files(&before));
+        assert!(matches!(
+            open_with(dir.path(), &creds(PASSPHRASE)),
+            Err(OpenError::Corrupted)
+        ));
     }
 }
 
@@ -123,7 +130,7 @@ fn missing_segment_or_damaged_key_slot() {
     // is random bytes to a key that does not open it.
     let dir = TempDir::new();
     three_records(dir.path());
-    let keyslot = dir.path().join(crate::vault::format::KEYSLOT_FILE_NAME);
+    let keyslot = keyslot_path(dir.path());
     let before = std::fs::read(&keyslot).unwrap();
     let positions = crate::vault::format::SLOT_COUNT as u64;
     for i in 0..positions {

@@ -3,10 +3,7 @@
 
 use super::disk::entropy;
 use super::*;
-use crate::vault::format::{
-    KEYSLOT_FILE_LEN, KEYSLOT_FILE_NAME, SALT_BLOCK_LEN, SLOT_COUNT, SLOT_LEN, SlotPayload,
-    pair_mask,
-};
+use crate::vault::format::{KEYSLOT_FILE_LEN, SALT_BLOCK_LEN, SLOT_COUNT, SLOT_LEN, pair_mask};
 use crate::vault::kdf::derive_kek;
 use crate::vault::keyslot::{self, KeySlotFile};
 use crate::vault::{ChangePassphraseError, SetDuressError};
@@ -29,7 +26,7 @@ fn position_range(index: usize) -> std::ops::Range<usize> {
 }
 
 fn keyslot_file(dir: &Path) -> Vec<u8> {
-    std::fs::read(dir.join(KEYSLOT_FILE_NAME)).unwrap()
+    std::fs::read(keyslot_path(dir)).unwrap()
 }
 
 /// The positions of `keyslot` that `passphrase` opens.
@@ -143,15 +140,7 @@ fn duress_open_shows_the_decoy_and_destroys_the_real_profile() {
     // Later duress opens are ordinary opens of what is now the only profile.
     let decoy = open_with(dir.path(), &creds(DURESS)).unwrap();
     assert_decoy_content(&decoy);
-    assert!(matches!(
-        decoy.payload_for_tests(),
-        SlotPayload {
-            erase_on_open: 0,
-            reserved_positions: 0,
-            decoy_kek: None,
-            ..
-        }
-    ));
+    assert!(!decoy.has_companion_for_tests());
 }
 
 #[test]
@@ -370,28 +359,24 @@ fn an_interrupted_switch_is_finished_by_the_next_duress_open() {
     let mut noise = vec![0u8; SLOT_LEN];
     crate::vault::fsio::random_bytes(&mut noise).unwrap();
     keyslot[position_range(real)].copy_from_slice(&noise);
-    std::fs::write(dir.path().join(KEYSLOT_FILE_NAME), &keyslot).unwrap();
+    std::fs::write(keyslot_path(dir.path()), &keyslot).unwrap();
     assert_decoy_content(&open_with(dir.path(), &creds(DURESS)).unwrap());
     assert_wrong(dir.path(), PASSPHRASE);
 
-    // Only the decoy's converted copy reached the disk: the real profile and the
-    // duress slot are both still there.
+    // Only the decoy's new copy reached the disk: the real profile and the old copy of
+    // the decoy are both still there.
     let dir = TempDir::new();
     with_decoy(dir.path());
     {
-        let (file, positions) = retry_busy(|| KeySlotFile::open(dir.path())).unwrap();
+        let (file, positions) =
+            retry_busy(|| KeySlotFile::open_named(dir.path(), &keyslot_name(dir.path()))).unwrap();
         let kek = derive_kek(KdfCost::TestOnly, &creds(DURESS), file.salt()).unwrap();
-        let duress = keyslot::unlock(&kek, file.salt(), &positions)
+        let duress = keyslot::unlock(&kek, file.salt(), &positions, 0)
             .unwrap()
             .unwrap();
-        assert!(duress.payload.is_duress());
-        let converted = SlotPayload {
-            erase_on_open: 0,
-            reserved_positions: 0,
-            ..duress.payload.next_generation()
-        };
         let partner = duress.position ^ 1;
-        file.write_payload(&kek, partner, &converted).unwrap();
+        file.write_payload(&kek, partner, &duress.payload.next_generation())
+            .unwrap();
     }
     let keyslot = keyslot_file(dir.path());
     assert_eq!(live_positions(&keyslot, PASSPHRASE).len(), 1);
@@ -584,7 +569,7 @@ fn lifecycle(dir: &Path, passphrase: &str) -> Vec<String> {
     // Ordinary use: writes, deletes, a compaction, refusals.
     let mut vault = open_with(dir, &creds(passphrase)).unwrap();
     note("debug", format!("{vault:?}"));
-    note("payload", payload_shape(vault.payload_for_tests()));
+    note("payload", payload_shape(&vault));
     for i in 0..40u32 {
         vault.put(format!("history/{i}"), vec![b'h'; 500]).unwrap();
     }
@@ -624,7 +609,7 @@ fn lifecycle(dir: &Path, passphrase: &str) -> Vec<String> {
     // Its duress switch.
     let decoy = open_with(dir, &creds(SECOND_DURESS)).unwrap();
     note("switched len", decoy.len().to_string());
-    note("payload", payload_shape(decoy.payload_for_tests()));
+    note("payload", payload_shape(&decoy));
     decoy.close();
     note(
         "switched",
@@ -641,15 +626,9 @@ fn lifecycle(dir: &Path, passphrase: &str) -> Vec<String> {
     seen
 }
 
-/// A payload's kind and links (not its keys or counters).
-fn payload_shape(payload: &SlotPayload) -> String {
-    format!(
-        "duress {} reserved {:#b} erase {:#b} decoy {}",
-        payload.is_duress(),
-        payload.reserved_positions,
-        payload.erase_on_open,
-        payload.decoy_kek.is_some()
-    )
+/// Whether the open vault knows of a second profile (not its keys or counters).
+fn payload_shape(vault: &Vault) -> String {
+    format!("companion {}", vault.has_companion_for_tests())
 }
 
 #[test]

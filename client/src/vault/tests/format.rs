@@ -106,23 +106,22 @@ fn slot_payload_round_trips_and_checks_padding() {
     let payload = SlotPayload {
         generation: 7,
         profile_id: [4; PROFILE_ID_LEN],
-        reserved_positions: 0b0100,
         data_key: Secret32::from_bytes([5; 32]),
         epoch: 9,
         segment_secret: Secret32::from_bytes([6; 32]),
-        erase_on_open: 0,
-        decoy_kek: None,
+        linked_kek: None,
     };
-    let encoded = payload.encode();
+    let encoded = payload.encode(&[8; 32]);
     assert_eq!(encoded.len(), SLOT_PLAINTEXT_LEN);
     let decoded = SlotPayload::decode(&encoded).unwrap();
-    assert_eq!(
-        (
-            decoded.generation,
-            decoded.epoch,
-            decoded.reserved_positions
-        ),
-        (7, 9, 0b0100)
+    assert_eq!((decoded.generation, decoded.epoch), (7, 9));
+    // An absent link is sealed as the filler (random in use), and reads back as a key.
+    assert!(
+        decoded
+            .linked_kek
+            .as_ref()
+            .unwrap()
+            .ct_eq(&Secret32::from_bytes([8; 32]))
     );
     assert!(decoded.data_key.ct_eq(&payload.data_key));
     assert!(decoded.segment_secret.ct_eq(&payload.segment_secret));
@@ -156,7 +155,7 @@ fn derived_names_are_hex_and_distinct() {
     ];
     for (i, name) in names.iter().enumerate() {
         assert_eq!(name.len(), NAME_HEX_LEN);
-        assert_ne!(name, KEYSLOT_FILE_NAME);
+        assert_ne!(name, LEGACY_KEYSLOT_FILE_NAME);
         assert!(names[..i].iter().all(|other| other != name));
     }
     assert_ne!(

@@ -8,6 +8,7 @@ mod damage;
 mod disk;
 mod duress;
 mod format;
+mod migration;
 mod model;
 mod wipe;
 
@@ -121,15 +122,33 @@ pub(super) fn segment_name_with(keyslot: &[u8], credentials: &Credentials) -> Op
 
 /// The current segment file of the vault in `dir` (the test passphrase's profile).
 pub(super) fn segment_path(dir: &Path) -> PathBuf {
-    let keyslot = std::fs::read(dir.join(super::format::KEYSLOT_FILE_NAME)).unwrap();
+    let keyslot = std::fs::read(keyslot_path(dir)).unwrap();
     dir.join(segment_name_in(&keyslot))
+}
+
+/// The name of the key-slot file in `dir` (random per vault): the one vault file of the
+/// key-slot size.
+pub(super) fn keyslot_name(dir: &Path) -> String {
+    let mut found = super::keyslot::candidates(dir).unwrap();
+    assert_eq!(found.len(), 1, "one key-slot file");
+    found.remove(0)
+}
+
+/// The path of the key-slot file in `dir`.
+pub(super) fn keyslot_path(dir: &Path) -> PathBuf {
+    dir.join(keyslot_name(dir))
+}
+
+/// Whether a file of a snapshot is the key-slot file (by its size, as the vault finds it).
+pub(super) fn is_keyslot(file: &(String, Vec<u8>)) -> bool {
+    file.1.len() == super::format::KEYSLOT_FILE_LEN
 }
 
 /// A snapshot without the key-slot file (which every successful open rewrites).
 pub(super) fn data_files(files: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
     files
         .iter()
-        .filter(|(name, _)| name != super::format::KEYSLOT_FILE_NAME)
+        .filter(|file| !is_keyslot(file))
         .cloned()
         .collect()
 }

@@ -3,7 +3,6 @@
 use super::super::WriteError;
 use super::disk::{encodings, entropy};
 use super::*;
-use crate::vault::format::KEYSLOT_FILE_NAME;
 
 const DURESS: &str = "duress passphrase for the wipe";
 const MARKERS: [&str; 3] = [
@@ -79,13 +78,13 @@ fn what_the_storage_keeps_after_panic_is_random_bytes() {
     for name in &names {
         std::fs::hard_link(dir.path().join(name), image.path().join(name)).unwrap();
     }
-    let keyslot_before = std::fs::read(dir.path().join(KEYSLOT_FILE_NAME)).unwrap();
+    let keyslot_before = std::fs::read(keyslot_path(dir.path())).unwrap();
     Vault::panic(dir.path()).unwrap();
     assert!(!dir.path().exists());
 
     let kept = snapshot(image.path());
     assert_eq!(kept.len(), names.len());
-    let keyslot = &kept.iter().find(|(n, _)| n == KEYSLOT_FILE_NAME).unwrap().1;
+    let keyslot = &kept.iter().find(|file| is_keyslot(file)).unwrap().1;
     assert_eq!(keyslot.len(), keyslot_before.len());
     // Every 4 KiB sector differs: salt and every position were overwritten.
     for (old, new) in keyslot_before.chunks(4096).zip(keyslot.chunks(4096)) {
