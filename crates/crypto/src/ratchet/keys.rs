@@ -5,9 +5,18 @@
 //!   [`ROOT_LABEL`]) → 96 bytes: new root key ‖ chain key ‖ next header key.
 //! - `KDF_CK(ck)`: message key = HMAC-SHA256(ck, 0x01), next chain key =
 //!   HMAC-SHA256(ck, 0x02).
-//! - A message key expands by HKDF-SHA256(ikm = mk, info = [`MESSAGE_LABEL`]) into a
-//!   ChaCha20-Poly1305 key and nonce. Each message key is used once, so the nonce
-//!   never repeats under its key.
+//! - A message key expands by HKDF-SHA256(salt = the encrypted header's random 24-byte
+//!   nonce, ikm = mk, info = [`BODY_LABEL`]) into a ChaCha20-Poly1305 key and nonce.
+//!   The specification uses each message key once; a device restored from a backup, a
+//!   vault that lost its last commit, or a profile copied to a second device uses the
+//!   same message key again for a different message, and a key and nonce drawn from
+//!   the message key alone would then repeat (a two-time pad the relay could XOR, the
+//!   zero padding giving the longer tail away in clear). The header nonce is fresh
+//!   randomness for every encryption, whatever state the ratchet was restored to, so
+//!   the body key and nonce never repeat; the nonce is in the envelope already and is
+//!   authenticated with the body (it is part of the body's associated data).
+//! - Version 1 expanded the message key alone ([`LEGACY_MESSAGE_LABEL`]); a receiver
+//!   still opens such bodies, so that messages in flight across the upgrade are read.
 //! - Headers are encrypted with XChaCha20-Poly1305 under the header key and a random
 //!   24-byte nonce: header keys stay the same for a whole chain, so the nonce must be
 //!   large enough to pick at random.
@@ -23,8 +32,10 @@ use crate::primitives::{
 
 /// HKDF info of the root-chain step `KDF_RK_HE`.
 pub(crate) const ROOT_LABEL: &[u8] = b"passage/1 ratchet root";
-/// HKDF info that expands a message key into an AEAD key and nonce.
-pub(crate) const MESSAGE_LABEL: &[u8] = b"passage/1 ratchet message key";
+/// HKDF info that expands a message key and the header nonce into an AEAD key and nonce.
+pub(crate) const BODY_LABEL: &[u8] = b"passage/2 ratchet body key";
+/// HKDF info of version 1, which expanded the message key alone (opened, never sealed).
+pub(crate) const LEGACY_MESSAGE_LABEL: &[u8] = b"passage/1 ratchet message key";
 
 /// Plaintext header: ratchet public key ‖ previous chain length ‖ message number.
 pub const HEADER_LEN: usize = 32 + 4 + 4;
@@ -79,13 +90,34 @@ pub(crate) fn split32<const N: usize>(okm: &[u8; N], i: usize) -> Secret32 {
     secret
 }
 
-/// The AEAD key and nonce a message key expands to.
-pub(crate) fn message_key_material(mk: &Secret32) -> (Secret32, [u8; CHACHA_NONCE_LEN]) {
-    let okm: Zeroizing<[u8; 44]> = hkdf_sha256(&[], mk.as_bytes(), &[MESSAGE_LABEL]);
+/// The AEAD key and nonce of a body: the message key and the sealed header's random
+/// nonce expanded together.
+pub(crate) fn body_key_material(
+    mk: &Secret32,
+    header_nonce: &[u8; XCHACHA_NONCE_LEN],
+) -> (Secret32, [u8; CHACHA_NONCE_LEN]) {
+    expand(header_nonce, mk, BODY_LABEL)
+}
+
+/// Version 1's body key and nonce, from the message key alone: only to open bodies
+/// sealed by a version-1 sender.
+pub(crate) fn legacy_message_key_material(mk: &Secret32) -> (Secret32, [u8; CHACHA_NONCE_LEN]) {
+    expand(&[], mk, LEGACY_MESSAGE_LABEL)
+}
+
+fn expand(salt: &[u8], mk: &Secret32, label: &[u8]) -> (Secret32, [u8; CHACHA_NONCE_LEN]) {
+    let okm: Zeroizing<[u8; 44]> = hkdf_sha256(salt, mk.as_bytes(), &[label]);
     let key = split32(&okm, 0);
     let mut nonce = [0u8; CHACHA_NONCE_LEN];
     nonce.copy_from_slice(&okm[32..]);
     (key, nonce)
+}
+
+/// The random nonce at the front of a sealed header.
+pub(crate) fn header_nonce(sealed: &[u8; ENCRYPTED_HEADER_LEN]) -> [u8; XCHACHA_NONCE_LEN] {
+    let mut nonce = [0u8; XCHACHA_NONCE_LEN];
+    nonce.copy_from_slice(&sealed[..XCHACHA_NONCE_LEN]);
+    nonce
 }
 
 /// A ratchet message header.

@@ -3,7 +3,8 @@
 //! ```text
 //! message (fixed length) = encrypted header ‖ encrypted body
 //! encrypted header       = nonce (24) ‖ XChaCha20-Poly1305(HK, ad, dh ‖ pn ‖ n)
-//! encrypted body         = ChaCha20-Poly1305(mk → key, nonce; ad ‖ encrypted header, padded plaintext)
+//! encrypted body         = ChaCha20-Poly1305(HKDF(salt = header nonce, mk) → key, nonce;
+//!                                           ad ‖ encrypted header, padded plaintext)
 //! ```
 //!
 //! Guarantees of [`RatchetState`]:
@@ -29,7 +30,9 @@ mod snapshot;
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
-use keys::{Chain, Header, kdf_rk, message_key_material};
+use keys::{
+    Chain, Header, body_key_material, header_nonce, kdf_rk, legacy_message_key_material,
+};
 pub use keys::{ENCRYPTED_HEADER_LEN, HEADER_LEN};
 pub use skipped::{MAX_SKIPPED_KEY_AGE, MAX_SKIPPED_KEYS};
 use skipped::{SkippedKey, SkippedKeys};
@@ -211,6 +214,34 @@ impl RatchetState {
         message_len: usize,
         rng: &mut R,
     ) -> Result<Vec<u8>, EncryptError> {
+        self.encrypt_with(plaintext, message_len, rng, |mk, sealed_header| {
+            body_key_material(mk, &header_nonce(sealed_header))
+        })
+    }
+
+    /// Encrypts as a version-1 sender did (body key from the message key alone): only
+    /// for the test that such messages still open.
+    #[cfg(test)]
+    pub(crate) fn encrypt_v1<R: CryptoRng + ?Sized>(
+        &mut self,
+        plaintext: &[u8],
+        rng: &mut R,
+    ) -> Result<Vec<u8>, EncryptError> {
+        self.encrypt_with(plaintext, ENVELOPE_LEN, rng, |mk, _| {
+            legacy_message_key_material(mk)
+        })
+    }
+
+    fn encrypt_with<R: CryptoRng + ?Sized>(
+        &mut self,
+        plaintext: &[u8],
+        message_len: usize,
+        rng: &mut R,
+        body_keys: impl FnOnce(
+            &Secret32,
+            &[u8; ENCRYPTED_HEADER_LEN],
+        ) -> (Secret32, [u8; crate::primitives::CHACHA_NONCE_LEN]),
+    ) -> Result<Vec<u8>, EncryptError> {
         let padded_len = message_len.saturating_sub(ENCRYPTED_HEADER_LEN + AEAD_TAG_LEN);
         let padded = pad(plaintext, padded_len).map_err(|e| match e {
             PaddingError::TooLong { len, max } => EncryptError::TooLong { len, max },
@@ -226,7 +257,7 @@ impl RatchetState {
             n: self.send.n,
         };
         let sealed_header = header.seal(&self.hk_send, &self.ad, rng);
-        let (key, nonce) = message_key_material(&mk);
+        let (key, nonce) = body_keys(&mk, &sealed_header);
         let body = chacha_seal(&key, &nonce, &body_ad(&self.ad, &sealed_header), &padded);
         let mut out = Vec::with_capacity(message_len);
         out.extend_from_slice(&sealed_header);
@@ -279,7 +310,7 @@ impl RatchetState {
                 .entries
                 .get(found)
                 .ok_or(DecryptError::Undecryptable)?;
-            let plaintext = open_body(&entry.message_key, &ad, body)?;
+            let plaintext = open_body(&entry.message_key, sealed, &ad, body)?;
             self.skipped.remove(found);
             self.skipped.expire(now);
             return Ok(plaintext);
@@ -295,7 +326,7 @@ impl RatchetState {
             let mut skipped = Vec::new();
             let chain = skip_to(chain, header.n, hk, MAX_SKIP, now, &mut skipped)?;
             let (mk, next) = chain.step().ok_or(DecryptError::Undecryptable)?;
-            let plaintext = open_body(&mk, &ad, body)?;
+            let plaintext = open_body(&mk, sealed, &ad, body)?;
             self.recv = Some(next);
             self.skipped.extend(skipped);
             self.skipped.expire(now);
@@ -330,7 +361,7 @@ impl RatchetState {
             &mut skipped,
         )?;
         let (mk, next) = chain.step().ok_or(DecryptError::Undecryptable)?;
-        let plaintext = open_body(&mk, &ad, body)?;
+        let plaintext = open_body(&mk, sealed, &ad, body)?;
 
         self.prev_send_n = self.send.n;
         self.hk_send = std::mem::replace(&mut self.nhk_send, send_step.next_header_key);
@@ -393,10 +424,62 @@ fn body_ad(
     out
 }
 
-fn open_body(mk: &Secret32, ad: &[u8], body: &[u8]) -> Result<Zeroizing<Vec<u8>>, DecryptError> {
-    let (key, nonce) = message_key_material(mk);
-    let padded =
-        chacha_open(&key, &nonce, ad, body).map_err(|_| DecryptError::BodyAuthentication)?;
+/// Opens a body under its key and nonce (from the message key and the header nonce),
+/// or, failing that, under version 1's (from the message key alone).
+fn open_body(
+    mk: &Secret32,
+    sealed_header: &[u8; ENCRYPTED_HEADER_LEN],
+    ad: &[u8],
+    body: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, DecryptError> {
+    let (key, nonce) = body_key_material(mk, &header_nonce(sealed_header));
+    let padded = match chacha_open(&key, &nonce, ad, body) {
+        Ok(padded) => padded,
+        Err(_) => {
+            let (key, nonce) = legacy_message_key_material(mk);
+            chacha_open(&key, &nonce, ad, body).map_err(|_| DecryptError::BodyAuthentication)?
+        }
+    };
     let plaintext = unpad(&padded).map_err(|_| DecryptError::Malformed)?;
     Ok(Zeroizing::new(plaintext.to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use getrandom::SysRng;
+    use rand_core::UnwrapErr;
+
+    use crate::{Identity, Invitation, PendingInvitation, accept};
+
+    const NOW: u64 = 1_800_000_000;
+
+    #[test]
+    fn a_body_sealed_by_a_version_1_sender_still_opens() {
+        let mut rng = UnwrapErr(SysRng);
+        let pending = PendingInvitation::create(
+            Identity::generate(&mut rng),
+            b"queue",
+            NOW + 3600,
+            &mut rng,
+        )
+        .unwrap();
+        let invitation = Invitation::from_link(&pending.invitation().to_link()).unwrap();
+        let accepted = accept(&invitation, &Identity::generate(&mut rng), b"hi", NOW, &mut rng)
+            .unwrap();
+        let mut inviter = pending
+            .complete(&accepted.message, NOW, NOW, &mut rng)
+            .unwrap()
+            .state;
+        let mut acceptor = accepted.state;
+        let old = acceptor.encrypt_v1(b"sealed before the upgrade", &mut rng).unwrap();
+        let new = acceptor.encrypt(b"sealed after it", &mut rng).unwrap();
+        assert_eq!(
+            inviter.decrypt(&old, NOW, &mut rng).unwrap().as_slice(),
+            b"sealed before the upgrade"
+        );
+        assert_eq!(
+            inviter.decrypt(&new, NOW, &mut rng).unwrap().as_slice(),
+            b"sealed after it"
+        );
+    }
 }
