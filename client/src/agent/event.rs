@@ -85,6 +85,14 @@ pub enum DroppedReason {
     /// It was received before: a replay or a resend.
     #[error("a message received before was dropped (replay or duplicate)")]
     Duplicate,
+    /// A new message at a place in the conversation that an earlier message took: the
+    /// contact's profile was restored from an older copy (a backup, a crash) or copied
+    /// to a second device, and sends from it. It cannot be read (its key was used up,
+    /// as forward secrecy requires); the contact should send it again.
+    #[error(
+        "a message from a restored or copied profile could not be read; ask the contact to send it again"
+    )]
+    Forked,
     /// It decrypted but its content is malformed.
     #[error("a malformed message was dropped")]
     Malformed,
@@ -102,6 +110,7 @@ impl DroppedReason {
         match self {
             DroppedReason::Undecryptable => "undecryptable",
             DroppedReason::Duplicate => "duplicate",
+            DroppedReason::Forked => "forked",
             DroppedReason::Malformed => "malformed",
             DroppedReason::InvitationExpired => "invitation_expired",
             DroppedReason::UnknownQueue => "unknown_queue",

@@ -11,6 +11,8 @@
 //!  m/<contact>/<seq>     MessageRecord      one history entry
 //!  i/<contact>/<msg id>  u64 (BE)           history seq of a message id (dedup, receipts)
 //!  o/<seq>               OutboxRecord       an encrypted envelope waiting for the relay's OK
+//!  f/<contact>           u32 (BE)           the timer this user set for the contact (floor)
+//!  e/<contact>           SeenEnvelopes      digests of the last envelopes received from it
 //! ```
 //!
 //! A change that spans records (a message received: ratchet + history + receipt in the
@@ -49,6 +51,29 @@ pub(crate) fn outbox_key(seq: u64) -> String {
     format!("o/{seq:016x}")
 }
 pub(crate) const OUTBOX_PREFIX: &str = "o/";
+/// The disappearing timer this user chose for a contact (0 = off): a floor that the
+/// contact's announcements may shorten, never lengthen or switch off. Absent: the
+/// profile default (which is what contacts made before the floor existed keep).
+pub(crate) fn timer_floor_key(id: ContactId) -> String {
+    format!("f/{}", id.to_hex())
+}
+pub(crate) fn seen_envelopes_key(id: ContactId) -> String {
+    format!("e/{}", id.to_hex())
+}
+
+/// How many received envelopes' digests a contact keeps: more than the relay ever has
+/// delivered and unacknowledged on one queue (16), so that every redelivery after a
+/// lost `ACK` is recognised as one.
+pub(crate) const SEEN_ENVELOPES: usize = 64;
+
+/// Digests (16 bytes of SHA-256) of the last envelopes received from a contact, oldest
+/// first. An envelope the ratchet has consumed before is a redelivery when its digest
+/// is here; a *different* envelope at a consumed ratchet position means the contact's
+/// profile was restored from an older copy, or copied, and is sending from it.
+#[derive(Serialize, Deserialize, Default)]
+pub(crate) struct SeenEnvelopes {
+    pub digests: Vec<[u8; 16]>,
+}
 pub(crate) const CONTACT_PREFIX: &str = "c/";
 
 /// Parses the `<seq>` at the end of a history or outbox key.

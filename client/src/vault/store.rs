@@ -60,6 +60,9 @@ pub struct Vault {
     poisoned: bool,
     /// Set once the key-slot file was found wiped or replaced under the open vault.
     wiped: bool,
+    /// Tests only: commits left before every further one fails (fault injection).
+    #[cfg(test)]
+    commits_before_failure: Option<usize>,
 }
 
 /// The profile an open vault carries along in its key-slot rewrites: a real profile's
@@ -539,6 +542,8 @@ impl Vault {
             compact_at: COMPACT_MIN_GARBAGE,
             poisoned: false,
             wiped: false,
+            #[cfg(test)]
+            commits_before_failure: None,
         })
     }
 
@@ -667,6 +672,8 @@ impl Vault {
             compact_at: COMPACT_MIN_GARBAGE,
             poisoned: false,
             wiped: false,
+            #[cfg(test)]
+            commits_before_failure: None,
         })
     }
 
@@ -710,6 +717,13 @@ impl Vault {
             return Err(WriteError::Poisoned);
         }
         self.check_not_wiped()?;
+        #[cfg(test)]
+        if let Some(left) = self.commits_before_failure.as_mut() {
+            if *left == 0 {
+                return Err(io::Error::other("injected commit failure").into());
+            }
+            *left -= 1;
+        }
         let ops: Vec<Op<'_>> = changes
             .iter()
             .filter_map(|(key, value)| match value {
@@ -822,6 +836,13 @@ impl Vault {
     #[cfg(test)]
     pub(crate) fn payload_for_tests(&self) -> &SlotPayload {
         &self.payload
+    }
+
+    /// Tests only: after `commits` more commits, every commit fails with an I/O error
+    /// and writes nothing (not poisoning the vault); `None` lifts it.
+    #[cfg(test)]
+    pub(crate) fn fail_commits_after(&mut self, commits: Option<usize>) {
+        self.commits_before_failure = commits;
     }
 
     #[cfg(test)]

@@ -265,7 +265,12 @@ impl Conversations {
             no_history: self.profile.no_history,
         };
         let id = ContactId::generate(rng);
-        self.vault.put(contact_key(id), encode(&record)?)?;
+        let floor = self.profile.default_timer_secs;
+        self.vault.transaction(|tx| {
+            tx.put(contact_key(id), encode(&record)?)?;
+            tx.put(timer_floor_key(id), floor.to_be_bytes())?;
+            Ok::<_, AgentError>(())
+        })?;
         self.by_queue.insert(record.own_queue.recipient_id, id);
         self.contacts.insert(id, record);
         Ok(link)
@@ -355,21 +360,36 @@ impl Conversations {
             msg_seq: None,
             envelope: accepted.message,
         };
+        // A profile default (e.g. --at-risk) is announced, so the inviter adopts it:
+        // sealed after the accept, committed with it.
+        let mut ratchet = accepted.state;
+        let floor = self.profile.default_timer_secs;
+        let announcement = match record.timer_secs {
+            0 => None,
+            seconds => Some(send::seal_timer(
+                &mut ratchet,
+                id,
+                seconds,
+                now,
+                seq + 1,
+                rng,
+            )?),
+        };
+        let next_seq = seq + if announcement.is_some() { 3 } else { 1 };
         self.vault.transaction(|tx| {
             tx.put(contact_key(id), encode(&record)?)?;
-            tx.put(ratchet_key(id), encode(&accepted.state.snapshot())?)?;
+            tx.put(ratchet_key(id), encode(&ratchet.snapshot())?)?;
             tx.put(outbox_key(seq), encode(&outbox)?)?;
-            tx.put(NEXT_SEQ, (seq + 1).to_be_bytes())?;
+            tx.put(timer_floor_key(id), floor.to_be_bytes())?;
+            if let Some(announcement) = &announcement {
+                announcement.put(tx, id)?;
+            }
+            tx.put(NEXT_SEQ, next_seq.to_be_bytes())?;
             Ok::<_, AgentError>(())
         })?;
-        self.next_seq = seq + 1;
-        let timer = record.timer_secs;
+        self.next_seq = next_seq;
         self.by_queue.insert(record.own_queue.recipient_id, id);
         self.contacts.insert(id, record);
-        // A profile default (e.g. --at-risk) is announced, so the inviter adopts it.
-        if timer > 0 {
-            self.announce_timer(id, timer, now, rng)?;
-        }
         Ok(())
     }
 
@@ -395,6 +415,8 @@ impl Conversations {
         self.vault.transaction(|tx| {
             tx.delete(contact_key(id))?;
             tx.delete(ratchet_key(id))?;
+            tx.delete(timer_floor_key(id))?;
+            tx.delete(seen_envelopes_key(id))?;
             for key in &doomed {
                 tx.delete(&**key)?;
             }

@@ -14,9 +14,10 @@ use super::super::error::AgentError;
 use super::super::event::{AgentEvent, DroppedReason};
 use super::super::ids::{ContactId, MessageId};
 use super::super::records::*;
-use super::send::seal;
+use super::send::{seal, seal_timer};
 use super::{Conversations, Disposition};
 use crate::relay::SenderCredentials;
+use crate::vault::Transaction;
 
 impl Conversations {
     // ---- receiving ------------------------------------------------------------
@@ -57,26 +58,40 @@ impl Conversations {
         if contact.phase == ContactPhase::Invited {
             return self.handle_accept(id, envelope, timestamp, now, rng);
         }
+        let digest = envelope_digest(envelope);
+        let mut seen = self.seen_envelopes(id).map_err(Retry)?;
         let mut ratchet = self.ratchet(id).map_err(Retry)?;
         let plaintext = match ratchet.decrypt(envelope, now, rng) {
             Ok(plaintext) => plaintext,
-            Err(DecryptError::AlreadyReceived) => {
+            Err(DecryptError::AlreadyReceived) if seen.digests.contains(&digest) => {
                 return Err(Dropped(DroppedReason::Duplicate, Some(name)));
+            }
+            // A different envelope at a position already consumed: the contact's
+            // profile forked (restored from an older copy, or copied).
+            Err(DecryptError::AlreadyReceived) => {
+                return Err(Dropped(DroppedReason::Forked, Some(name)));
             }
             Err(_) => return Err(Dropped(DroppedReason::Undecryptable, Some(name))),
         };
-        let ratchet_bytes = encode(&ratchet.snapshot()).map_err(|e| Retry(e.into()))?;
+        if seen.digests.len() >= SEEN_ENVELOPES {
+            seen.digests.remove(0);
+        }
+        seen.digests.push(digest);
+        let consumed = Consumed {
+            ratchet: encode(&ratchet.snapshot()).map_err(|e| Retry(e.into()))?,
+            seen: encode(&seen).map_err(|e| Retry(e.into()))?,
+        };
         let content = match Content::decode(&plaintext) {
             Ok(content) => content,
             Err(_) => {
                 // The message is consumed: keep the ratchet moving, drop the content.
                 self.vault
-                    .put(ratchet_key(id), &ratchet_bytes)
-                    .map_err(|e| Retry(e.into()))?;
+                    .transaction(|tx| consumed.put(tx, id))
+                    .map_err(Retry)?;
                 return Err(Dropped(DroppedReason::Malformed, Some(name)));
             }
         };
-        self.apply(id, content, ratchet_bytes, timestamp, now, rng)
+        self.apply(id, content, consumed, timestamp, now, rng)
             .map_err(Retry)
     }
 
@@ -108,39 +123,80 @@ impl Conversations {
         let Ok(Content::Hello { queue }) = Content::decode(&completed.first_plaintext) else {
             return Err(Dropped(DroppedReason::Malformed, Some(name)));
         };
+        self.connect_inviter(id, completed.contact, queue, completed.state, now, rng)
+            .map_err(Retry)?;
+        Ok(vec![AgentEvent::Connected { contact: name }])
+    }
+
+    /// The inviter's side of a completed handshake, in one vault transaction: the
+    /// contact connected (their identity and queue, the invitation's secrets gone), the
+    /// ratchet, the welcome and, under a profile default timer, its announcement. A
+    /// failure changes nothing, in the vault or in memory, so the relay's copy of the
+    /// accept is handled again from the start.
+    fn connect_inviter<R: CryptoRng + ?Sized>(
+        &mut self,
+        id: ContactId,
+        their_identity: passage_crypto::IdentityPublic,
+        queue: passage_wire::QueueAddress,
+        mut ratchet: RatchetState,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<(), AgentError> {
+        let current = self.contacts.get(&id).ok_or(AgentError::NoSuchContact)?;
+        // A copy to change, so that memory is touched only once the commit succeeded.
+        let mut record: ContactRecord = decode(&encode(current)?)?;
         let sender = SenderCredentials::generate(rng);
-        let record = self
-            .contacts
-            .get_mut(&id)
-            .ok_or(Retry(AgentError::NoSuchContact))?;
         record.phase = ContactPhase::Connected;
-        record.their_identity = Some(completed.contact);
+        record.their_identity = Some(their_identity);
         record.pending = None;
         record.their_queue = Some(TheirQueueRecord {
             address: queue.encode(),
             sender_secret: *sender.secret().to_bytes(),
             key_fixed: false,
         });
-        // The handshake's ratchet, then the welcome: one transaction via queue_content.
-        let ratchet_bytes = encode(&completed.state.snapshot()).map_err(|e| Retry(e.into()))?;
-        self.vault
-            .put(ratchet_key(id), &ratchet_bytes)
-            .map_err(|e| Retry(e.into()))?;
-        self.queue_content(id, &Content::Welcome, OutboxKind::Welcome, None, rng)
-            .map_err(Retry)?;
+        let welcome_seq = self.next_seq;
+        let welcome = seal(
+            &mut ratchet,
+            id,
+            &Content::Welcome,
+            OutboxKind::Welcome,
+            None,
+            rng,
+        )?;
         // A profile default (e.g. --at-risk) is announced, so the contact adopts it.
-        let timer = self.contacts.get(&id).map_or(0, |c| c.timer_secs);
-        if timer > 0 {
-            self.announce_timer(id, timer, now, rng).map_err(Retry)?;
-        }
-        Ok(vec![AgentEvent::Connected { contact: name }])
+        let announcement = match record.timer_secs {
+            0 => None,
+            seconds => Some(seal_timer(
+                &mut ratchet,
+                id,
+                seconds,
+                now,
+                welcome_seq + 1,
+                rng,
+            )?),
+        };
+        let next_seq = welcome_seq + if announcement.is_some() { 3 } else { 1 };
+        let contact_bytes = encode(&record)?;
+        self.vault.transaction(|tx| {
+            tx.put(contact_key(id), &contact_bytes)?;
+            tx.put(ratchet_key(id), encode(&ratchet.snapshot())?)?;
+            tx.put(outbox_key(welcome_seq), encode(&welcome)?)?;
+            if let Some(announcement) = &announcement {
+                announcement.put(tx, id)?;
+            }
+            tx.put(NEXT_SEQ, next_seq.to_be_bytes())?;
+            Ok::<_, AgentError>(())
+        })?;
+        self.next_seq = next_seq;
+        self.contacts.insert(id, record);
+        Ok(())
     }
 
     fn apply<R: CryptoRng + ?Sized>(
         &mut self,
         id: ContactId,
         content: Content,
-        ratchet_bytes: Vec<u8>,
+        consumed: Consumed,
         timestamp: u64,
         now: u64,
         rng: &mut R,
@@ -148,7 +204,7 @@ impl Conversations {
         let name = self.contacts[&id].name.clone();
         match content {
             Content::Hello { .. } => {
-                self.vault.put(ratchet_key(id), &ratchet_bytes)?;
+                self.vault.transaction(|tx| consumed.put(tx, id))?;
                 Ok(Vec::new())
             }
             Content::Welcome => {
@@ -165,7 +221,7 @@ impl Conversations {
                 }
                 let contact_bytes = encode(&*record)?;
                 self.vault.transaction(|tx| {
-                    tx.put(ratchet_key(id), &ratchet_bytes)?;
+                    consumed.put(tx, id)?;
                     tx.put(contact_key(id), &contact_bytes)?;
                     Ok::<_, AgentError>(())
                 })?;
@@ -176,16 +232,7 @@ impl Conversations {
                 sent_at,
                 timer_secs,
                 text,
-            } => self.receive_text(
-                id,
-                msg_id,
-                sent_at,
-                timer_secs,
-                text,
-                ratchet_bytes,
-                now,
-                rng,
-            ),
+            } => self.receive_text(id, msg_id, sent_at, timer_secs, text, consumed, now, rng),
             Content::Receipt { ids } => {
                 let mut events = Vec::new();
                 let mut updates = Vec::new();
@@ -216,7 +263,7 @@ impl Conversations {
                     updates.push((seq, record));
                 }
                 self.vault.transaction(|tx| {
-                    tx.put(ratchet_key(id), &ratchet_bytes)?;
+                    consumed.put(tx, id)?;
                     for (seq, record) in &updates {
                         if no_history {
                             tx.delete(message_key(id, *seq))?;
@@ -233,33 +280,49 @@ impl Conversations {
                 Ok(events)
             }
             Content::Timer { seconds } => {
+                // The contact may shorten the timer this user set, never lengthen it or
+                // switch it off: the stricter of the two applies. When the contact's
+                // asked for less, ours is announced back, so both sides show the same.
+                let effective = effective_timer(seconds, self.timer_floor(id)?).unwrap_or_default();
                 let record = MessageRecord {
                     id: MessageId::generate(rng),
                     direction: Direction::Incoming,
-                    kind: EntryKind::Timer(seconds),
+                    kind: EntryKind::Timer(effective),
                     sent_at: timestamp,
                     received_at: Some(now),
                     status: MessageStatus::Received,
                     expires_at: None,
                 };
-                let contact = self
-                    .contacts
-                    .get_mut(&id)
-                    .ok_or(AgentError::NoSuchContact)?;
-                contact.timer_secs = seconds;
-                let contact_bytes = encode(&*contact)?;
                 let seq = self.next_seq;
+                let (ratchet, answer) = if effective == seconds {
+                    (consumed.ratchet.clone(), None)
+                } else {
+                    let mut ratchet = RatchetState::from_snapshot(&decode(&consumed.ratchet)?)
+                        .map_err(|_| AgentError::Record(RecordError))?;
+                    let answer = seal_timer(&mut ratchet, id, effective, now, seq + 1, rng)?;
+                    (encode(&ratchet.snapshot())?, Some(answer))
+                };
+                let next_seq = seq + if answer.is_some() { 3 } else { 1 };
+                let contact = self.contacts.get(&id).ok_or(AgentError::NoSuchContact)?;
+                let mut updated: ContactRecord = decode(&encode(contact)?)?;
+                updated.timer_secs = effective;
+                let contact_bytes = encode(&updated)?;
                 self.vault.transaction(|tx| {
-                    tx.put(ratchet_key(id), &ratchet_bytes)?;
+                    tx.put(ratchet_key(id), &ratchet)?;
+                    tx.put(seen_envelopes_key(id), &consumed.seen)?;
                     tx.put(contact_key(id), &contact_bytes)?;
                     tx.put(message_key(id, seq), encode(&record)?)?;
-                    tx.put(NEXT_SEQ, (seq + 1).to_be_bytes())?;
+                    if let Some(answer) = &answer {
+                        answer.put(tx, id)?;
+                    }
+                    tx.put(NEXT_SEQ, next_seq.to_be_bytes())?;
                     Ok::<_, AgentError>(())
                 })?;
-                self.next_seq = seq + 1;
+                self.next_seq = next_seq;
+                self.contacts.insert(id, updated);
                 Ok(vec![AgentEvent::TimerChanged {
                     contact: name,
-                    seconds,
+                    seconds: effective,
                 }])
             }
         }
@@ -273,7 +336,7 @@ impl Conversations {
         sent_at: u64,
         timer_secs: u32,
         text: String,
-        ratchet_bytes: Vec<u8>,
+        consumed: Consumed,
         now: u64,
         rng: &mut R,
     ) -> Result<Vec<AgentEvent>, AgentError> {
@@ -284,7 +347,7 @@ impl Conversations {
         let receipt = Content::Receipt { ids: vec![msg_id] };
         let no_history = self.contacts[&id].no_history;
         let own_timer = self.contacts[&id].timer_secs;
-        let mut ratchet = RatchetState::from_snapshot(&decode(&ratchet_bytes)?)
+        let mut ratchet = RatchetState::from_snapshot(&decode(&consumed.ratchet)?)
             .map_err(|_| AgentError::Record(RecordError))?;
         let outbox = seal(&mut ratchet, id, &receipt, OutboxKind::Receipt, None, rng)?;
         let outbox_seq = self.next_seq;
@@ -303,9 +366,10 @@ impl Conversations {
         self.vault.transaction(|tx| {
             if their_queue_ok {
                 tx.put(ratchet_key(id), encode(&ratchet.snapshot())?)?;
+                tx.put(seen_envelopes_key(id), &consumed.seen)?;
                 tx.put(outbox_key(outbox_seq), encode(&outbox)?)?;
             } else {
-                tx.put(ratchet_key(id), &ratchet_bytes)?;
+                consumed.put(tx, id)?;
             }
             if !duplicate {
                 if !no_history {
@@ -334,6 +398,39 @@ impl Conversations {
 }
 
 use DeliveryFailure::{Dropped, Retry};
+
+/// What decrypting an envelope changed, written in the transaction that records what
+/// it meant: the ratchet moved past it, and its digest among the contact's last ones.
+struct Consumed {
+    ratchet: Vec<u8>,
+    seen: Vec<u8>,
+}
+
+impl Consumed {
+    fn put(&self, tx: &mut Transaction<'_>, id: ContactId) -> Result<(), AgentError> {
+        tx.put(ratchet_key(id), &self.ratchet)?;
+        tx.put(seen_envelopes_key(id), &self.seen)?;
+        Ok(())
+    }
+}
+
+/// The 16-byte digest an envelope is remembered by (see [`SeenEnvelopes`]).
+fn envelope_digest(envelope: &[u8]) -> [u8; 16] {
+    let full = passage_crypto::primitives::sha256(&[envelope]);
+    let mut digest = [0u8; 16];
+    digest.copy_from_slice(&full[..16]);
+    digest
+}
+
+impl Conversations {
+    /// The digests of the last envelopes received from contact `id`.
+    fn seen_envelopes(&self, id: ContactId) -> Result<SeenEnvelopes, AgentError> {
+        match self.vault.get(seen_envelopes_key(id))? {
+            Some(bytes) => Ok(decode(&bytes)?),
+            None => Ok(SeenEnvelopes::default()),
+        }
+    }
+}
 
 /// Why a delivery produced no ordinary events.
 enum DeliveryFailure {

@@ -15,6 +15,7 @@ use super::super::ids::{ContactId, MessageId};
 use super::super::records::*;
 use super::{Conversations, Outgoing};
 use crate::relay::{LinkError, QueueCredentials, SenderCredentials};
+use crate::vault::Transaction;
 
 impl Conversations {
     // ---- sending --------------------------------------------------------------
@@ -66,7 +67,9 @@ impl Conversations {
         Ok(msg_id)
     }
 
-    /// Sets a contact's disappearing-message timer and tells the contact.
+    /// Sets a contact's disappearing-message timer and tells the contact. It is also
+    /// this user's floor for the contact: the contact may shorten it later, never
+    /// lengthen it or switch it off (`0` removes the floor).
     pub fn set_timer<R: CryptoRng + ?Sized>(
         &mut self,
         name: &str,
@@ -78,39 +81,55 @@ impl Conversations {
             return Err(AgentError::TimerTooLong);
         }
         let id = self.find(name)?;
-        self.announce_timer(id, seconds, now, rng)
+        self.announce_timer(id, seconds, Some(seconds), now, rng)
+    }
+
+    /// The timer this user set for contact `id` (see [`timer_floor_key`]).
+    pub(super) fn timer_floor(&self, id: ContactId) -> Result<u32, AgentError> {
+        match self.vault.get(timer_floor_key(id))? {
+            Some(bytes) => Ok(u32::from_be_bytes(
+                bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| AgentError::Record(RecordError))?,
+            )),
+            None => Ok(self.profile.default_timer_secs),
+        }
     }
 
     /// Sets contact `id`'s timer and queues the control message that announces it
-    /// (with its history entry). Also used when a contact is made under a profile
-    /// default, so that the contact adopts it too.
+    /// (with its history entry), and with `floor`, this user's floor for the contact,
+    /// all in one transaction.
     pub(super) fn announce_timer<R: CryptoRng + ?Sized>(
         &mut self,
         id: ContactId,
         seconds: u32,
+        floor: Option<u32>,
         now: u64,
         rng: &mut R,
     ) -> Result<(), AgentError> {
-        let record = MessageRecord {
-            id: MessageId::generate(rng),
-            direction: Direction::Outgoing,
-            kind: EntryKind::Timer(seconds),
-            sent_at: now,
-            received_at: None,
-            status: MessageStatus::Queued,
-            expires_at: None,
-        };
-        self.contacts
-            .get_mut(&id)
-            .ok_or(AgentError::NoSuchContact)?
-            .timer_secs = seconds;
-        self.queue_content(
-            id,
-            &Content::Timer { seconds },
-            OutboxKind::Timer,
-            Some(record),
-            rng,
-        )?;
+        let contact = self.contacts.get(&id).ok_or(AgentError::NoSuchContact)?;
+        if contact.their_queue.is_none() {
+            return Err(AgentError::NotConnected);
+        }
+        let mut updated: ContactRecord = decode(&encode(contact)?)?;
+        updated.timer_secs = seconds;
+        let contact_bytes = encode(&updated)?;
+        let mut ratchet = self.ratchet(id)?;
+        let seq = self.next_seq;
+        let announcement = seal_timer(&mut ratchet, id, seconds, now, seq, rng)?;
+        self.vault.transaction(|tx| {
+            tx.put(contact_key(id), &contact_bytes)?;
+            tx.put(ratchet_key(id), encode(&ratchet.snapshot())?)?;
+            announcement.put(tx, id)?;
+            if let Some(floor) = floor {
+                tx.put(timer_floor_key(id), floor.to_be_bytes())?;
+            }
+            tx.put(NEXT_SEQ, (seq + 2).to_be_bytes())?;
+            Ok::<_, AgentError>(())
+        })?;
+        self.next_seq = seq + 2;
+        self.contacts.insert(id, updated);
         Ok(())
     }
 
@@ -297,5 +316,61 @@ pub(super) fn seal<R: CryptoRng + ?Sized>(
         kind,
         msg_seq,
         envelope,
+    })
+}
+
+/// A timer announcement sealed but not yet committed: its outbox entry (at
+/// `outbox_seq`) and its history entry (at `outbox_seq + 1`).
+pub(super) struct Announcement {
+    outbox_seq: u64,
+    outbox: OutboxRecord,
+    record: MessageRecord,
+}
+
+impl Announcement {
+    /// Writes the outbox entry and the history entry (with its index).
+    pub(super) fn put(&self, tx: &mut Transaction<'_>, id: ContactId) -> Result<(), AgentError> {
+        let msg_seq = self.outbox_seq + 1;
+        tx.put(outbox_key(self.outbox_seq), encode(&self.outbox)?)?;
+        tx.put(message_key(id, msg_seq), encode(&self.record)?)?;
+        tx.put(
+            message_index_key(id, &self.record.id),
+            msg_seq.to_be_bytes(),
+        )?;
+        Ok(())
+    }
+}
+
+/// Seals the announcement of a `seconds` timer to contact `id` with `ratchet` (which
+/// moves on), numbered from `outbox_seq`; the caller commits it with what goes with it.
+pub(super) fn seal_timer<R: CryptoRng + ?Sized>(
+    ratchet: &mut RatchetState,
+    id: ContactId,
+    seconds: u32,
+    now: u64,
+    outbox_seq: u64,
+    rng: &mut R,
+) -> Result<Announcement, AgentError> {
+    let record = MessageRecord {
+        id: MessageId::generate(rng),
+        direction: Direction::Outgoing,
+        kind: EntryKind::Timer(seconds),
+        sent_at: now,
+        received_at: None,
+        status: MessageStatus::Queued,
+        expires_at: None,
+    };
+    let outbox = seal(
+        ratchet,
+        id,
+        &Content::Timer { seconds },
+        OutboxKind::Timer,
+        Some(outbox_seq + 1),
+        rng,
+    )?;
+    Ok(Announcement {
+        outbox_seq,
+        outbox,
+        record,
     })
 }

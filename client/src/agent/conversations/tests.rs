@@ -493,3 +493,196 @@ fn a_profile_default_timer_is_announced_to_new_contacts() {
     assert!(adopted, "Bob adopts Alice's default");
     assert_eq!(bob.core.contacts()[0].disappear_after_secs, 86_400);
 }
+
+/// The inviter's handling of an accept is one transaction: a commit failure anywhere
+/// in it changes nothing, and the relay's copy, delivered again, connects the contact.
+#[test]
+fn an_accept_that_fails_to_commit_is_handled_again_from_the_start() {
+    // Failing at once, and failing after one commit (where the ratchet alone was
+    // committed before, so that the retried accept was dropped and the relationship
+    // lost): either way the retry connects.
+    for commits_first in [0, 1] {
+        let mut alice = Profile::new();
+        alice.core.set_default_timer(3600).unwrap();
+        let mut bob = Profile::new();
+        invite_and_accept(&mut alice, &mut bob);
+        let accept = bob.drain().remove(0).1;
+        alice
+            .core
+            .vault_mut()
+            .fail_commits_after(Some(commits_first));
+        let (disposition, events) = alice.deliver("Bob", &accept);
+        alice.core.vault_mut().fail_commits_after(None);
+        if commits_first == 0 {
+            assert_eq!(disposition, Disposition::Keep);
+            assert!(matches!(&events[..], [AgentEvent::Error(_)]), "{events:?}");
+            assert_eq!(alice.core.contacts()[0].status, ContactStatus::Invited);
+            assert!(!alice.core.has_outbox());
+            let (disposition, events) = alice.deliver("Bob", &accept);
+            assert_eq!(disposition, Disposition::Ack);
+            assert!(matches!(&events[..], [AgentEvent::Connected { .. }]));
+        } else {
+            assert_eq!(disposition, Disposition::Ack);
+            assert!(matches!(&events[..], [AgentEvent::Connected { .. }]));
+        }
+        // Welcome and the default timer's announcement, then a text both ways.
+        let mut connected = false;
+        for (_, envelope) in alice.drain() {
+            let (_, events) = bob.deliver("Alice", &envelope);
+            connected |= events
+                .iter()
+                .any(|e| matches!(e, AgentEvent::Connected { .. }));
+        }
+        assert!(connected);
+        assert_eq!(bob.core.contacts()[0].disappear_after_secs, 3600);
+        bob.core
+            .compose_text("Alice", "hello", NOW, &mut rng())
+            .unwrap();
+        let (_, events) = alice.deliver("Bob", &bob.drain().remove(0).1);
+        assert!(matches!(&events[..], [AgentEvent::Message { .. }]));
+        // A reopened vault says the same.
+        let dir = alice._dir.0.clone();
+        alice.core.into_vault().close();
+        let vault = Vault::open(&dir, &Credentials::new("pass")).unwrap();
+        let reopened = Conversations::open(vault).unwrap();
+        assert_eq!(reopened.contacts()[0].status, ContactStatus::Connected);
+        reopened.into_vault().close();
+    }
+}
+
+/// A contact may shorten the timer this user set, never lengthen or disable it.
+#[test]
+fn a_contact_cannot_lengthen_or_switch_off_the_timer_this_user_set() {
+    let (mut alice, mut bob) = connected_pair();
+    bob.core.set_timer("Alice", 3600, NOW, &mut rng()).unwrap();
+    let (_, events) = alice.deliver("Bob", &bob.drain().remove(0).1);
+    assert!(matches!(
+        &events[..],
+        [AgentEvent::TimerChanged { seconds: 3600, .. }]
+    ));
+
+    // Alice switches it off: Bob keeps his hour and tells her so; she adopts it.
+    alice.core.set_timer("Bob", 0, NOW, &mut rng()).unwrap();
+    let (_, events) = bob.deliver("Alice", &alice.drain().remove(0).1);
+    assert!(matches!(
+        &events[..],
+        [AgentEvent::TimerChanged { seconds: 3600, .. }]
+    ));
+    assert_eq!(bob.core.contacts()[0].disappear_after_secs, 3600);
+    let answer = bob.drain();
+    assert_eq!(answer.len(), 1, "Bob announces his timer back");
+    let (_, events) = alice.deliver("Bob", &answer[0].1);
+    assert!(matches!(
+        &events[..],
+        [AgentEvent::TimerChanged { seconds: 3600, .. }]
+    ));
+    assert_eq!(alice.core.contacts()[0].disappear_after_secs, 3600);
+
+    // A longer one is refused the same way; a shorter one is taken.
+    alice
+        .core
+        .set_timer("Bob", 86_400, NOW, &mut rng())
+        .unwrap();
+    bob.deliver("Alice", &alice.drain().remove(0).1);
+    assert_eq!(bob.core.contacts()[0].disappear_after_secs, 3600);
+    alice.deliver("Bob", &bob.drain().remove(0).1);
+    alice.core.set_timer("Bob", 60, NOW, &mut rng()).unwrap();
+    let (_, events) = bob.deliver("Alice", &alice.drain().remove(0).1);
+    assert!(matches!(
+        &events[..],
+        [AgentEvent::TimerChanged { seconds: 60, .. }]
+    ));
+    assert_eq!(bob.core.contacts()[0].disappear_after_secs, 60);
+    assert!(bob.drain().is_empty(), "nothing to answer");
+
+    // Bob himself may switch his own off; Alice's 60 s (her floor now) still holds...
+    bob.core.set_timer("Alice", 0, NOW, &mut rng()).unwrap();
+    alice.deliver("Bob", &bob.drain().remove(0).1);
+    assert_eq!(alice.core.contacts()[0].disappear_after_secs, 60);
+    bob.deliver("Alice", &alice.drain().remove(0).1);
+    assert_eq!(bob.core.contacts()[0].disappear_after_secs, 60);
+    // ...until she switches hers off too.
+    alice.core.set_timer("Bob", 0, NOW, &mut rng()).unwrap();
+    bob.deliver("Alice", &alice.drain().remove(0).1);
+    assert_eq!(bob.core.contacts()[0].disappear_after_secs, 0);
+    assert!(bob.drain().is_empty());
+}
+
+/// An at-risk profile's default is the floor for every new contact.
+#[test]
+fn an_at_risk_default_survives_a_contact_switching_the_timer_off() {
+    let mut alice = Profile::new();
+    let mut bob = Profile::new();
+    bob.core.set_default_timer(86_400).unwrap();
+    invite_and_accept(&mut alice, &mut bob);
+    for (_, envelope) in bob.drain() {
+        alice.deliver("Bob", &envelope);
+    }
+    for (_, envelope) in alice.drain() {
+        bob.deliver("Alice", &envelope);
+    }
+    assert_eq!(alice.core.contacts()[0].disappear_after_secs, 86_400);
+    alice.core.set_timer("Bob", 0, NOW, &mut rng()).unwrap();
+    bob.deliver("Alice", &alice.drain().remove(0).1);
+    assert_eq!(bob.core.contacts()[0].disappear_after_secs, 86_400);
+}
+
+/// A contact whose profile was restored from an older copy sends from ratchet positions
+/// it used before: those messages are reported as such, not as replays, and an
+/// ordinary redelivery is still a plain duplicate.
+#[test]
+fn messages_from_a_restored_profile_are_told_from_redeliveries() {
+    let (mut alice, mut bob) = connected_pair();
+    let dir = alice._dir.0.clone();
+    let backup = Dir::new();
+    std::fs::create_dir_all(&backup.0).unwrap();
+    let copy = |from: &std::path::Path, to: &std::path::Path| {
+        for entry in std::fs::read_dir(to).unwrap() {
+            std::fs::remove_file(entry.unwrap().path()).unwrap();
+        }
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    };
+    copy(&dir, &backup.0);
+    for text in ["one", "two"] {
+        alice
+            .core
+            .compose_text("Bob", text, NOW, &mut rng())
+            .unwrap();
+    }
+    let sent = alice.drain();
+    for (_, envelope) in &sent {
+        let (_, events) = bob.deliver("Alice", envelope);
+        assert!(matches!(&events[..], [AgentEvent::Message { .. }]));
+    }
+    // The relay delivers "two" again (its ACK was lost): a plain duplicate.
+    assert!(matches!(
+        &bob.deliver("Alice", &sent[1].1).1[..],
+        [AgentEvent::Dropped {
+            reason: DroppedReason::Duplicate,
+            ..
+        }]
+    ));
+    // Alice's vault is restored from the backup and she writes again.
+    alice.core.into_vault().close();
+    copy(&backup.0, &dir);
+    let vault = Vault::open(&dir, &Credentials::new("pass")).unwrap();
+    alice.core = Conversations::open(vault).unwrap();
+    alice
+        .core
+        .compose_text("Bob", "three", NOW, &mut rng())
+        .unwrap();
+    let (_, events) = bob.deliver("Alice", &alice.drain().remove(0).1);
+    assert!(
+        matches!(
+            &events[..],
+            [AgentEvent::Dropped {
+                reason: DroppedReason::Forked,
+                ..
+            }]
+        ),
+        "{events:?}"
+    );
+}

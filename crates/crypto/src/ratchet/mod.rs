@@ -30,9 +30,7 @@ mod snapshot;
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
-use keys::{
-    Chain, Header, body_key_material, header_nonce, kdf_rk, legacy_message_key_material,
-};
+use keys::{Chain, Header, body_key_material, header_nonce, kdf_rk, legacy_message_key_material};
 pub use keys::{ENCRYPTED_HEADER_LEN, HEADER_LEN};
 pub use skipped::{MAX_SKIPPED_KEY_AGE, MAX_SKIPPED_KEYS};
 use skipped::{SkippedKey, SkippedKeys};
@@ -456,22 +454,26 @@ mod tests {
     #[test]
     fn a_body_sealed_by_a_version_1_sender_still_opens() {
         let mut rng = UnwrapErr(SysRng);
-        let pending = PendingInvitation::create(
-            Identity::generate(&mut rng),
-            b"queue",
-            NOW + 3600,
+        let pending =
+            PendingInvitation::create(Identity::generate(&mut rng), b"queue", NOW + 3600, &mut rng)
+                .unwrap();
+        let invitation = Invitation::from_link(&pending.invitation().to_link()).unwrap();
+        let accepted = accept(
+            &invitation,
+            &Identity::generate(&mut rng),
+            b"hi",
+            NOW,
             &mut rng,
         )
         .unwrap();
-        let invitation = Invitation::from_link(&pending.invitation().to_link()).unwrap();
-        let accepted = accept(&invitation, &Identity::generate(&mut rng), b"hi", NOW, &mut rng)
-            .unwrap();
         let mut inviter = pending
             .complete(&accepted.message, NOW, NOW, &mut rng)
             .unwrap()
             .state;
         let mut acceptor = accepted.state;
-        let old = acceptor.encrypt_v1(b"sealed before the upgrade", &mut rng).unwrap();
+        let old = acceptor
+            .encrypt_v1(b"sealed before the upgrade", &mut rng)
+            .unwrap();
         let new = acceptor.encrypt(b"sealed after it", &mut rng).unwrap();
         assert_eq!(
             inviter.decrypt(&old, NOW, &mut rng).unwrap().as_slice(),
