@@ -8,5 +8,6 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod passphrase;
 pub mod relay;
 pub mod vault;

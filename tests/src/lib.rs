@@ -39,6 +39,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod recording;
 pub mod scan;
 
 use std::fs::File;
@@ -498,9 +499,19 @@ pub struct InProcessRelay {
 impl InProcessRelay {
     /// Starts serving with `limits`.
     pub async fn start(limits: Limits) -> Result<Self, HarnessError> {
+        Self::start_with_store(limits, |store| store).await
+    }
+
+    /// Starts serving with `limits` over the store `wrap` makes of the redb store (a
+    /// [`recording::RecordingStore`], say).
+    pub async fn start_with_store(
+        limits: Limits,
+        wrap: impl FnOnce(Arc<dyn passage_relay::store::Store>) -> Arc<dyn passage_relay::store::Store>,
+    ) -> Result<Self, HarnessError> {
         let dir = tempfile::tempdir()?;
         let store = RedbStore::open(dir.path().join("relay.redb"))
             .map_err(|e| HarnessError::InProcess(e.to_string()))?;
+        let store = wrap(Arc::new(store));
         let identity =
             RelayIdentity::generate().map_err(|e| HarnessError::InProcess(e.to_string()))?;
         let listener = listen(
@@ -517,7 +528,7 @@ impl InProcessRelay {
             limits,
             ..ServiceConfig::default()
         };
-        let relay = Relay::new(config, Arc::new(store), Arc::new(Metrics::default()));
+        let relay = Relay::new(config, store, Arc::new(Metrics::default()));
         let (shutdown, stop) = oneshot::channel::<()>();
         let task = tokio::spawn(relay.serve(listener, async {
             let _ = stop.await;

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{client, ok, start};
+use common::{client, ok, one_line_error, start};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -30,15 +30,6 @@ fn objects(out: &CliOutput) -> Vec<Value> {
         .into_iter()
         .map(|line| line.unwrap_or_else(|l| panic!("not a JSON line on stdout: {l:?}")))
         .collect()
-}
-
-/// Asserts a failed run with one line `passage: error: …` on stderr containing `needle`.
-fn one_line_error(out: &CliOutput, needle: &str) {
-    assert!(!out.success(), "expected a failure, got: {}", out.stdout);
-    let stderr = out.stderr.trim_end();
-    assert_eq!(stderr.lines().count(), 1, "not one line: {stderr:?}");
-    assert!(stderr.starts_with("passage: error: "), "{stderr:?}");
-    assert!(stderr.contains(needle), "{stderr:?} lacks {needle:?}");
 }
 
 /// Runs `passage receive --json` until `done` holds for the objects printed so far

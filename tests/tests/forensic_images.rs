@@ -18,6 +18,7 @@
 //! re-sealed only the real profile's own pair of slot positions when a decoy existed
 //! (two blocks) and every position without one (four blocks), and this test fails on
 //! it. It also checks that the two installs share no file name.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -18,7 +18,10 @@
 
 mod common;
 
-use common::{client, ok, start};
+use common::{
+    RECEIVE_WAIT, client, connect, has, has_text, objects, ok, receive_until, receive_until_with,
+    send, start,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -28,12 +31,6 @@ use passage_client::vault::{Credentials, OpenError, Vault};
 use passage_e2e::scan::{contains, files_under, needles, scan, snapshot};
 use passage_e2e::{CLI_LIMIT, CliClient, CliOutput, run_limited};
 use serde_json::Value;
-
-/// `passage receive` runs a step may take before the test gives up on what it waits for.
-const RECEIVE_ROUNDS: usize = 8;
-
-/// `--wait` of each `passage receive`.
-const RECEIVE_WAIT: &str = "1";
 
 /// How long to wait for one line from a running `passage run` that should print one
 /// (a hang guard, not a timing expectation).
@@ -64,83 +61,6 @@ fn fails(client: &CliClient, args: &[&str]) -> CliOutput {
     assert!(stderr.starts_with("passage: error: "), "{stderr:?}");
     assert!(out.stdout.is_empty(), "{:?}", out.stdout);
     out
-}
-
-/// The `--json` objects of a run; every stdout line must be one.
-fn objects(out: &CliOutput) -> Vec<Value> {
-    out.json_lines()
-        .into_iter()
-        .map(|line| line.unwrap_or_else(|l| panic!("not a JSON line on stdout: {l:?}")))
-        .collect()
-}
-
-/// Runs `passage receive --json` until `done` holds for the objects printed so far,
-/// at most [`RECEIVE_ROUNDS`] times. Returns every object printed.
-fn receive_until(client: &CliClient, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    receive_until_with(client, &[], what, done)
-}
-
-/// [`receive_until`] with extra global arguments (`--decoy`).
-fn receive_until_with(
-    client: &CliClient,
-    extra: &[&str],
-    what: &str,
-    done: impl Fn(&[Value]) -> bool,
-) -> Vec<Value> {
-    let mut args = extra.to_vec();
-    args.extend(["receive", "--wait", RECEIVE_WAIT, "--json"]);
-    let mut seen = Vec::new();
-    for _ in 0..RECEIVE_ROUNDS {
-        seen.extend(objects(&ok(client, &args)));
-        if done(&seen) {
-            return seen;
-        }
-    }
-    panic!("never received {what}; got {seen:?}");
-}
-
-fn has(objects: &[Value], kind: &str, contact: &str) -> bool {
-    objects
-        .iter()
-        .any(|o| o["type"] == kind && o["contact"] == contact)
-}
-
-fn has_text(objects: &[Value], contact: &str, text: &str) -> bool {
-    objects
-        .iter()
-        .any(|o| o["type"] == "message" && o["contact"] == contact && o["text"] == text)
-}
-
-/// `inviter` invites `invitee` (named `invitee_name` by the inviter, `inviter_name`
-/// by the invitee); both receive until connected. `extra` goes before the inviter's
-/// commands (`--decoy`).
-fn connect(
-    inviter: &CliClient,
-    extra: &[&str],
-    invitee_name: &str,
-    invitee: &CliClient,
-    inviter_name: &str,
-) {
-    let mut args = extra.to_vec();
-    args.extend(["invite", "--name", invitee_name]);
-    let link = ok(inviter, &args).stdout;
-    ok(invitee, &["accept", link.trim(), "--name", inviter_name]);
-    receive_until_with(inviter, extra, "the connection", |o| {
-        has(o, "connected", invitee_name)
-    });
-    receive_until(invitee, "the connection", |o| {
-        has(o, "connected", inviter_name)
-    });
-}
-
-/// `passage send NAME TEXT --json`; returns the message id.
-fn send(client: &CliClient, extra: &[&str], name: &str, text: &str) -> String {
-    let mut args = extra.to_vec();
-    args.extend(["send", name, text, "--json"]);
-    let sent = objects(&ok(client, &args));
-    assert_eq!(sent.len(), 1, "{sent:?}");
-    assert_eq!(sent[0]["type"], "sent");
-    sent[0]["id"].as_str().expect("an id").to_owned()
 }
 
 fn contacts(client: &CliClient, extra: &[&str]) -> BTreeMap<String, Value> {

@@ -75,6 +75,10 @@ enum Command {
         /// or set PASSAGE_DURESS_PASSPHRASE).
         #[arg(long, value_name = "FILE")]
         duress_passphrase_file: Option<PathBuf>,
+        /// Accept a passphrase that is easy to guess (a PIN, a common word). Anyone who
+        /// copies the phone can then find it offline; say yes only if you know this.
+        #[arg(long)]
+        allow_weak_passphrase: bool,
     },
     /// Set (or replace) the duress passphrase. Entered instead of the passphrase,
     /// anywhere, it silently destroys this profile and opens a decoy profile instead.
@@ -181,6 +185,9 @@ enum Command {
         /// Read the new passphrase from the first line of FILE.
         #[arg(long, value_name = "FILE")]
         new_passphrase_file: Option<PathBuf>,
+        /// Accept a new passphrase that is easy to guess (see `init`).
+        #[arg(long)]
+        allow_weak_passphrase: bool,
     },
 }
 
@@ -345,13 +352,20 @@ async fn run(cli: Cli) -> Result<()> {
             at_risk,
             duress,
             duress_passphrase_file,
+            allow_weak_passphrase,
         } => {
             if cli.decoy {
                 bail!("--decoy does not apply to init; use set-duress");
             }
             let relay = parse_relay(relay)?;
             let dir = vault_dir(&cli)?;
-            let credentials = secret::credentials(cli.passphrase_file.as_deref(), true)?;
+            let (credentials, warning) = secret::new_profile_credentials(
+                cli.passphrase_file.as_deref(),
+                *allow_weak_passphrase,
+            )?;
+            if let Some(warning) = warning {
+                out.note(&warning);
+            }
             let duress = secret::duress_credentials(duress_passphrase_file.as_deref(), *duress)?;
             let vault = Vault::create(&dir, &credentials)?;
             let agent = Agent::create_in_vault(vault, &relay, *at_risk, options(&cli)?)?;
@@ -514,12 +528,17 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Passwd {
             new_passphrase_file,
+            allow_weak_passphrase,
         } => {
             if cli.decoy {
                 bail!("--decoy does not apply to passwd; set-duress sets a new duress passphrase");
             }
             let current = secret::credentials(cli.passphrase_file.as_deref(), false)?;
-            let new = secret::new_credentials(new_passphrase_file.as_deref())?;
+            let (new, warning) =
+                secret::new_credentials(new_passphrase_file.as_deref(), *allow_weak_passphrase)?;
+            if let Some(warning) = warning {
+                out.note(&warning);
+            }
             let dir = vault_dir(&cli)?;
             tokio::task::spawn_blocking(move || -> Result<()> {
                 let mut vault = Vault::open(&dir, &current).map_err(open_error)?;

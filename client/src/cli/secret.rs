@@ -109,17 +109,63 @@ pub fn credentials(file: Option<&Path>, confirm: bool) -> Result<Credentials> {
     ))
 }
 
-/// A new passphrase for `passwd`.
-pub fn new_credentials(file: Option<&Path>) -> Result<Credentials> {
+/// The passphrase of a new profile (`init`), asked twice at a prompt and checked for
+/// strength (see [`check_strength`]). Returns it and a warning to show, if any.
+pub fn new_profile_credentials(
+    file: Option<&Path>,
+    allow_weak: bool,
+) -> Result<(Credentials, Option<String>)> {
+    let bytes = obtain(
+        file,
+        ("--passphrase-file", "PASSAGE_PASSPHRASE"),
+        true,
+        "passphrase",
+    )?;
+    let warning = check_strength(&bytes, allow_weak)?;
+    Ok((
+        Credentials::new(passage_client::vault::Passphrase::from_bytes(
+            bytes.to_vec(),
+        )),
+        warning,
+    ))
+}
+
+/// A new passphrase for `passwd`, checked for strength like `init`'s.
+pub fn new_credentials(
+    file: Option<&Path>,
+    allow_weak: bool,
+) -> Result<(Credentials, Option<String>)> {
     let bytes = obtain(
         file,
         ("--new-passphrase-file", "PASSAGE_NEW_PASSPHRASE"),
         true,
         "new passphrase",
     )?;
-    Ok(Credentials::new(
-        passage_client::vault::Passphrase::from_bytes(bytes.to_vec()),
+    let warning = check_strength(&bytes, allow_weak)?;
+    Ok((
+        Credentials::new(passage_client::vault::Passphrase::from_bytes(
+            bytes.to_vec(),
+        )),
+        warning,
     ))
+}
+
+/// Refuses a passphrase that an offline search finds quickly, unless `allow_weak`
+/// (then it, and a merely weak one, get a warning back to show).
+fn check_strength(bytes: &[u8], allow_weak: bool) -> Result<Option<String>> {
+    use passage_client::passphrase::{Strength, assess};
+    let assessment = assess(bytes, &["passage"]);
+    match assessment.strength() {
+        Strength::TooWeak if !allow_weak => bail!(
+            "this passphrase is too easy to guess: anyone with a copy of the phone could find it. {} Nothing was changed. To use it anyway, add --allow-weak-passphrase",
+            assessment.advice()
+        ),
+        Strength::Strong => Ok(None),
+        _ => Ok(Some(format!(
+            "warning: this passphrase could be guessed by someone with a copy of the phone and time. {}",
+            assessment.advice()
+        ))),
+    }
 }
 
 /// The duress passphrase for `init` / `set-duress`: from `file`, else
