@@ -66,6 +66,17 @@ pub enum AgentError {
         /// [`MAX_TEXT_LEN`](super::MAX_TEXT_LEN).
         max: usize,
     },
+    /// The voice note is larger than a voice message may be.
+    #[error("the voice message is {len} bytes; the limit is {max}")]
+    VoiceTooLarge {
+        /// Its length in bytes.
+        len: usize,
+        /// [`MAX_VOICE_LEN`](super::content::MAX_VOICE_LEN).
+        max: usize,
+    },
+    /// No voice message with this id in the contact's history (or it disappeared).
+    #[error("no such voice message in this conversation")]
+    NoSuchVoiceMessage,
     /// The disappearing-message timer is over a year.
     #[error("the timer is too long; at most 366 days")]
     TimerTooLong,

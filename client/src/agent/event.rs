@@ -23,6 +23,36 @@ pub enum AgentEvent {
         /// When this device received it, unix seconds.
         received_at: u64,
     },
+    /// A new voice message from a contact, complete and verified (committed to the vault
+    /// before it is reported, unless the contact is in no-history mode).
+    Voice {
+        /// The contact's local name.
+        contact: String,
+        /// The sender's id of the message.
+        id: MessageId,
+        /// How long it plays.
+        duration_ms: u32,
+        /// The Opus note's size in bytes.
+        bytes: u32,
+        /// The note itself ([`passage_voice::VoiceNote::from_bytes`]), for playing it at
+        /// once: in no-history mode it is nowhere else.
+        note: Zeroizing<Vec<u8>>,
+        /// When the sender recorded it (their clock), unix seconds.
+        sent_at: u64,
+        /// When this device had all of it, unix seconds.
+        received_at: u64,
+    },
+    /// A chunk of an outgoing voice message reached the contact's relay.
+    VoiceProgress {
+        /// The contact's local name.
+        contact: String,
+        /// The voice message.
+        id: MessageId,
+        /// Chunks the relay has stored so far (padding included).
+        sent: u16,
+        /// Chunks in all.
+        total: u16,
+    },
     /// An outgoing message changed status (sent, delivered, failed).
     Status {
         /// The contact's local name.
@@ -65,6 +95,10 @@ impl core::fmt::Debug for AgentEvent {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             AgentEvent::Message { .. } => f.write_str("Message"),
+            AgentEvent::Voice { duration_ms, .. } => write!(f, "Voice({duration_ms} ms)"),
+            AgentEvent::VoiceProgress { sent, total, .. } => {
+                write!(f, "VoiceProgress({sent}/{total})")
+            }
             AgentEvent::Status { status, .. } => write!(f, "Status({status:?})"),
             AgentEvent::Connected { .. } => f.write_str("Connected"),
             AgentEvent::TimerChanged { seconds, .. } => write!(f, "TimerChanged({seconds})"),

@@ -62,7 +62,10 @@ use passage_transport::ConnectOptions;
 use passage_wire::RelayAddress;
 use rand_core::UnwrapErr;
 
-pub use self::content::{Content, ContentError, MAX_RECEIPT_IDS, MAX_TEXT_LEN, MAX_TIMER_SECS};
+pub use self::content::{
+    Content, ContentError, MAX_RECEIPT_IDS, MAX_TEXT_LEN, MAX_TIMER_SECS, MAX_VOICE_CHUNK_DATA,
+    MAX_VOICE_CHUNKS, MAX_VOICE_LEN, VoiceChunk, voice_chunk_count,
+};
 pub use self::conversations::MAX_NAME_LEN;
 pub use self::error::AgentError;
 pub use self::event::{AgentEvent, DroppedReason};
@@ -71,6 +74,11 @@ pub use self::records::{Direction, EntryKind, MessageStatus};
 pub use self::view::{ContactInfo, ContactStatus, HistoryEntry};
 
 use self::conversations::Conversations;
+use zeroize::Zeroizing;
+
+/// Voice chunks sent per round trip while [`Agent::send_voice`] reports progress:
+/// enough to keep a slow link busy, few enough that progress moves.
+const VOICE_GROUP: usize = 8;
 use crate::relay::RelayLink;
 use crate::vault::{Credentials, Vault};
 
@@ -359,6 +367,58 @@ impl Agent {
             .message_status(name, &id)?
             .unwrap_or(MessageStatus::Sent);
         Ok(SendReport { id, status })
+    }
+
+    /// Sends a voice message: its chunks are committed to the vault in one transaction,
+    /// then sent a few at a time, `progress` called after each chunk the relay stored
+    /// (with [`AgentEvent::VoiceProgress`]). What the relay did not take (unreachable,
+    /// or the contact's queue full: `ERR QUOTA`) stays queued and goes with the next
+    /// [`sync`](Self::sync), [`next_event`](Self::next_event) or send, from where it
+    /// stopped; the report says `Queued` then.
+    pub async fn send_voice(
+        &mut self,
+        name: &str,
+        note: &passage_voice::VoiceNote,
+        mut progress: impl FnMut(&AgentEvent),
+    ) -> Result<SendReport, AgentError> {
+        let bytes = Zeroizing::new(note.to_bytes());
+        let id =
+            self.core
+                .compose_voice(name, &bytes, note.duration_ms(), unix_now(), &mut self.rng)?;
+        let total = voice_chunk_count(bytes.len());
+        // Bounded: every round sends up to a group, and a round that sends nothing ends it.
+        for _ in 0..total + 16 {
+            let before = self.core.outbox_len();
+            self.flush_some(Some(VOICE_GROUP)).await;
+            let mut kept = VecDeque::new();
+            while let Some(event) = self.events.pop_front() {
+                match &event {
+                    AgentEvent::VoiceProgress { id: of, .. } if *of == id => progress(&event),
+                    _ => kept.push_back(event),
+                }
+            }
+            self.events = kept;
+            let after = self.core.outbox_len();
+            if after == 0 || after >= before {
+                break;
+            }
+        }
+        let status = self
+            .core
+            .message_status(name, &id)?
+            .unwrap_or(MessageStatus::Sent);
+        Ok(SendReport { id, status })
+    }
+
+    /// The voice note of message `id` in a contact's history, to play or save.
+    pub fn voice_note(
+        &self,
+        name: &str,
+        id: &MessageId,
+    ) -> Result<passage_voice::VoiceNote, AgentError> {
+        let bytes = self.core.voice_note(name, id)?;
+        passage_voice::VoiceNote::from_bytes(&bytes)
+            .map_err(|_| AgentError::Record(records::RecordError))
     }
 
     /// Sets a contact's disappearing-message timer (seconds, 0 = off): it applies at

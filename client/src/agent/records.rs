@@ -13,6 +13,9 @@
 //!  o/<seq>               OutboxRecord       an encrypted envelope waiting for the relay's OK
 //!  f/<contact>           u32 (BE)           the timer this user set for the contact (floor)
 //!  e/<contact>           SeenEnvelopes      digests of the last envelopes received from it
+//!  a/<contact>/<seq>     bytes              the voice note of history entry <seq>
+//!  w/<contact>/<msg id>  VoiceChunk header  a voice message being received (its first chunk)
+//!  v/<contact>/<msg id>/<index>  bytes      its chunks received so far
 //! ```
 //!
 //! A change that spans records (a message received: ratchet + history + receipt in the
@@ -59,6 +62,38 @@ pub(crate) fn timer_floor_key(id: ContactId) -> String {
 }
 pub(crate) fn seen_envelopes_key(id: ContactId) -> String {
     format!("e/{}", id.to_hex())
+}
+pub(crate) fn voice_key(id: ContactId, seq: u64) -> String {
+    format!("a/{}/{seq:016x}", id.to_hex())
+}
+pub(crate) fn voice_prefix(id: ContactId) -> String {
+    format!("a/{}/", id.to_hex())
+}
+pub(crate) fn voice_pending_key(id: ContactId, msg: &MessageId) -> String {
+    format!("w/{}/{}", id.to_hex(), msg.to_hex())
+}
+pub(crate) fn voice_pending_prefix(id: ContactId) -> String {
+    format!("w/{}/", id.to_hex())
+}
+pub(crate) fn voice_part_key(id: ContactId, msg: &MessageId, index: u16) -> String {
+    format!("v/{}/{}/{index:04x}", id.to_hex(), msg.to_hex())
+}
+pub(crate) fn voice_parts_of(id: ContactId, msg: &MessageId) -> String {
+    format!("v/{}/{}/", id.to_hex(), msg.to_hex())
+}
+pub(crate) fn voice_parts_prefix(id: ContactId) -> String {
+    format!("v/{}/", id.to_hex())
+}
+
+/// The header of a voice message being received, from its first chunk to arrive; the
+/// others must agree with it.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct VoicePending {
+    pub sent_at: u64,
+    pub timer_secs: u32,
+    pub total_len: u32,
+    pub digest: [u8; 32],
+    pub count: u16,
 }
 
 /// How many received envelopes' digests a contact keeps: more than the relay ever has
@@ -216,6 +251,14 @@ pub enum EntryKind {
     Text(String),
     /// The disappearing-message timer changed to this many seconds (0 = off).
     Timer(u32),
+    /// A voice message (its Opus note is kept beside the entry, see
+    /// `Conversations::voice_note`).
+    Voice {
+        /// How long it plays.
+        duration_ms: u32,
+        /// The note's size in bytes.
+        bytes: u32,
+    },
 }
 
 /// One history entry.
@@ -246,6 +289,13 @@ pub(crate) enum OutboxKind {
     Receipt,
     /// A timer announcement (history entry `msg_seq`).
     Timer,
+    /// Chunk `index` of `count` of voice message `id` (its last chunk names the history
+    /// entry in `msg_seq`).
+    VoiceChunk {
+        id: [u8; 16],
+        index: u16,
+        count: u16,
+    },
 }
 
 /// An encrypted envelope waiting for the relay's `OK`. The ratchet has already moved

@@ -214,7 +214,12 @@ impl Agent {
     /// Sends the outbox, oldest first, pipelined per relay. Returns the relays that
     /// could not be reached and how many envelopes remain queued.
     pub(super) async fn flush(&mut self) -> (usize, usize) {
-        let outbox = match self.core.outbox() {
+        self.flush_some(None).await
+    }
+
+    /// [`flush`](Self::flush) of at most `limit` envelopes, oldest first.
+    pub(super) async fn flush_some(&mut self, limit: Option<usize>) -> (usize, usize) {
+        let outbox = match self.core.outbox_first(limit) {
             Ok(outbox) => outbox,
             Err(error) => {
                 self.events.push_back(AgentEvent::Error(error));

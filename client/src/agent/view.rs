@@ -88,7 +88,15 @@ impl HistoryEntry {
     pub fn text(&self) -> Option<&str> {
         match &self.kind {
             EntryKind::Text(text) => Some(text),
-            EntryKind::Timer(_) => None,
+            EntryKind::Timer(_) | EntryKind::Voice { .. } => None,
+        }
+    }
+
+    /// (duration in ms, size in bytes), if this entry is a voice message.
+    pub fn voice(&self) -> Option<(u32, u32)> {
+        match self.kind {
+            EntryKind::Voice { duration_ms, bytes } => Some((duration_ms, bytes)),
+            _ => None,
         }
     }
 }
@@ -115,6 +123,7 @@ impl core::fmt::Debug for EntryKind {
         match self {
             EntryKind::Text(_) => f.write_str("Text(..)"),
             EntryKind::Timer(seconds) => write!(f, "Timer({seconds})"),
+            EntryKind::Voice { duration_ms, .. } => write!(f, "Voice({duration_ms} ms)"),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod output;
 mod secret;
+mod voice;
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -139,6 +140,30 @@ enum Command {
         /// The text; without it, or with `-`, it is read from stdin. Text on the
         /// command line is visible to other local processes: prefer stdin.
         text: Option<String>,
+    },
+    /// Send a voice message from a WAV file (any rate, mono or stereo; at most 5
+    /// minutes), encoded with Opus for speech. Shows progress; what the relay does not
+    /// take yet stays queued and goes with the next `send`, `receive` or `run`.
+    SendVoice {
+        /// The contact.
+        name: String,
+        /// The recording.
+        file: PathBuf,
+        /// Opus bit rate: 12k (the default, wideband), 16k, or 6k (low-data mode,
+        /// narrowband: half the bytes, still clear speech).
+        #[arg(long, default_value = "12k", value_name = "6k|12k|16k")]
+        bitrate: String,
+    },
+    /// Write a received (or sent) voice message to a WAV file (16 or 8 kHz mono). The
+    /// only way decoded audio reaches the disk: choose where it goes, and delete it.
+    SaveVoice {
+        /// The contact.
+        name: String,
+        /// The message id, or its first 8 or more hex digits (as `receive` and
+        /// `history` show it).
+        id: String,
+        /// Where to write the WAV file; an existing file is not overwritten.
+        out: PathBuf,
     },
     /// Send what is queued, fetch and show new messages, then exit after SECONDS
     /// without anything new.
@@ -467,6 +492,35 @@ async fn run(cli: Cli) -> Result<()> {
             let report = agent.send_text(name, &text).await?;
             agent.close().await;
             out.sent(name, &report);
+        }
+        Command::SendVoice {
+            name,
+            file,
+            bitrate,
+        } => {
+            let quality: passage_voice::Quality = bitrate
+                .parse()
+                .map_err(|_| anyhow!("--bitrate: choose 6k, 12k or 16k"))?;
+            let note = voice::encode(file, quality)?;
+            let mut agent = open(&cli).await?;
+            let report = voice::send(&mut agent, &mut out, name, &note).await;
+            agent.close().await;
+            out.sent(name, &report?);
+        }
+        Command::SaveVoice {
+            name,
+            id,
+            out: path,
+        } => {
+            let agent = open(&cli).await?;
+            let saved = voice::save(&agent, name, id, path);
+            agent.close().await;
+            let (duration_ms, rate) = saved?;
+            out.note(&format!(
+                "voice message saved ({} s at {} Hz); delete the file when you no longer need it",
+                duration_ms.div_ceil(1000),
+                rate
+            ));
         }
         Command::Receive { wait } => {
             let mut agent = open(&cli).await?;

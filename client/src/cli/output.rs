@@ -28,6 +28,11 @@ impl Printer {
         Self { json }
     }
 
+    /// Whether output is `--json`.
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
     fn line(&mut self, text: &str) {
         self.private_line(format_args!("{text}"));
     }
@@ -156,6 +161,41 @@ impl Printer {
                 json!({"type": "message", "contact": contact, "id": id.to_hex(), "text": text.as_str(),
                        "sent_at": sent_at, "received_at": received_at})
             }
+            AgentEvent::Voice {
+                contact,
+                id,
+                duration_ms,
+                bytes,
+                sent_at,
+                received_at,
+                ..
+            } => {
+                if !self.json {
+                    self.private_line(format_args!(
+                        "[{}] {contact}: voice message {}, {} (id {}; save it with `passage save-voice`)",
+                        time(*sent_at),
+                        clock(*duration_ms),
+                        size(*bytes),
+                        short(id)
+                    ));
+                    return;
+                }
+                json!({"type": "voice", "contact": contact, "id": id.to_hex(),
+                       "duration_ms": duration_ms, "bytes": bytes,
+                       "sent_at": sent_at, "received_at": received_at})
+            }
+            AgentEvent::VoiceProgress {
+                contact,
+                id,
+                sent,
+                total,
+            } => {
+                if !self.json {
+                    return;
+                }
+                json!({"type": "progress", "contact": contact, "id": id.to_hex(),
+                       "sent": sent, "total": total})
+            }
             AgentEvent::Status {
                 contact,
                 id,
@@ -243,6 +283,11 @@ impl Printer {
                     value["type"] = json!("timer");
                     value["seconds"] = json!(seconds);
                 }
+                EntryKind::Voice { duration_ms, bytes } => {
+                    value["type"] = json!("voice");
+                    value["duration_ms"] = json!(duration_ms);
+                    value["bytes"] = json!(bytes);
+                }
             }
             self.object(value);
             return;
@@ -262,7 +307,30 @@ impl Printer {
                 time(entry.sent_at),
                 timer(*seconds)
             )),
+            EntryKind::Voice { duration_ms, bytes } => self.private_line(format_args!(
+                "[{}] {who}: voice message {}, {} (id {})  ({})",
+                time(entry.sent_at),
+                clock(*duration_ms),
+                size(*bytes),
+                short(&entry.id),
+                entry.status.as_str()
+            )),
         }
+    }
+}
+
+/// A duration as m:ss.
+fn clock(ms: u32) -> String {
+    let secs = ms.div_ceil(1000);
+    format!("{}:{:02}", secs / 60, secs % 60)
+}
+
+/// A size in KB (or bytes below one).
+fn size(bytes: u32) -> String {
+    if bytes < 1000 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{} KB", bytes.div_ceil(1000))
     }
 }
 

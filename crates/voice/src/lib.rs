@@ -46,6 +46,7 @@ mod error;
 mod note;
 mod quality;
 mod resample;
+pub mod signal;
 pub mod wav;
 
 pub use decoder::VoiceDecoder;

@@ -14,6 +14,7 @@ mod receive;
 mod send;
 #[cfg(test)]
 mod tests;
+mod voice;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -404,6 +405,9 @@ impl Conversations {
         let mut doomed: Vec<Zeroizing<Vec<u8>>> = Vec::new();
         doomed.extend(self.vault.keys_with_prefix(message_prefix(id)));
         doomed.extend(self.vault.keys_with_prefix(message_index_prefix(id)));
+        let mut voice_keys = self.vault.keys_with_prefix(voice_prefix(id));
+        voice_keys.extend(self.vault.keys_with_prefix(voice_pending_prefix(id)));
+        voice_keys.extend(self.vault.keys_with_prefix(voice_parts_prefix(id)));
         for key in self.vault.keys_with_prefix(OUTBOX_PREFIX) {
             if let Some(bytes) = self.vault.get(&*key)? {
                 let item: OutboxRecord = decode(&bytes)?;
@@ -417,6 +421,9 @@ impl Conversations {
             tx.delete(ratchet_key(id))?;
             tx.delete(timer_floor_key(id))?;
             tx.delete(seen_envelopes_key(id))?;
+            for key in &voice_keys {
+                tx.delete(&**key)?;
+            }
             for key in &doomed {
                 tx.delete(&**key)?;
             }
@@ -514,6 +521,9 @@ impl Conversations {
                 let record: MessageRecord = decode(&bytes)?;
                 match record.expires_at {
                     Some(at) if at <= now => {
+                        if let Some(seq) = seq_of(&key) {
+                            doomed.push(Zeroizing::new(voice_key(id, seq).into_bytes()));
+                        }
                         doomed.push(key);
                         // The dedup index goes too: not even the id stays behind.
                         doomed.push(Zeroizing::new(
@@ -538,7 +548,7 @@ impl Conversations {
         // Deleted is not enough: compaction re-keys the store, so the old records'
         // bytes no longer decrypt even with the passphrase.
         self.vault.compact()?;
-        Ok(doomed.len() / 2)
+        Ok(doomed.len() / 3)
     }
 
     /// The status of one message in a contact's history (by its id), if it is there.

@@ -207,6 +207,16 @@ impl Conversations {
                 self.vault.transaction(|tx| consumed.put(tx, id))?;
                 Ok(Vec::new())
             }
+            Content::Voice(chunk) => {
+                match self.receive_voice_chunk(id, chunk, &consumed, now, rng)? {
+                    super::voice::ChunkOutcome::Stored => Ok(Vec::new()),
+                    super::voice::ChunkOutcome::Complete(events) => Ok(events),
+                    super::voice::ChunkOutcome::Malformed => Ok(vec![AgentEvent::Dropped {
+                        contact: Some(name),
+                        reason: super::voice::MALFORMED,
+                    }]),
+                }
+            }
             Content::Welcome => {
                 let mut events = Vec::new();
                 let record = self
@@ -267,6 +277,7 @@ impl Conversations {
                     for (seq, record) in &updates {
                         if no_history {
                             tx.delete(message_key(id, *seq))?;
+                            tx.delete(voice_key(id, *seq))?;
                         } else {
                             tx.put(message_key(id, *seq), encode(record)?)?;
                         }
@@ -401,13 +412,13 @@ use DeliveryFailure::{Dropped, Retry};
 
 /// What decrypting an envelope changed, written in the transaction that records what
 /// it meant: the ratchet moved past it, and its digest among the contact's last ones.
-struct Consumed {
-    ratchet: Vec<u8>,
-    seen: Vec<u8>,
+pub(super) struct Consumed {
+    pub(super) ratchet: Vec<u8>,
+    pub(super) seen: Vec<u8>,
 }
 
 impl Consumed {
-    fn put(&self, tx: &mut Transaction<'_>, id: ContactId) -> Result<(), AgentError> {
+    pub(super) fn put(&self, tx: &mut Transaction<'_>, id: ContactId) -> Result<(), AgentError> {
         tx.put(ratchet_key(id), &self.ratchet)?;
         tx.put(seen_envelopes_key(id), &self.seen)?;
         Ok(())
@@ -443,7 +454,7 @@ enum DeliveryFailure {
 /// The timer a received message is held under: the shorter of the sender's (carried in
 /// the message) and ours (which applies at once to what we hold, even before the
 /// contact has processed our change). `None`: no timer.
-fn effective_timer(sender: u32, ours: u32) -> Option<u32> {
+pub(super) fn effective_timer(sender: u32, ours: u32) -> Option<u32> {
     match (sender, ours) {
         (0, 0) => None,
         (0, t) | (t, 0) => Some(t),

@@ -174,6 +174,11 @@ impl Conversations {
         Ok(())
     }
 
+    /// How many envelopes wait in the outbox (no disk read).
+    pub fn outbox_len(&self) -> usize {
+        self.vault.keys_with_prefix(OUTBOX_PREFIX).len()
+    }
+
     /// Whether anything waits in the outbox (no disk read).
     pub fn has_outbox(&self) -> bool {
         !self.vault.keys_with_prefix(OUTBOX_PREFIX).is_empty()
@@ -181,8 +186,18 @@ impl Conversations {
 
     /// Everything waiting in the outbox, oldest first.
     pub fn outbox(&self) -> Result<Vec<Outgoing>, AgentError> {
+        self.outbox_first(None)
+    }
+
+    /// The first `limit` envelopes of the [`outbox`](Self::outbox) (all with `None`).
+    pub fn outbox_first(&self, limit: Option<usize>) -> Result<Vec<Outgoing>, AgentError> {
         let mut items = Vec::new();
-        for key in self.vault.keys_with_prefix(OUTBOX_PREFIX) {
+        for key in self
+            .vault
+            .keys_with_prefix(OUTBOX_PREFIX)
+            .into_iter()
+            .take(limit.unwrap_or(usize::MAX))
+        {
             let Some(seq) = seq_of(&key) else { continue };
             let Some(bytes) = self.vault.get(&*key)? else {
                 continue;
@@ -234,6 +249,21 @@ impl Conversations {
             return Ok((Vec::new(), None));
         };
         let name = contact.name.clone();
+        let mut events = Vec::new();
+        if result.is_ok()
+            && let OutboxKind::VoiceChunk {
+                id: msg,
+                index,
+                count,
+            } = item.kind
+        {
+            events.push(AgentEvent::VoiceProgress {
+                contact: name.clone(),
+                id: MessageId::from_bytes(msg),
+                sent: index + 1,
+                total: count,
+            });
+        }
         let status = match result {
             Ok(()) => MessageStatus::Sent,
             Err(error) if is_permanent(error) => {
@@ -249,7 +279,6 @@ impl Conversations {
             // Temporary (timeout, quota, connection): stays queued for the next try.
             Err(_) => return Ok((Vec::new(), None)),
         };
-        let mut events = Vec::new();
         let mut contact_bytes = None;
         if status == MessageStatus::Sent
             && let Some(their) = &contact.their_queue

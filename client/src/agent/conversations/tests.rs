@@ -686,3 +686,139 @@ fn messages_from_a_restored_profile_are_told_from_redeliveries() {
         "{events:?}"
     );
 }
+
+fn voice_note(seconds: f32) -> Vec<u8> {
+    let rate = 16_000;
+    let samples: Vec<f32> = (0..(rate as f32 * seconds) as usize)
+        .map(|i| {
+            let t = i as f32 / rate as f32;
+            0.3 * (t * 180.0 * std::f32::consts::TAU).sin()
+                * (t * 4.0 * std::f32::consts::PI).sin().abs()
+        })
+        .collect();
+    let mut encoder =
+        passage_voice::VoiceEncoder::new(rate, 1, passage_voice::Quality::Normal).unwrap();
+    encoder.push(&samples).unwrap();
+    encoder.finish().unwrap().to_bytes()
+}
+
+/// A voice message goes as bucketed chunks, arrives in any order, is shown once whole
+/// and checked, stored encrypted, and gets one receipt.
+#[test]
+fn a_voice_message_arrives_whole_in_any_order_with_one_receipt() {
+    let (mut alice, mut bob) = connected_pair();
+    let note = voice_note(12.0);
+    let id = alice
+        .core
+        .compose_voice("Bob", &note, 12_000, NOW, &mut rng())
+        .unwrap();
+    let chunks = alice.drain();
+    assert_eq!(chunks.len(), crate::agent::voice_chunk_count(note.len()));
+    assert_eq!(
+        alice.core.history("Bob").unwrap()[0].status,
+        MessageStatus::Sent
+    );
+    // Reverse order, with a duplicate in the middle.
+    let mut order: Vec<usize> = (0..chunks.len()).rev().collect();
+    order.insert(2, order[1]);
+    let mut voice = Vec::new();
+    for (n, &i) in order.iter().enumerate() {
+        let (disposition, events) = bob.deliver("Alice", &chunks[i].1);
+        assert_eq!(disposition, Disposition::Ack);
+        if n + 1 < order.len() {
+            assert!(
+                events
+                    .iter()
+                    .all(|e| !matches!(e, AgentEvent::Voice { .. })),
+                "shown only when whole"
+            );
+        }
+        if n == 2 {
+            assert!(matches!(
+                &events[..],
+                [AgentEvent::Dropped {
+                    reason: DroppedReason::Duplicate,
+                    ..
+                }]
+            ));
+        }
+        voice.extend(
+            events
+                .into_iter()
+                .filter(|e| matches!(e, AgentEvent::Voice { .. })),
+        );
+    }
+    match &voice[..] {
+        [
+            AgentEvent::Voice {
+                contact,
+                id: got,
+                duration_ms,
+                bytes,
+                note: got_note,
+                ..
+            },
+        ] => {
+            assert_eq!(contact, "Alice");
+            assert_eq!(*got, id);
+            assert_eq!(*duration_ms, 12_000);
+            assert_eq!(*bytes as usize, note.len());
+            assert_eq!(&got_note[..], &note[..]);
+        }
+        other => panic!("unexpected events {other:?}"),
+    }
+    assert_eq!(&bob.core.voice_note("Alice", &id).unwrap()[..], &note[..]);
+    let history = bob.core.history("Alice").unwrap();
+    assert_eq!(history[0].voice(), Some((12_000, note.len() as u32)));
+    // One receipt for the whole message.
+    let receipts = bob.drain();
+    assert_eq!(receipts.len(), 1);
+    let (_, events) = alice.deliver("Bob", &receipts[0].1);
+    assert!(matches!(
+        &events[..],
+        [AgentEvent::Status {
+            status: MessageStatus::Delivered,
+            ..
+        }]
+    ));
+    // A chunk delivered again after completion changes nothing.
+    let (_, events) = bob.deliver("Alice", &chunks[0].1);
+    assert!(matches!(
+        &events[..],
+        [AgentEvent::Dropped {
+            reason: DroppedReason::Duplicate,
+            ..
+        }]
+    ));
+}
+
+/// A note that does not check out once whole (not a valid voice note) is dropped, and
+/// nothing of it stays.
+#[test]
+fn a_voice_message_that_does_not_check_out_is_dropped_and_forgotten() {
+    let (mut alice, mut bob) = connected_pair();
+    let garbage = vec![7u8; 9_000];
+    let id = alice
+        .core
+        .compose_voice("Bob", &garbage, 1_000, NOW, &mut rng())
+        .unwrap();
+    let mut events = Vec::new();
+    for (_, envelope) in alice.drain() {
+        events.extend(bob.deliver("Alice", &envelope).1);
+    }
+    assert!(
+        matches!(
+            &events[..],
+            [AgentEvent::Dropped {
+                reason: DroppedReason::Malformed,
+                ..
+            }]
+        ),
+        "{events:?}"
+    );
+    assert!(bob.core.voice_note("Alice", &id).is_err());
+    assert!(bob.core.history("Alice").unwrap().is_empty());
+    let vault = bob.core.vault_mut();
+    assert!(vault.keys_with_prefix("v/").is_empty() && vault.keys_with_prefix("w/").is_empty());
+    assert!(bob.drain().is_empty(), "no receipt for it");
+}
