@@ -822,3 +822,29 @@ fn a_voice_message_that_does_not_check_out_is_dropped_and_forgotten() {
     assert!(vault.keys_with_prefix("v/").is_empty() && vault.keys_with_prefix("w/").is_empty());
     assert!(bob.drain().is_empty(), "no receipt for it");
 }
+
+/// Disappearing messages cover voice as text: the note goes with its entry.
+#[test]
+fn a_voice_message_disappears_with_its_note() {
+    let (mut alice, mut bob) = connected_pair();
+    alice.core.set_timer("Bob", 5, NOW, &mut rng()).unwrap();
+    for (_, envelope) in alice.drain() {
+        bob.deliver("Alice", &envelope);
+    }
+    let note = voice_note(2.0);
+    let id = alice
+        .core
+        .compose_voice("Bob", &note, 2_000, NOW, &mut rng())
+        .unwrap();
+    for (_, envelope) in alice.drain() {
+        bob.deliver("Alice", &envelope);
+    }
+    assert!(bob.core.voice_note("Alice", &id).is_ok());
+    assert_eq!(bob.core.expire(NOW + 6).unwrap(), 1);
+    assert_eq!(alice.core.expire(NOW + 6).unwrap(), 1);
+    assert!(bob.core.voice_note("Alice", &id).is_err());
+    assert!(alice.core.voice_note("Bob", &id).is_err());
+    for profile in [&mut alice, &mut bob] {
+        assert!(profile.core.vault_mut().keys_with_prefix("a/").is_empty());
+    }
+}
