@@ -136,7 +136,7 @@ impl Printer {
         }
         if report.status == passage_client::agent::MessageStatus::Queued {
             self.note(
-                "no relay reachable: the message is queued in the vault and goes out with the next `passage send` or `passage receive`",
+                "the relay has not taken all of it yet (not reachable, or the contact's queue is full): the rest is queued in the vault and goes out with the next `passage send`, `receive` or `run`",
             );
         }
     }

@@ -848,3 +848,26 @@ fn a_voice_message_disappears_with_its_note() {
         assert!(profile.core.vault_mut().keys_with_prefix("a/").is_empty());
     }
 }
+
+/// No-history mode covers voice: shown once (the event carries the note), never stored.
+#[test]
+fn no_history_mode_shows_a_voice_message_once_and_keeps_nothing() {
+    let (mut alice, mut bob) = connected_pair();
+    bob.core.set_no_history(None, true).unwrap();
+    let note = voice_note(2.0);
+    let id = alice
+        .core
+        .compose_voice("Bob", &note, 2_000, NOW, &mut rng())
+        .unwrap();
+    let mut shown = Vec::new();
+    for (_, envelope) in alice.drain() {
+        shown.extend(bob.deliver("Alice", &envelope).1);
+    }
+    assert!(matches!(&shown[..], [AgentEvent::Voice { note: got, .. }] if got[..] == note[..]));
+    assert!(bob.core.history("Alice").unwrap().is_empty());
+    assert!(bob.core.voice_note("Alice", &id).is_err());
+    let vault = bob.core.vault_mut();
+    for prefix in ["a/", "v/", "w/"] {
+        assert!(vault.keys_with_prefix(prefix).is_empty(), "{prefix}");
+    }
+}
