@@ -104,6 +104,7 @@ fn bench_store(c: &mut Criterion, name: &str, store: &dyn Store) {
             ..Limits::default()
         },
         password: None,
+        queue_budget: None,
     });
     let mut recipient = open(&config, store, 1, &mut rng);
     let mut sender = open(&config, store, 2, &mut rng);

@@ -3,6 +3,17 @@
 
 use std::time::Duration;
 
+pub use passage_transport::SourceRate;
+
+/// Bytes one stored message counts for against [`Limits::max_stored_bytes`]: its value
+/// and key take one 4 KiB page of the store file (measured 4.5 to 4.7 KB on disk per
+/// message with the B-tree's own pages, see `benches/store.rs`).
+pub const STORED_MESSAGE_BYTES: u64 = 4096;
+
+/// Bytes one queue counts for against [`Limits::max_stored_bytes`]: its record (about
+/// 170 bytes), its sender-index row and their share of B-tree pages, rounded up.
+pub const STORED_QUEUE_BYTES: u64 = 512;
+
 /// Limits for the queue service and each connection. `Default` is what a relay runs
 /// with unless its configuration says otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +48,33 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// The TLS/QUIC handshake and the hello exchange must finish within this. Default 10 s.
     pub handshake_timeout: Duration,
+    /// Queues the relay holds at most, from all clients together; past it `NEW` is
+    /// answered `ERR FULL`. Default 100,000: with [`STORED_QUEUE_BYTES`] each, about
+    /// 50 MB of records and 15 MB of memory for the index.
+    pub max_queues: u64,
+    /// Bytes of queues and waiting messages the relay holds at most, counted as
+    /// [`STORED_MESSAGE_BYTES`] per message and [`STORED_QUEUE_BYTES`] per queue (the
+    /// live data, not the file's size, which keeps its high-water mark); past it `SEND`
+    /// and `NEW` are answered `ERR FULL` while reads, `ACK` and `DEL` go on. Default
+    /// 8 GiB (about two million messages).
+    pub max_stored_bytes: u64,
+    /// Free space the data directory's file system must keep (bytes); below it `SEND`
+    /// and `NEW` are answered `ERR FULL` before the disk fills, while reads, `ACK` and
+    /// `DEL` go on. Checked every few seconds. Default 1 GiB.
+    pub min_free_disk_bytes: u64,
+    /// Queue creations one source address (an IPv4 address, an IPv6 /64) may make
+    /// across all its connections; past it `NEW` is answered `ERR RATE_LIMIT`. Held in
+    /// memory only, as keyed hashes, never logged or stored. Default a burst of 20, then
+    /// 60 an hour.
+    pub queues_per_source: SourceRate,
+    /// TLS/QUIC handshakes one source address may start; past it a connection is
+    /// closed before any TLS work. Default a burst of 120, then 600 a minute (a shared
+    /// NAT, a camp's Wi-Fi, is one source).
+    pub handshakes_per_source: SourceRate,
+    /// Whether the per-source budgets apply to loopback peers (127.0.0.0/8, ::1).
+    /// Default false: behind a local Tor onion service or reverse proxy every client
+    /// comes from loopback and would share one budget.
+    pub limit_loopback_sources: bool,
 }
 
 impl Default for Limits {
@@ -53,6 +91,12 @@ impl Default for Limits {
             max_backlog_blocks: 64,
             idle_timeout: Duration::from_secs(600),
             handshake_timeout: Duration::from_secs(10),
+            max_queues: 100_000,
+            max_stored_bytes: 8 << 30,
+            min_free_disk_bytes: 1 << 30,
+            queues_per_source: SourceRate::new(20, 60, Duration::from_secs(3600)),
+            handshakes_per_source: SourceRate::new(120, 600, Duration::from_secs(60)),
+            limit_loopback_sources: false,
         }
     }
 }

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use passage_crypto::ENVELOPE_LEN;
 use passage_relay::store::{
-    Applied, Persisted, QueueRecord, Store, StoreError, StoreStats, StoredMessage, WriteOp,
+    Applied, Persisted, QueueRecord, Store, StoreCapacity, StoreError, StoreStats, StoredMessage,
+    WriteOp,
 };
 use passage_wire::{MsgId, RecipientId, SenderId};
 
@@ -39,6 +40,9 @@ impl RecordingStore {
 }
 
 impl Store for RecordingStore {
+    fn capacity(&self) -> Arc<StoreCapacity> {
+        self.inner.capacity()
+    }
     fn queue(&self, recipient_id: &RecipientId) -> Result<Option<QueueRecord>, StoreError> {
         self.inner.queue(recipient_id)
     }

@@ -54,7 +54,8 @@
 //!
 //! Modules: [`identity`](RelayIdentity) (key, certificate, pin), `tls`
 //! (rustls configs, pin verifier), `quic`, `tcp`, `read_ahead` (large socket
-//! reads under TLS), `socks` (SOCKS5 client),
+//! reads under TLS), `socks` (SOCKS5 client), `source_budget`
+//! ([`SourceBudget`]: per-source token buckets, e.g. for handshakes),
 //! `stream` ([`BlockStream`]), `client` ([`connect`]) and `server`
 //! ([`listen`]).
 #![forbid(unsafe_code)]
@@ -68,6 +69,7 @@ mod quic;
 mod read_ahead;
 mod server;
 mod socks;
+mod source_budget;
 mod stream;
 mod tcp;
 mod tls;
@@ -82,5 +84,6 @@ pub use passage_wire::{RelayAddress, RelayPin};
 pub use quic::{QUIC_PREAMBLE, SERVER_UDP_SOCKET_BUFFER, UDP_SOCKET_BUFFER};
 pub use server::{Accepted, Listener, PeerAddr, ServerOptions, listen};
 pub use socks::{MAX_SOCKS_HOST_LEN, Socks5Proxy};
+pub use source_budget::{MAX_TRACKED_SOURCES, SourceBudget, SourceKey, SourceRate};
 pub use stream::{BlockReceiver, BlockSender, BlockStream, QUIC_FINISH_LINGER, TransportKind};
 pub use tls::{ALPN, CHANNEL_BINDING_LEN};

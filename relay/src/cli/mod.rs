@@ -39,9 +39,13 @@ Give that address to the people who will use the relay: the <pin> lets their app
 they reach this relay and no impostor. The key is reused on every start, so the address stays \
 the same; back up the data directory, as losing identity.der changes the address.
 
-By default the relay listens on 127.0.0.1 (this machine only). To serve the internet:
+By default the relay listens on 127.0.0.1 (this machine only). To serve the internet, set a \
+queue password (password_file in the config file) so that only the people you give it to can \
+create queues:
 
-    passage-relay serve --listen 0.0.0.0:5223 --public-address relay.example.org
+    passage-relay serve --config relay.toml --listen 0.0.0.0:5223 --public-address relay.example.org
+
+(or pass --open-relay to let anyone create queues, on purpose).
 
 See `passage-relay serve --help` for the configuration file."
 )]
@@ -105,6 +109,10 @@ struct ServeArgs {
     /// How much to log to standard error [default: info]
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<LogLevel>,
+    /// RISKY: let anyone who reaches the relay create queues without a password, when
+    /// listening on a non-loopback address (which otherwise needs a password)
+    #[arg(long)]
+    open_relay: bool,
 }
 
 #[derive(Debug, Args)]

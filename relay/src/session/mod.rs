@@ -46,6 +46,7 @@ use crate::id_map::IdMap;
 use std::sync::Arc;
 
 use passage_crypto::primitives::{DhPublic, DhSecret};
+use passage_transport::{SourceBudget, SourceKey};
 use passage_wire::{
     AuthKey, AuthRole, Block, ChannelBinding, ClientHello, Command, CorrId, Entity, ErrorCode,
     FrameDecoder, FrameEncoder, QueuePassword, RecipientId, RelayHello, Reply, SUPPORTED_VERSIONS,
@@ -85,6 +86,9 @@ pub struct ServiceConfig {
     pub limits: Limits,
     /// If set, `NEW` must carry this password (an NGO restricting who creates queues).
     pub password: Option<QueuePassword>,
+    /// If set, the queue creations each source address may make, over all its
+    /// connections (see [`Session::set_source`]); shared by every session.
+    pub queue_budget: Option<Arc<SourceBudget>>,
 }
 
 /// Identifies a write until its outcome comes back.
@@ -152,6 +156,8 @@ pub struct Session {
     rate_violations: u32,
     malformed: u32,
     queues_created: u32,
+    /// The peer's source in `config.queue_budget` (a keyed hash, not its address).
+    source: Option<SourceKey>,
     next_token: u64,
     pending: IdMap<WriteToken, Pending>,
     subscriptions: IdMap<RecipientId, Subscription>,
@@ -199,6 +205,7 @@ impl Session {
             rate_violations: 0,
             malformed: 0,
             queues_created: 0,
+            source: None,
             next_token: 0,
             pending: IdMap::default(),
             subscriptions: IdMap::default(),
@@ -211,6 +218,17 @@ impl Session {
         };
         session.push_frame(&[&hello.encode()]);
         session
+    }
+
+    /// Tells the session where the connection comes from, for the per-source queue
+    /// budget ([`ServiceConfig::queue_budget`]). Only the budget's keyed hash of the
+    /// source is kept; without a call (or a budget), no per-source limit applies.
+    pub fn set_source(&mut self, ip: std::net::IpAddr) {
+        self.source = self
+            .config
+            .queue_budget
+            .as_ref()
+            .and_then(|budget| budget.key(ip));
     }
 
     /// Whether the driver should read more input: false while replies back up or

@@ -22,6 +22,8 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use passage_crypto::primitives::DhPublic;
 use passage_wire::{MsgId, RecipientId, SenderId};
 
+use super::capacity::Usage;
+
 /// One stored message as the index knows it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct Entry {
@@ -147,6 +149,8 @@ impl Index {
         Overlay {
             index: self,
             changed: IdMap::default(),
+            added_queues: 0,
+            added_messages: 0,
         }
     }
 
@@ -167,6 +171,10 @@ pub(crate) struct Overlay<'a> {
     index: &'a Index,
     /// `None`: deleted in this batch.
     changed: IdMap<RecipientId, Option<QueueIndex>>,
+    /// Queues and messages this batch added (removals are not subtracted: a limit checked
+    /// against this errs on the side of refusing).
+    added_queues: u64,
+    added_messages: u64,
 }
 
 impl Overlay<'_> {
@@ -189,7 +197,22 @@ impl Overlay<'_> {
 
     /// Adds a queue.
     pub fn insert(&mut self, rid: RecipientId, queue: QueueIndex) {
+        self.added_queues = self.added_queues.saturating_add(1);
         self.changed.insert(rid, Some(queue));
+    }
+
+    /// Counts a message appended by this batch (for [`usage`](Self::usage)).
+    pub fn count_appended(&mut self) {
+        self.added_messages = self.added_messages.saturating_add(1);
+    }
+
+    /// Queues and messages as the index held them before the batch, with what the batch
+    /// added so far.
+    pub fn usage(&self) -> Usage {
+        Usage {
+            queues: self.index.queues().saturating_add(self.added_queues),
+            messages: self.index.messages().saturating_add(self.added_messages),
+        }
     }
 
     /// Removes a queue.

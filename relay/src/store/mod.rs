@@ -52,6 +52,7 @@
 //! disk: the file is created readable by its owner only, and full-disk encryption of the
 //! relay's data directory is what protects it against seizure.
 
+mod capacity;
 mod codec;
 mod group_commit;
 mod index;
@@ -68,6 +69,7 @@ use passage_crypto::ENVELOPE_LEN;
 use passage_crypto::primitives::{DhPublic, DhSecret};
 use passage_wire::{MsgId, RecipientId, SenderId};
 
+pub use capacity::{StoreCapacity, free_disk_bytes};
 pub use group_commit::{
     Callback, CommitCounters, GroupCommitter, HOLD, MAX_BATCH, OnApplied, UNPERSISTED_LIMIT,
     WRITE_QUEUE_CAPACITY,
@@ -126,16 +128,16 @@ impl core::fmt::Debug for StoredMessage {
 #[non_exhaustive]
 pub enum WriteOp {
     /// Creates a queue. Fails with [`WriteError::DuplicateId`] if its recipient id or its
-    /// sender id is already in use (by any queue). A `sender_auth_key` already set in the
-    /// record is kept.
+    /// sender id is already in use (by any queue), with [`WriteError::Full`] at a global
+    /// limit. A `sender_auth_key` already set in the record is kept.
     CreateQueue(QueueRecord),
     /// Appends one message. If the queue has no sender key yet and `sender_key` is Some, fixes
     /// it atomically with the append; if the queue already has a sender key, `sender_key` must
     /// be None or equal to it, else the op fails with [`WriteError::SenderKeyMismatch`]. Fails
     /// with [`WriteError::Quota`] when the queue already holds `quota` messages,
     /// [`WriteError::NoQueue`] if it doesn't exist, [`WriteError::DuplicateId`] if the queue
-    /// already holds a message with this id. Checked in that order; a failed append changes
-    /// nothing (not even the sender key).
+    /// already holds a message with this id, [`WriteError::Full`] at a global limit. Checked
+    /// in that order; a failed append changes nothing (not even the sender key).
     Append {
         /// The queue.
         recipient_id: RecipientId,
@@ -229,6 +231,10 @@ pub enum WriteError {
     /// A queue id (create) or message id (append) is already in use.
     #[error("the id is already in use")]
     DuplicateId,
+    /// The store is at a global limit (queues, stored bytes, or the disk's free-space
+    /// watermark, see [`StoreCapacity`]): nothing was added.
+    #[error("the store is at its storage limit")]
+    Full,
     /// The store failed; nothing of the batch was applied.
     #[error("storage failure")]
     Storage(#[source] StorageFault),
@@ -294,6 +300,10 @@ pub struct StoreStats {
 /// fsync (and `apply` may read the disk), so async code calls them only through
 /// [`GroupCommitter`] (or `spawn_blocking`).
 pub trait Store: Send + Sync + 'static {
+    /// The global limits that `CreateQueue` and `Append` check (see [`StoreCapacity`]):
+    /// none until set.
+    fn capacity(&self) -> Arc<StoreCapacity>;
+
     /// A queue, by its recipient id.
     fn queue(&self, recipient_id: &RecipientId) -> Result<Option<QueueRecord>, StoreError>;
 

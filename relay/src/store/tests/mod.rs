@@ -180,6 +180,9 @@ impl<S: Store + Failable> Counting<S> {
 }
 
 impl<S: Store + Failable> Store for Counting<S> {
+    fn capacity(&self) -> Arc<crate::store::StoreCapacity> {
+        self.inner.capacity()
+    }
     fn queue(&self, id: &RecipientId) -> Result<Option<QueueRecord>, StoreError> {
         self.inner.queue(id)
     }

@@ -6,6 +6,10 @@
 macro_rules! store_by_write_behind {
     ($store:ty, $field:ident) => {
         impl $crate::store::Store for $store {
+            fn capacity(&self) -> std::sync::Arc<$crate::store::StoreCapacity> {
+                self.$field.capacity()
+            }
+
             fn queue(
                 &self,
                 recipient_id: &RecipientId,
