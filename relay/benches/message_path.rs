@@ -247,7 +247,6 @@ fn bench_batched(c: &mut Criterion) {
                 recipient_dh_key: DhSecret::from_bytes([4; 32]).public_key(),
                 relay_dh_secret: DhSecret::from_bytes([5; 32]),
                 sender_auth_key: None,
-                created_at: 0,
             })
         })
         .collect();

@@ -101,6 +101,26 @@ impl Default for Limits {
     }
 }
 
+/// The coarsest granularity of stored message times: an hour. Retention is counted in
+/// days; an hour is all it needs, and an hour-wide window matches a message against an
+/// ISP's connection logs far worse than a second does.
+pub const TIME_GRANULARITY_SECS: u64 = 3600;
+
+impl Limits {
+    /// What message arrival times are rounded down to: an hour
+    /// ([`TIME_GRANULARITY_SECS`]), or a 24th of the retention when that is shorter (a
+    /// retention of seconds, for drills and tests), at least one second. A message is
+    /// thus kept between retention less one granule and retention.
+    pub fn time_granularity_secs(&self) -> u64 {
+        (self.retention_secs / 24).clamp(1, TIME_GRANULARITY_SECS)
+    }
+
+    /// `unix_secs` rounded down to [`time_granularity_secs`](Self::time_granularity_secs).
+    pub fn coarse_time(&self, unix_secs: u64) -> u64 {
+        unix_secs - unix_secs % self.time_granularity_secs()
+    }
+}
+
 /// A token bucket: `rate` tokens per second, at most `burst` saved up. Time comes in
 /// as milliseconds of a monotonic clock.
 #[derive(Debug, Clone)]
@@ -143,6 +163,23 @@ impl TokenBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_times_are_rounded_to_the_hour_or_a_24th_of_a_short_retention() {
+        let limits = Limits::default();
+        assert_eq!(limits.time_granularity_secs(), 3600);
+        assert_eq!(limits.coarse_time(1_700_003_599), 1_700_002_800);
+        assert_eq!(limits.coarse_time(1_700_002_800), 1_700_002_800);
+        let short = |retention_secs| Limits {
+            retention_secs,
+            ..Limits::default()
+        };
+        assert_eq!(short(86_400).time_granularity_secs(), 3600);
+        assert_eq!(short(86_399).time_granularity_secs(), 3599);
+        assert_eq!(short(240).time_granularity_secs(), 10);
+        assert_eq!(short(2).time_granularity_secs(), 1);
+        assert_eq!(short(2).coarse_time(1_700_000_001), 1_700_000_001);
+    }
 
     #[test]
     fn bucket_allows_burst_then_rate() {

@@ -79,16 +79,17 @@ impl Session {
                     recipient_dh_key: new.recipient_dh_key,
                     relay_dh_secret,
                     sender_auth_key: None,
-                    created_at: now.unix_secs,
                 };
                 self.queues_created += 1;
                 self.write(WriteOp::CreateQueue(record), Pending::New { corr_id, ids });
             }
             (Command::Send(send), Some(target)) => {
                 let entity = Entity::Sender(send.sender_id);
+                // Only as precise as retention needs (SECURITY.md, "What the relay
+                // stores"): the relay never holds the second a message came in.
                 let message = StoredMessage {
                     msg_id: MsgId::generate(rng),
-                    received_at: now.unix_secs,
+                    received_at: limits.coarse_time(now.unix_secs),
                     body: send.body,
                 };
                 let op = WriteOp::Append {

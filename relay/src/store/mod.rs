@@ -95,8 +95,8 @@ pub struct QueueRecord {
     pub relay_dh_secret: DhSecret,
     /// The key that authenticates `SEND`s, fixed by the first one ([`WriteOp::Append`]).
     pub sender_auth_key: Option<DhPublic>,
-    /// When the queue was created, in unix seconds.
-    pub created_at: u64,
+    // No creation time: the relay has no use for it, and on a seized disk it would help
+    // match a queue to an ISP's connection logs (SECURITY.md, "What the relay stores").
 }
 
 impl core::fmt::Debug for QueueRecord {
@@ -112,7 +112,9 @@ impl core::fmt::Debug for QueueRecord {
 pub struct StoredMessage {
     /// The relay's id for it (acknowledged with `ACK`, nonce of the delivery encryption).
     pub msg_id: MsgId,
-    /// When the relay accepted it, in unix seconds; retention counts from here.
+    /// When the relay accepted it, in unix seconds, rounded down to the relay's time
+    /// granularity ([`Limits::time_granularity_secs`](crate::Limits::time_granularity_secs),
+    /// an hour by default); retention counts from here.
     pub received_at: u64,
     /// The envelope, as the sender sent it.
     pub body: Box<[u8; ENVELOPE_LEN]>,
