@@ -72,7 +72,11 @@ fn the_store_file_holds_no_creation_time_and_no_time_finer_than_an_hour() {
 
     let bytes = std::fs::read(dir.path().join("data").join("store.redb")).unwrap();
     let times = times_near(&bytes, from, to);
-    let fine: Vec<u64> = times.iter().copied().filter(|t| !t.is_multiple_of(HOUR)).collect();
+    let fine: Vec<u64> = times
+        .iter()
+        .copied()
+        .filter(|t| !t.is_multiple_of(HOUR))
+        .collect();
     assert!(
         fine.is_empty(),
         "times finer than an hour in the store file: {fine:?} (relay ran from {from} to {to})"

@@ -20,7 +20,8 @@
 //!
 //! Rules enforced here: a command is acted on only once its authenticator verified
 //! (the wire crate's `VerifiedCommand` proof); an authentication failure costs the
-//! same whether or not the queue exists (a dummy key, cached like real ones, so
+//! same whether or not the queue exists (keys come from the store's in-memory index,
+//! never a file read, and a missing queue gets a dummy key, cached like real ones, so
 //! repeated probes time alike); at most [`DELIVERY_WINDOW`] messages per subscribed
 //! queue are delivered and not yet acknowledged, in the queue's order; per-connection
 //! rate, queue-creation, subscription and backlog limits hold (deliveries, too, wait

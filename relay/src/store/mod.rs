@@ -74,6 +74,7 @@ pub use group_commit::{
     Callback, CommitCounters, GroupCommitter, HOLD, MAX_BATCH, OnApplied, UNPERSISTED_LIMIT,
     WRITE_QUEUE_CAPACITY,
 };
+pub use index::QueueKeys;
 pub use memory::MemoryStore;
 pub use redb_store::{OpenError, RedbStore};
 
@@ -311,6 +312,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// A queue, by its sender id (same cost as [`queue`](Self::queue)).
     fn queue_by_sender(&self, sender_id: &SenderId) -> Result<Option<QueueRecord>, StoreError>;
+
+    /// The keys that authenticate a queue's commands, by recipient id, from the in-memory
+    /// index: no read of the file, so a lookup of a queue that exists costs what a lookup
+    /// of one that does not costs (the session authenticates with these, and reads the
+    /// record only once a command verified). `None` for a missing or damaged queue.
+    fn queue_keys(&self, recipient_id: &RecipientId) -> Result<Option<QueueKeys>, StoreError>;
+
+    /// [`queue_keys`](Self::queue_keys), by sender id.
+    fn queue_keys_by_sender(&self, sender_id: &SenderId) -> Result<Option<QueueKeys>, StoreError>;
 
     /// The oldest message of a queue (what `GET` answers). `None` if the queue is empty or does not exist.
     fn first_message(

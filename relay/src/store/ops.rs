@@ -130,10 +130,7 @@ fn create<T: Tables>(tables: &mut T, index: &mut Overlay<'_>, record: &QueueReco
     }
     tables.put_queue(record)?;
     tables.put_sender(&record.sender_id, &record.recipient_id)?;
-    index.insert(
-        record.recipient_id,
-        QueueIndex::new(record.sender_id, record.sender_auth_key),
-    );
+    index.insert(record.recipient_id, QueueIndex::new(record));
     Ok(Ok(WriteOutcome::Created))
 }
 

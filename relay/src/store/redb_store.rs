@@ -334,12 +334,8 @@ fn load_index(
         let (key, value) = item.map_err(StorageFault::engine)?;
         let rid = RecipientId::from_bytes(*key.value());
         let queue = match codec::decode_record(rid, value.value()) {
-            Ok(record) => QueueIndex::new(record.sender_id, record.sender_auth_key),
-            Err(_) => {
-                let mut queue = QueueIndex::new(SenderId::from_bytes([0; QUEUE_ID_LEN]), None);
-                queue.damaged = true;
-                queue
-            }
+            Ok(record) => QueueIndex::new(&record),
+            Err(_) => QueueIndex::damaged(),
         };
         map.insert(rid, queue);
     }

@@ -187,6 +187,15 @@ impl<S: Store + Failable> Store for Counting<S> {
     fn queue_by_sender(&self, id: &SenderId) -> Result<Option<QueueRecord>, StoreError> {
         self.inner.queue_by_sender(id)
     }
+    fn queue_keys(&self, id: &RecipientId) -> Result<Option<crate::store::QueueKeys>, StoreError> {
+        self.inner.queue_keys(id)
+    }
+    fn queue_keys_by_sender(
+        &self,
+        id: &SenderId,
+    ) -> Result<Option<crate::store::QueueKeys>, StoreError> {
+        self.inner.queue_keys_by_sender(id)
+    }
     fn first_message(&self, id: &RecipientId) -> Result<Option<StoredMessage>, StoreError> {
         self.inner.first_message(id)
     }

@@ -7,7 +7,7 @@ use super::super::{
     WriteOutcome,
 };
 use super::{append, assert_same_record, key, message, msg_id, one, record, rid, sid};
-use passage_wire::MsgId;
+use passage_wire::{MsgId, RecipientId};
 
 type Case = fn(&dyn Store);
 
@@ -45,6 +45,7 @@ const CASES: &[(&str, Case)] = &[
         "global_limits_refuse_additions_only",
         global_limits_refuse_additions_only,
     ),
+    ("queue_keys_follow_the_queue", queue_keys_follow_the_queue),
 ];
 
 fn run_suite(make: impl Fn() -> (Box<dyn Store>, Option<tempfile::TempDir>)) {
@@ -606,4 +607,58 @@ fn global_limits_refuse_additions_only(store: &dyn Store) {
         one(store, WriteOp::CreateQueue(record(3))),
         Ok(WriteOutcome::Created)
     ));
+}
+
+/// The keys authentication takes from the index: there as soon as the queue is, the
+/// sender key once fixed, gone with the queue; by recipient id and by sender id alike.
+fn queue_keys_follow_the_queue(store: &dyn Store) {
+    assert_eq!(store.queue_keys(&rid(1)).unwrap(), None);
+    assert_eq!(store.queue_keys_by_sender(&sid(1)).unwrap(), None);
+    one(store, WriteOp::CreateQueue(record(1))).unwrap();
+    one(store, WriteOp::CreateQueue(record(2))).unwrap();
+    let keys = store.queue_keys_by_sender(&sid(1)).unwrap().unwrap();
+    assert_eq!(keys.recipient_id, rid(1));
+    assert_eq!(keys.recipient_auth_key, record(1).recipient_auth_key);
+    assert_eq!(keys.sender_auth_key, None);
+    assert_eq!(store.queue_keys(&rid(1)).unwrap(), Some(keys));
+    // Ids do not cross over.
+    assert_eq!(
+        store
+            .queue_keys(&RecipientId::from_bytes(*sid(1).as_bytes()))
+            .unwrap(),
+        None
+    );
+    let fix = WriteOp::Append {
+        recipient_id: rid(1),
+        sender_key: Some(key(9)),
+        message: message(1, 10),
+        quota: 10,
+        hold: false,
+    };
+    one(store, fix).unwrap();
+    assert_eq!(
+        store
+            .queue_keys_by_sender(&sid(1))
+            .unwrap()
+            .unwrap()
+            .sender_auth_key,
+        Some(key(9))
+    );
+    one(
+        store,
+        WriteOp::DeleteQueue {
+            recipient_id: rid(1),
+        },
+    )
+    .unwrap();
+    assert_eq!(store.queue_keys(&rid(1)).unwrap(), None);
+    assert_eq!(store.queue_keys_by_sender(&sid(1)).unwrap(), None);
+    assert_eq!(
+        store
+            .queue_keys_by_sender(&sid(2))
+            .unwrap()
+            .unwrap()
+            .recipient_id,
+        rid(2)
+    );
 }

@@ -24,6 +24,20 @@ macro_rules! store_by_write_behind {
                 self.$field.queue_by_sender(sender_id)
             }
 
+            fn queue_keys(
+                &self,
+                recipient_id: &RecipientId,
+            ) -> Result<Option<$crate::store::QueueKeys>, $crate::store::StoreError> {
+                self.$field.queue_keys(recipient_id)
+            }
+
+            fn queue_keys_by_sender(
+                &self,
+                sender_id: &passage_wire::SenderId,
+            ) -> Result<Option<$crate::store::QueueKeys>, $crate::store::StoreError> {
+                self.$field.queue_keys_by_sender(sender_id)
+            }
+
             fn first_message(
                 &self,
                 recipient_id: &RecipientId,

@@ -36,7 +36,7 @@ pub(crate) use delegate::store_by_write_behind;
 use staged::Staged;
 
 use super::capacity::StoreCapacity;
-use super::index::{Index, QueueIndex};
+use super::index::{Index, QueueIndex, QueueKeys};
 use super::ops;
 use super::{
     Applied, OpRef, Persisted, QueueRecord, StorageFault, StoreError, StoreStats, StoredMessage,
@@ -323,6 +323,16 @@ impl<B: Durable> WriteBehind<B> {
             Some(rid) => Ok(self.queue_row(&rid)?),
             None => Ok(None),
         }
+    }
+
+    pub fn queue_keys(&self, rid: &RecipientId) -> Result<Option<QueueKeys>, StoreError> {
+        self.ready()?;
+        Ok(self.index.keys(rid))
+    }
+
+    pub fn queue_keys_by_sender(&self, sid: &SenderId) -> Result<Option<QueueKeys>, StoreError> {
+        self.ready()?;
+        Ok(self.index.keys_by_sender(sid))
     }
 
     pub fn first_message(&self, rid: &RecipientId) -> Result<Option<StoredMessage>, StoreError> {
