@@ -181,13 +181,10 @@ pub(crate) async fn connect(
         .await
         .map_err(|_| TransportError::ConnectionLost)?;
     let binding = channel_binding(&conn)?;
-    Ok(BlockStream::new_quic(
-        conn,
-        send,
-        recv,
-        Some(endpoint),
-        binding,
-    ))
+    Ok(
+        BlockStream::new_quic(conn, send, recv, Some(endpoint), binding)
+            .with_rotation(mismatch.rotation()),
+    )
 }
 
 fn transport_config(timers: QuicTimers) -> TransportConfig {

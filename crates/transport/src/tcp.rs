@@ -71,7 +71,7 @@ pub(crate) async fn client_handshake(
         Err(e) => return Err(handshake_error(e)),
     };
     let binding = checked_binding(tls.get_ref().1)?;
-    Ok(BlockStream::new_tcp(tls.into(), binding, idle_timeout))
+    Ok(BlockStream::new_tcp(tls.into(), binding, idle_timeout).with_rotation(mismatch.rotation()))
 }
 
 /// After a handshake, on either side: the ALPN must be ours (a peer that offers none

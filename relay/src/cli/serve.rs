@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 use passage_relay::config::{Config, LogLevel, Overrides};
 use passage_relay::datadir::{DataDir, StatsSnapshot};
+use passage_relay::key_rotation::{self, Overlap};
 use passage_relay::server::unix_now;
 use passage_relay::store::{RedbStore, Store, StoreCapacity, free_disk_bytes};
 use passage_relay::{Metrics, Relay, metrics_http};
@@ -92,11 +93,21 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .store_bytes
             .store(stats.bytes_on_disk, Ordering::Relaxed);
     }
-    let (identity, created) = dir.load_or_create_identity().map_err(plain)?;
+    let (identity, created, overlap) =
+        key_rotation::serving_identity(&dir, unix_now()).map_err(plain)?;
     if created {
         info!("created a new relay key: this relay has a new address");
     } else {
         info!("loaded the relay key");
+    }
+    match overlap {
+        Overlap::Running { until } => info!(
+            "key rotation under way: clients with the old address are moved to the new one until unix time {until}"
+        ),
+        Overlap::Ended => {
+            info!("the key rotation's overlap is over: the old relay key was destroyed")
+        }
+        Overlap::None => {}
     }
 
     // Signal handlers before the address line, so a signal right after it is handled.
@@ -149,6 +160,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         info!("metrics endpoint on (loopback)");
     }
 
+    if let Overlap::Running { until } = overlap {
+        background.spawn(end_overlap_at(dir.clone(), until, stop_rx.clone()));
+    }
     if config.limits.min_free_disk_bytes > 0 {
         background.spawn(watch_disk(
             capacity,
@@ -260,6 +274,25 @@ async fn watch_disk(
         }
         let (capacity, dir) = (Arc::clone(&capacity), dir.clone());
         let _ = tokio::task::spawn_blocking(move || check_disk(&capacity, &dir, min_free)).await;
+    }
+}
+
+/// Destroys the retired key when the rotation's overlap ends at `until` (unix seconds).
+/// The endorsement the listener still sends is refused by clients from then on (they
+/// check its end against their clock); the next start sends none.
+async fn end_overlap_at(dir: DataDir, until: u64, mut stop: watch::Receiver<bool>) {
+    let wait = Duration::from_secs(until.saturating_sub(unix_now()));
+    tokio::select! {
+        () = tokio::time::sleep(wait) => {}
+        _ = stop.wait_for(|&stop| stop) => return,
+    }
+    let result = tokio::task::spawn_blocking(move || key_rotation::destroy_retired(&dir)).await;
+    match result {
+        Ok(Ok(_)) => info!(
+            "the key rotation's overlap is over: the old relay key was destroyed; clients with the old address now fail with a key mismatch"
+        ),
+        Ok(Err(e)) => warn!("could not destroy the old relay key: {e}"),
+        Err(_) => warn!("could not destroy the old relay key"),
     }
 }
 

@@ -207,6 +207,19 @@ impl Client {
         Self::connect_from(relay, mode, None).await
     }
 
+    /// Connects to `address` (e.g. one kept from before a key rotation); `None` if the
+    /// connection or the hello failed.
+    pub async fn connect_to(address: &RelayAddress, mode: TransportMode) -> Option<Client> {
+        let mut options = ConnectOptions::default();
+        options.mode = mode;
+        options.handshake_timeout = Duration::from_secs(5);
+        let stream = tokio::time::timeout(WAIT, connect_address(address, &options))
+            .await
+            .expect("connect in time")
+            .ok()?;
+        Self::hello(stream).await
+    }
+
     /// Connects from `local` (a loopback address such as 127.0.0.7) if given.
     pub async fn connect_from(relay: &Relay, mode: TransportMode, local: Option<IpAddr>) -> Client {
         Self::try_connect_from(relay, mode, local)
@@ -229,6 +242,11 @@ impl Client {
             .await
             .expect("connect in time")
             .ok()?;
+        Self::hello(stream).await
+    }
+
+    /// Exchanges hellos on a new stream.
+    async fn hello(stream: BlockStream) -> Option<Client> {
         let binding = stream.channel_binding();
         let seed = u64::from_be_bytes(binding[..8].try_into().unwrap());
         let mut client = Client {
