@@ -104,6 +104,7 @@ fn bench_store(c: &mut Criterion, name: &str, store: &dyn Store) {
             ..Limits::default()
         },
         password: None,
+        queue_budget: None,
     });
     let mut recipient = open(&config, store, 1, &mut rng);
     let mut sender = open(&config, store, 2, &mut rng);
@@ -246,7 +247,6 @@ fn bench_batched(c: &mut Criterion) {
                 recipient_dh_key: DhSecret::from_bytes([4; 32]).public_key(),
                 relay_dh_secret: DhSecret::from_bytes([5; 32]),
                 sender_auth_key: None,
-                created_at: 0,
             })
         })
         .collect();

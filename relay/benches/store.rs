@@ -44,7 +44,6 @@ fn create(q: u64) -> WriteOp {
         recipient_dh_key: DhPublic::from_bytes([4; 32]),
         relay_dh_secret: DhSecret::from_bytes([5; 32]),
         sender_auth_key: None,
-        created_at: 0,
     })
 }
 

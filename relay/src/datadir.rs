@@ -4,6 +4,7 @@
 //! ```text
 //!  DIR/              mode 0700, created so (never chmod-ed afterwards)
 //!    identity.der    the relay's private key, PKCS#8 DER; its pin is in the address
+//!    identity.retired.der, rotation   during a key rotation only (see key_rotation)
 //!    store.redb      queues and waiting messages (created by store::RedbStore, 0600)
 //!    address         `passage://<pin>@host:port`, written at every start
 //!    stats.json      counts, rewritten every few seconds while `serve` runs
@@ -147,39 +148,22 @@ impl DataDir {
     /// Loads the relay's key, or creates and saves one on first start. The bool is
     /// true if the key is new (the relay has a new address then).
     pub fn load_or_create_identity(&self) -> Result<(RelayIdentity, bool), DataDirError> {
-        let path = self.path.join(IDENTITY_FILE);
-        match File::open(&path) {
-            Ok(file) => {
-                let meta = file.metadata().map_err(|source| DataDirError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                check_private(&path, meta.mode(), false)?;
-                let mut der = Zeroizing::new(Vec::new());
-                file.take(MAX_IDENTITY_LEN + 1)
-                    .read_to_end(&mut der)
-                    .map_err(|source| DataDirError::Read {
-                        path: path.clone(),
-                        source,
-                    })?;
-                if der.len() as u64 > MAX_IDENTITY_LEN {
-                    return Err(DataDirError::BadIdentity { path, source: None });
-                }
+        match self.read_private(IDENTITY_FILE, MAX_IDENTITY_LEN)? {
+            Some(der) => {
                 let identity = RelayIdentity::from_pkcs8_der(&der).map_err(|source| {
                     DataDirError::BadIdentity {
-                        path,
+                        path: self.path.join(IDENTITY_FILE),
                         source: Some(source),
                     }
                 })?;
                 Ok((identity, false))
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            None => {
                 let identity = RelayIdentity::generate()
                     .map_err(|source| DataDirError::Generate { source })?;
                 self.write_atomic(IDENTITY_FILE, &identity.to_pkcs8_der(), true)?;
                 Ok((identity, true))
             }
-            Err(source) => Err(DataDirError::Read { path, source }),
         }
     }
 
@@ -233,9 +217,55 @@ impl DataDir {
         Ok(Some(text))
     }
 
+    /// A private file's bytes (at most `max`), checked not readable by others; `None`
+    /// if it is not there. Zeroized when dropped: it may be a key.
+    pub(crate) fn read_private(
+        &self,
+        name: &str,
+        max: u64,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, DataDirError> {
+        let path = self.path.join(name);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(DataDirError::Read { path, source }),
+        };
+        let meta = file.metadata().map_err(|source| DataDirError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        check_private(&path, meta.mode(), false)?;
+        let mut bytes = Zeroizing::new(Vec::new());
+        file.take(max + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|source| DataDirError::Read {
+                path: path.clone(),
+                source,
+            })?;
+        if bytes.len() as u64 > max {
+            return Err(DataDirError::BadIdentity { path, source: None });
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Syncs the directory itself (after files were renamed or removed in it).
+    pub(crate) fn sync(&self) -> Result<(), DataDirError> {
+        File::open(&self.path)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| DataDirError::Write {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
     /// Writes `NAME.tmp` (created 0600) and renames it over `NAME`. With `durable`,
     /// the file and then the directory are fsync-ed.
-    fn write_atomic(&self, name: &str, bytes: &[u8], durable: bool) -> Result<(), DataDirError> {
+    pub(crate) fn write_atomic(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        durable: bool,
+    ) -> Result<(), DataDirError> {
         let path = self.path.join(name);
         let tmp = self.path.join(format!("{name}.tmp"));
         let write_err = |source| DataDirError::Write {

@@ -16,6 +16,7 @@ pub mod config;
 pub mod datadir;
 pub mod hub;
 pub mod id_map;
+pub mod key_rotation;
 pub mod limits;
 pub mod mailbox;
 pub mod metrics;

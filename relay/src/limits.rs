@@ -3,6 +3,17 @@
 
 use std::time::Duration;
 
+pub use passage_transport::SourceRate;
+
+/// Bytes one stored message counts for against [`Limits::max_stored_bytes`]: its value
+/// and key take one 4 KiB page of the store file (measured 4.5 to 4.7 KB on disk per
+/// message with the B-tree's own pages, see `benches/store.rs`).
+pub const STORED_MESSAGE_BYTES: u64 = 4096;
+
+/// Bytes one queue counts for against [`Limits::max_stored_bytes`]: its record (about
+/// 170 bytes), its sender-index row and their share of B-tree pages, rounded up.
+pub const STORED_QUEUE_BYTES: u64 = 512;
+
 /// Limits for the queue service and each connection. `Default` is what a relay runs
 /// with unless its configuration says otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +48,33 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// The TLS/QUIC handshake and the hello exchange must finish within this. Default 10 s.
     pub handshake_timeout: Duration,
+    /// Queues the relay holds at most, from all clients together; past it `NEW` is
+    /// answered `ERR FULL`. Default 100,000: with [`STORED_QUEUE_BYTES`] each, about
+    /// 50 MB of records and 15 MB of memory for the index.
+    pub max_queues: u64,
+    /// Bytes of queues and waiting messages the relay holds at most, counted as
+    /// [`STORED_MESSAGE_BYTES`] per message and [`STORED_QUEUE_BYTES`] per queue (the
+    /// live data, not the file's size, which keeps its high-water mark); past it `SEND`
+    /// and `NEW` are answered `ERR FULL` while reads, `ACK` and `DEL` go on. Default
+    /// 8 GiB (about two million messages).
+    pub max_stored_bytes: u64,
+    /// Free space the data directory's file system must keep (bytes); below it `SEND`
+    /// and `NEW` are answered `ERR FULL` before the disk fills, while reads, `ACK` and
+    /// `DEL` go on. Checked every few seconds. Default 1 GiB.
+    pub min_free_disk_bytes: u64,
+    /// Queue creations one source address (an IPv4 address, an IPv6 /64) may make
+    /// across all its connections; past it `NEW` is answered `ERR RATE_LIMIT`. Held in
+    /// memory only, as keyed hashes, never logged or stored. Default a burst of 20, then
+    /// 60 an hour.
+    pub queues_per_source: SourceRate,
+    /// TLS/QUIC handshakes one source address may start; past it a connection is
+    /// closed before any TLS work. Default a burst of 120, then 600 a minute (a shared
+    /// NAT, a camp's Wi-Fi, is one source).
+    pub handshakes_per_source: SourceRate,
+    /// Whether the per-source budgets apply to loopback peers (127.0.0.0/8, ::1).
+    /// Default false: behind a local Tor onion service or reverse proxy every client
+    /// comes from loopback and would share one budget.
+    pub limit_loopback_sources: bool,
 }
 
 impl Default for Limits {
@@ -53,7 +91,33 @@ impl Default for Limits {
             max_backlog_blocks: 64,
             idle_timeout: Duration::from_secs(600),
             handshake_timeout: Duration::from_secs(10),
+            max_queues: 100_000,
+            max_stored_bytes: 8 << 30,
+            min_free_disk_bytes: 1 << 30,
+            queues_per_source: SourceRate::new(20, 60, Duration::from_secs(3600)),
+            handshakes_per_source: SourceRate::new(120, 600, Duration::from_secs(60)),
+            limit_loopback_sources: false,
         }
+    }
+}
+
+/// The coarsest granularity of stored message times: an hour. Retention is counted in
+/// days; an hour is all it needs, and an hour-wide window matches a message against an
+/// ISP's connection logs far worse than a second does.
+pub const TIME_GRANULARITY_SECS: u64 = 3600;
+
+impl Limits {
+    /// What message arrival times are rounded down to: an hour
+    /// ([`TIME_GRANULARITY_SECS`]), or a 24th of the retention when that is shorter (a
+    /// retention of seconds, for drills and tests), at least one second. A message is
+    /// thus kept between retention less one granule and retention.
+    pub fn time_granularity_secs(&self) -> u64 {
+        (self.retention_secs / 24).clamp(1, TIME_GRANULARITY_SECS)
+    }
+
+    /// `unix_secs` rounded down to [`time_granularity_secs`](Self::time_granularity_secs).
+    pub fn coarse_time(&self, unix_secs: u64) -> u64 {
+        unix_secs - unix_secs % self.time_granularity_secs()
     }
 }
 
@@ -99,6 +163,23 @@ impl TokenBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_times_are_rounded_to_the_hour_or_a_24th_of_a_short_retention() {
+        let limits = Limits::default();
+        assert_eq!(limits.time_granularity_secs(), 3600);
+        assert_eq!(limits.coarse_time(1_700_003_599), 1_700_002_800);
+        assert_eq!(limits.coarse_time(1_700_002_800), 1_700_002_800);
+        let short = |retention_secs| Limits {
+            retention_secs,
+            ..Limits::default()
+        };
+        assert_eq!(short(86_400).time_granularity_secs(), 3600);
+        assert_eq!(short(86_399).time_granularity_secs(), 3599);
+        assert_eq!(short(240).time_granularity_secs(), 10);
+        assert_eq!(short(2).time_granularity_secs(), 1);
+        assert_eq!(short(2).coarse_time(1_700_000_001), 1_700_000_001);
+    }
 
     #[test]
     fn bucket_allows_burst_then_rate() {

@@ -12,7 +12,7 @@ use crate::store::CommitCounters;
 
 /// Error codes counted, in the order of [`ErrorCode`]'s wire values, with the name
 /// they carry in metrics labels and the stats file.
-pub const ERROR_CODES: [(ErrorCode, &str); 9] = [
+pub const ERROR_CODES: [(ErrorCode, &str); 10] = [
     (ErrorCode::Auth, "AUTH"),
     (ErrorCode::Quota, "QUOTA"),
     (ErrorCode::NoMsg, "NO_MSG"),
@@ -22,6 +22,7 @@ pub const ERROR_CODES: [(ErrorCode, &str); 9] = [
     (ErrorCode::Version, "VERSION"),
     (ErrorCode::Internal, "INTERNAL"),
     (ErrorCode::RateLimit, "RATE_LIMIT"),
+    (ErrorCode::Full, "FULL"),
 ];
 
 /// The relay's counters. Cheap to update from any task (relaxed atomics).
@@ -49,7 +50,7 @@ pub struct Metrics {
     pub messages_expired: AtomicU64,
     /// Commands handled since start.
     pub commands: AtomicU64,
-    errors: [AtomicU64; 9],
+    errors: [AtomicU64; ERROR_CODES.len()],
     /// Queues in the store (set periodically from the store's statistics).
     pub stored_queues: AtomicU64,
     /// Messages in the store (set periodically).

@@ -203,6 +203,7 @@ async fn run_connection(
         .connections_open
         .fetch_add(1, Ordering::Relaxed);
     let stream = accepted.stream;
+    let source = accepted.peer.ip();
     let binding = ChannelBinding::from_bytes(stream.channel_binding());
     let (mut tx, mut rx) = stream.split();
     // Subscription events and the outcomes of this connection's writes.
@@ -218,6 +219,7 @@ async fn run_connection(
         shared.now(),
         &mut rng,
     );
+    session.set_source(source);
     let hello_deadline = TokioInstant::now() + limits.handshake_timeout;
     let mut idle_deadline = TokioInstant::now() + limits.idle_timeout;
     // One timer for the connection's deadlines, armed for the earliest: each block

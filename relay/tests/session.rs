@@ -48,6 +48,7 @@ fn config(limits: Limits, password: Option<&[u8]>) -> Arc<ServiceConfig> {
     Arc::new(ServiceConfig {
         limits,
         password: password.map(|p| QueuePassword::new(p).unwrap()),
+        queue_budget: None,
     })
 }
 

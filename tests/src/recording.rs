@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use passage_crypto::ENVELOPE_LEN;
 use passage_relay::store::{
-    Applied, Persisted, QueueRecord, Store, StoreError, StoreStats, StoredMessage, WriteOp,
+    Applied, Persisted, QueueKeys, QueueRecord, Store, StoreCapacity, StoreError, StoreStats,
+    StoredMessage, WriteOp,
 };
 use passage_wire::{MsgId, RecipientId, SenderId};
 
@@ -39,6 +40,15 @@ impl RecordingStore {
 }
 
 impl Store for RecordingStore {
+    fn capacity(&self) -> Arc<StoreCapacity> {
+        self.inner.capacity()
+    }
+    fn queue_keys(&self, recipient_id: &RecipientId) -> Result<Option<QueueKeys>, StoreError> {
+        self.inner.queue_keys(recipient_id)
+    }
+    fn queue_keys_by_sender(&self, sender_id: &SenderId) -> Result<Option<QueueKeys>, StoreError> {
+        self.inner.queue_keys_by_sender(sender_id)
+    }
     fn queue(&self, recipient_id: &RecipientId) -> Result<Option<QueueRecord>, StoreError> {
         self.inner.queue(recipient_id)
     }

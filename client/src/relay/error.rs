@@ -31,6 +31,11 @@ pub enum LinkError {
     /// `ERR INTERNAL`: the relay failed (e.g. its storage); the command may be retried.
     #[error("the relay failed to carry out the command; try again later")]
     RelayInternal,
+    /// `ERR FULL`: the relay is at its storage limit (queues, stored bytes or free disk)
+    /// and stored nothing; reading and acknowledging still work. Try again later, or
+    /// use another relay.
+    #[error("the relay is out of storage space; try again later or use another relay")]
+    RelayFull,
     /// Another `ERR` (`SYNTAX`, `CMD`, `LARGE`, `VERSION`): the relay could not read or
     /// does not allow the command. A bug on one side or a version mismatch.
     #[error("the relay refused the command ({0}); update the client or the relay")]
@@ -68,6 +73,7 @@ impl LinkError {
             ErrorCode::NoMsg => Self::NoMsg,
             ErrorCode::RateLimit => Self::RateLimited,
             ErrorCode::Internal => Self::RelayInternal,
+            ErrorCode::Full => Self::RelayFull,
             other => Self::Refused(other),
         }
     }
@@ -101,4 +107,28 @@ pub enum ProtocolError {
     /// The relay's key for a queue has low order.
     #[error("the relay sent an unusable queue key")]
     BadRelayKey,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each `ERR` code the relay can send becomes an error that says what to do; `FULL`
+    /// (added with the relay's global limits) is its own, not a protocol fault.
+    #[test]
+    fn every_code_maps_to_a_clear_error() {
+        assert!(matches!(
+            LinkError::from_code(ErrorCode::Full),
+            LinkError::RelayFull
+        ));
+        assert!(
+            LinkError::from_code(ErrorCode::Full)
+                .to_string()
+                .contains("try again later")
+        );
+        assert!(matches!(
+            LinkError::from_code(ErrorCode::Syntax),
+            LinkError::Refused(ErrorCode::Syntax)
+        ));
+    }
 }

@@ -19,8 +19,8 @@ use chacha20::ChaCha20Rng;
 use getrandom::SysRng;
 use passage_crypto::ENVELOPE_LEN;
 use passage_transport::{
-    Block, BlockReceiver, BlockSender, BlockStream, ConnectOptions, RelayAddress, TransportKind,
-    connect_address,
+    Block, BlockReceiver, BlockSender, BlockStream, ConnectOptions, KeyRotation, RelayAddress,
+    TransportKind, connect_address,
 };
 use passage_wire::{ChannelBinding, CorrId, MsgId, SenderId};
 use rand_core::{SeedableRng as _, UnwrapErr};
@@ -75,6 +75,7 @@ pub struct RelayLink {
     events: mpsc::UnboundedReceiver<Event>,
     driver: JoinHandle<Result<(), LinkError>>,
     transport: TransportKind,
+    key_rotation: Option<KeyRotation>,
 }
 
 /// A cloneable handle that issues commands on a [`RelayLink`]'s connection, for
@@ -101,6 +102,7 @@ impl RelayLink {
     /// finish within `hello_timeout`.
     pub async fn over(stream: BlockStream, hello_timeout: Duration) -> Result<Self, LinkError> {
         let transport = stream.transport();
+        let key_rotation = stream.key_rotation();
         let binding = ChannelBinding::from_bytes(stream.channel_binding());
         let (mut tx, mut rx) = stream.split();
         let session = tokio::time::timeout(hello_timeout, read_hello(binding, &mut rx))
@@ -119,6 +121,7 @@ impl RelayLink {
             events,
             driver,
             transport,
+            key_rotation,
         })
     }
 
@@ -130,6 +133,14 @@ impl RelayLink {
     /// Which transport carries the link.
     pub fn transport(&self) -> TransportKind {
         self.transport
+    }
+
+    /// The relay is rotating its key and this link was made with the old pin: the
+    /// relay's new pin, endorsed by the old key (verified by the transport), and until
+    /// when the old pin still works. Whoever keeps this relay's address should replace
+    /// its pin with `new_pin` before then.
+    pub fn key_rotation(&self) -> Option<KeyRotation> {
+        self.key_rotation
     }
 
     /// Sets how long each command waits for its reply (default

@@ -8,7 +8,7 @@
 //! blocked port, and must not be retried another way.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crate::error::TransportError;
@@ -58,6 +58,10 @@ pub struct ConnectOptions {
     /// sends nothing on an idle connection, so set it only together with an
     /// application-level ping. Default none.
     pub tcp_idle_timeout: Option<Duration>,
+    /// The local address to connect from (a machine with several addresses; tests of
+    /// per-source limits from several loopback addresses). Ignored with a proxy.
+    /// Default none: the system chooses.
+    pub local_ip: Option<IpAddr>,
 }
 
 impl Default for ConnectOptions {
@@ -70,6 +74,7 @@ impl Default for ConnectOptions {
             quic_idle_timeout: Duration::from_secs(60),
             keep_alive: Some(Duration::from_secs(20)),
             tcp_idle_timeout: None,
+            local_ip: None,
         }
     }
 }
@@ -180,7 +185,11 @@ async fn connect_quic(
         idle_timeout: options.quic_idle_timeout,
         keep_alive: options.keep_alive,
     };
-    bounded(options.handshake_timeout, quic::connect(addr, pin, timers)).await
+    bounded(
+        options.handshake_timeout,
+        quic::connect(addr, options.local_ip, pin, timers),
+    )
+    .await
 }
 
 async fn connect_tcp(
@@ -189,7 +198,7 @@ async fn connect_tcp(
     options: &ConnectOptions,
 ) -> Result<BlockStream, TransportError> {
     bounded(options.handshake_timeout, async {
-        let stream = tcp::connect_direct(addrs).await?;
+        let stream = tcp::connect_direct(addrs, options.local_ip).await?;
         tcp::client_handshake(stream, pin, options.keep_alive, options.tcp_idle_timeout).await
     })
     .await

@@ -12,11 +12,13 @@ use std::io;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransportError {
-    /// The relay presented a key other than the one pinned in its address.
-    /// The connection may be intercepted: do not retry over this network
-    /// path without checking the address.
+    /// The relay presented a key other than the one pinned in its address
+    /// (and no endorsement of it by the pinned key that is still valid). The
+    /// connection may be intercepted, or the relay rotated its key and the
+    /// overlap in which the old address still worked is over: do not retry
+    /// over this network path without checking the address.
     #[error(
-        "the relay's key does not match the pin in its address; the connection may be intercepted"
+        "the relay's key does not match the pin in its address; the connection may be intercepted, or the relay changed its key — ask its operator for its current address"
     )]
     PinMismatch,
     /// The TLS handshake (including stream setup) did not finish within the

@@ -40,6 +40,9 @@ pub struct RelayIdentity {
     key_pkcs8: Zeroizing<Vec<u8>>,
     cert_der: CertificateDer<'static>,
     pin: RelayPin,
+    /// During a key rotation: the old key's endorsement of this one, sent as the
+    /// second entry of the certificate chain (see the `rotation` module).
+    endorsement: Option<CertificateDer<'static>>,
 }
 
 impl RelayIdentity {
@@ -72,7 +75,27 @@ impl RelayIdentity {
             key_pkcs8: Zeroizing::new(key.serialize_der()),
             cert_der: CertificateDer::from(cert_der.to_vec()),
             pin,
+            endorsement: None,
         })
+    }
+
+    /// This identity with `old`'s endorsement of it until `until_unix` (the end of a
+    /// key rotation's overlap): clients that still hold `old`'s pin accept this key
+    /// until then and learn its pin ([`KeyRotation`](crate::KeyRotation)). The old key
+    /// is used here once, to sign, and not kept.
+    pub fn endorsed_by(
+        mut self,
+        old: &RelayIdentity,
+        until_unix: u64,
+    ) -> Result<Self, IdentityError> {
+        let blob = crate::rotation::endorse(&old.key_pkcs8, &self.pin, until_unix)?;
+        self.endorsement = Some(CertificateDer::from(blob));
+        Ok(self)
+    }
+
+    /// Whether this identity carries an old key's endorsement.
+    pub fn is_endorsed(&self) -> bool {
+        self.endorsement.is_some()
     }
 
     /// The private key as PKCS#8 DER, to persist. Secret: store it encrypted
@@ -91,9 +114,12 @@ impl RelayIdentity {
         self.pin
     }
 
-    /// The certificate chain for rustls.
+    /// The certificate chain for rustls: the certificate, and an old key's
+    /// endorsement during a rotation.
     pub(crate) fn cert_chain(&self) -> Vec<CertificateDer<'static>> {
-        vec![self.cert_der.clone()]
+        let mut chain = vec![self.cert_der.clone()];
+        chain.extend(self.endorsement.clone());
+        chain
     }
 
     /// The private key for rustls.
@@ -116,6 +142,7 @@ impl RelayIdentity {
             key_pkcs8: Zeroizing::new(key.serialize_der()),
             cert_der,
             pin,
+            endorsement: None,
         })
     }
 }

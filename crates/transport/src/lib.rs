@@ -54,7 +54,9 @@
 //!
 //! Modules: [`identity`](RelayIdentity) (key, certificate, pin), `tls`
 //! (rustls configs, pin verifier), `quic`, `tcp`, `read_ahead` (large socket
-//! reads under TLS), `socks` (SOCKS5 client),
+//! reads under TLS), `rotation` ([`KeyRotation`]: the old key endorses the new
+//! one during an overlap), `socks` (SOCKS5 client), `source_budget`
+//! ([`SourceBudget`]: per-source token buckets, e.g. for handshakes),
 //! `stream` ([`BlockStream`]), `client` ([`connect`]) and `server`
 //! ([`listen`]).
 #![forbid(unsafe_code)]
@@ -66,8 +68,10 @@ mod error;
 mod identity;
 mod quic;
 mod read_ahead;
+mod rotation;
 mod server;
 mod socks;
+mod source_budget;
 mod stream;
 mod tcp;
 mod tls;
@@ -80,7 +84,9 @@ pub use error::{IdentityError, ParseError, ProxyError, TransportError};
 pub use identity::{RelayIdentity, pin_of_certificate};
 pub use passage_wire::{RelayAddress, RelayPin};
 pub use quic::{QUIC_PREAMBLE, SERVER_UDP_SOCKET_BUFFER, UDP_SOCKET_BUFFER};
+pub use rotation::{ENDORSEMENT_MAGIC, KeyRotation, MAX_OVERLAP_SECS};
 pub use server::{Accepted, Listener, PeerAddr, ServerOptions, listen};
 pub use socks::{MAX_SOCKS_HOST_LEN, Socks5Proxy};
+pub use source_budget::{MAX_TRACKED_SOURCES, SourceBudget, SourceKey, SourceRate};
 pub use stream::{BlockReceiver, BlockSender, BlockStream, QUIC_FINISH_LINGER, TransportKind};
 pub use tls::{ALPN, CHANNEL_BINDING_LEN};

@@ -136,6 +136,7 @@ pub(crate) async fn server_handshake(
 /// stream.
 pub(crate) async fn connect(
     addr: SocketAddr,
+    local_ip: Option<std::net::IpAddr>,
     pin: RelayPin,
     timers: QuicTimers,
 ) -> Result<BlockStream, TransportError> {
@@ -148,10 +149,10 @@ pub(crate) async fn connect(
     config.transport_config(Arc::new(transport));
     config.token_store(Arc::new(quinn::NoneTokenStore));
 
-    let local: SocketAddr = if addr.is_ipv6() {
-        (Ipv6Addr::UNSPECIFIED, 0).into()
-    } else {
-        (Ipv4Addr::UNSPECIFIED, 0).into()
+    let local: SocketAddr = match local_ip {
+        Some(ip) => (ip, 0).into(),
+        None if addr.is_ipv6() => (Ipv6Addr::UNSPECIFIED, 0).into(),
+        None => (Ipv4Addr::UNSPECIFIED, 0).into(),
     };
     let socket = udp_socket(local, UDP_SOCKET_BUFFER).map_err(TransportError::Connect)?;
     let endpoint = quinn::Endpoint::new(
@@ -180,13 +181,10 @@ pub(crate) async fn connect(
         .await
         .map_err(|_| TransportError::ConnectionLost)?;
     let binding = channel_binding(&conn)?;
-    Ok(BlockStream::new_quic(
-        conn,
-        send,
-        recv,
-        Some(endpoint),
-        binding,
-    ))
+    Ok(
+        BlockStream::new_quic(conn, send, recv, Some(endpoint), binding)
+            .with_rotation(mismatch.rotation()),
+    )
 }
 
 fn transport_config(timers: QuicTimers) -> TransportConfig {

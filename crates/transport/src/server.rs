@@ -8,7 +8,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -18,6 +18,7 @@ use crate::client::bounded;
 use crate::error::TransportError;
 use crate::identity::RelayIdentity;
 use crate::quic::{self, QuicTimers};
+use crate::source_budget::{SourceBudget, SourceRate};
 use crate::stream::BlockStream;
 use crate::{tcp, tls};
 
@@ -58,6 +59,17 @@ pub struct ServerOptions {
     pub serve_quic: bool,
     /// Serve TLS on the TCP port. Default true.
     pub serve_tcp: bool,
+    /// Handshakes one source address (an IPv4 address, an IPv6 /64) may start: a
+    /// connection over its budget is closed before any TLS work. Kept in memory only,
+    /// as keyed hashes (see [`SourceBudget`]). QUIC handshakes whose address is not yet
+    /// validated (which a spoofer can send) draw on a budget of their own; when that
+    /// runs out, the client is sent a Retry and comes back validated, so spoofed
+    /// packets cannot spend a real source's budget. Default none (no budget).
+    pub handshakes_per_source: Option<SourceRate>,
+    /// Whether [`handshakes_per_source`](Self::handshakes_per_source) applies to
+    /// loopback peers too. Default false: behind a local Tor onion service or reverse
+    /// proxy every client comes from loopback.
+    pub limit_loopback_sources: bool,
 }
 
 impl Default for ServerOptions {
@@ -71,6 +83,8 @@ impl Default for ServerOptions {
             tcp_keep_alive: Some(Duration::from_secs(60)),
             serve_quic: true,
             serve_tcp: true,
+            handshakes_per_source: None,
+            limit_loopback_sources: false,
         }
     }
 }
@@ -117,6 +131,7 @@ pub struct Listener {
     endpoint: Option<quinn::Endpoint>,
     udp_buffers: Option<(usize, usize)>,
     failed: Arc<AtomicU64>,
+    over_budget: Arc<AtomicU64>,
     _loops: JoinSet<()>,
 }
 
@@ -131,6 +146,11 @@ pub async fn listen(
     let options = Arc::new(options);
     let permits = Arc::new(Semaphore::new(options.max_pending_handshakes.max(1)));
     let failed = Arc::new(AtomicU64::new(0));
+    let over_budget = Arc::new(AtomicU64::new(0));
+    let budget = options
+        .handshakes_per_source
+        .map(|rate| Arc::new(SourceBudget::new(rate, options.limit_loopback_sources)));
+    let started = Instant::now();
     let (tx, accepted) = mpsc::channel(options.max_pending_handshakes.max(1));
     let mut loops = JoinSet::new();
 
@@ -141,6 +161,9 @@ pub async fn listen(
             options: options.clone(),
             permits: permits.clone(),
             failed: failed.clone(),
+            over_budget: over_budget.clone(),
+            budget: budget.clone(),
+            started,
             tx: tx.clone(),
         };
         loops.spawn(tcp_accept_loop(listener, acceptor, ctx));
@@ -157,6 +180,9 @@ pub async fn listen(
             options,
             permits,
             failed: failed.clone(),
+            over_budget: over_budget.clone(),
+            budget,
+            started,
             tx,
         };
         loops.spawn(quic_accept_loop(ep.clone(), ctx));
@@ -168,6 +194,7 @@ pub async fn listen(
         endpoint,
         udp_buffers,
         failed,
+        over_budget,
         _loops: loops,
     })
 }
@@ -196,6 +223,12 @@ impl Listener {
     pub fn failed_handshakes(&self) -> u64 {
         self.failed.load(Ordering::Relaxed)
     }
+
+    /// How many connections were closed before their handshake because their source
+    /// was over [`ServerOptions::handshakes_per_source`] (for metrics).
+    pub fn over_budget_handshakes(&self) -> u64 {
+        self.over_budget.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for Listener {
@@ -213,10 +246,57 @@ struct Ctx {
     options: Arc<ServerOptions>,
     permits: Arc<Semaphore>,
     failed: Arc<AtomicU64>,
+    over_budget: Arc<AtomicU64>,
+    budget: Option<Arc<SourceBudget>>,
+    started: Instant,
     tx: mpsc::Sender<Accepted>,
 }
 
+/// What the handshake budget says about one incoming connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    Accept,
+    /// QUIC only: ask the client to prove its address first.
+    Retry,
+    Refuse,
+}
+
 impl Ctx {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Spends one handshake of the source's budget. `validated`: the peer has shown
+    /// it receives at its address (TCP always has; QUIC after a Retry or a token).
+    fn admit(&self, ip: IpAddr, validated: bool) -> Admission {
+        let Some(budget) = &self.budget else {
+            return Admission::Accept;
+        };
+        let (Some(checked), Some(unchecked)) =
+            (budget.key_in_class(ip, 0), budget.key_in_class(ip, 1))
+        else {
+            return Admission::Accept;
+        };
+        let now = self.now_ms();
+        let admission = if validated {
+            if budget.take_key(checked, now) {
+                Admission::Accept
+            } else {
+                Admission::Refuse
+            }
+        } else if budget.take_key(unchecked, now) {
+            Admission::Accept
+        } else if budget.has_key(checked, now) {
+            Admission::Retry
+        } else {
+            Admission::Refuse
+        };
+        if admission == Admission::Refuse {
+            self.over_budget.fetch_add(1, Ordering::Relaxed);
+        }
+        admission
+    }
+
     /// Runs one handshake in its own task and queues the result. The permit
     /// is held until the stream is queued (or dropped).
     fn spawn_handshake(
@@ -254,6 +334,9 @@ async fn tcp_accept_loop(listener: tokio::net::TcpListener, acceptor: TlsAccepto
                 continue;
             }
         };
+        if ctx.admit(peer.ip(), true) != Admission::Accept {
+            continue; // over its source's budget: dropping the stream closes it
+        }
         let Ok(permit) = ctx.permits.clone().try_acquire_owned() else {
             continue; // over the limit: dropping the stream closes it
         };
@@ -272,11 +355,23 @@ async fn quic_accept_loop(endpoint: quinn::Endpoint, ctx: Ctx) {
         if ctx.tx.is_closed() {
             break;
         }
+        let peer = incoming.remote_address();
+        match ctx.admit(peer.ip(), incoming.remote_address_validated()) {
+            Admission::Accept => {}
+            Admission::Retry if incoming.may_retry() => {
+                // Fails only if the endpoint cannot retry (then it drops the packet).
+                let _ = incoming.retry();
+                continue;
+            }
+            Admission::Retry | Admission::Refuse => {
+                incoming.refuse();
+                continue;
+            }
+        }
         let Ok(permit) = ctx.permits.clone().try_acquire_owned() else {
             incoming.refuse();
             continue;
         };
-        let peer = incoming.remote_address();
         ctx.spawn_handshake(permit, peer, quic::server_handshake(incoming));
     }
 }

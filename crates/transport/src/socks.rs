@@ -97,7 +97,7 @@ pub(crate) async fn connect(
         .await
         .map_err(TransportError::Resolve)?
         .collect();
-    let mut stream = crate::tcp::connect_direct(&addrs).await?;
+    let mut stream = crate::tcp::connect_direct(&addrs, None).await?;
     handshake(&mut stream, &request)
         .await
         .map_err(TransportError::Proxy)?;

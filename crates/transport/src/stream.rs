@@ -16,6 +16,7 @@ use tokio_rustls::TlsStream;
 use crate::block::{self, BLOCK_LEN, Block};
 use crate::error::TransportError;
 use crate::read_ahead::ReadAhead;
+use crate::rotation::KeyRotation;
 use crate::tls::CHANNEL_BINDING_LEN;
 
 /// How long [`BlockSender::finish`] waits, at most, for the peer to
@@ -43,6 +44,7 @@ pub enum TransportKind {
 pub struct BlockStream {
     sender: BlockSender,
     receiver: BlockReceiver,
+    rotation: Option<KeyRotation>,
 }
 
 /// The sending half of a [`BlockStream`].
@@ -134,6 +136,19 @@ impl BlockStream {
         self.sender.transport()
     }
 
+    /// Client side: the relay presented a new key that the pinned one endorsed (a key
+    /// rotation under way): the pin to keep from now on, and until when the old one
+    /// still works. The connection itself is as safe as with the pinned key. `None`
+    /// when the relay's key is the pinned one (and always on the relay's side).
+    pub fn key_rotation(&self) -> Option<KeyRotation> {
+        self.rotation
+    }
+
+    pub(crate) fn with_rotation(mut self, rotation: Option<KeyRotation>) -> Self {
+        self.rotation = rotation;
+        self
+    }
+
     /// Splits into halves that can be used from different tasks.
     pub fn split(self) -> (BlockSender, BlockReceiver) {
         (self.sender, self.receiver)
@@ -145,6 +160,7 @@ impl BlockStream {
         let Self {
             mut sender,
             receiver,
+            ..
         } = self;
         let result = sender.finish().await;
         if let SendHalf::Quic(quic) = &sender.half {
@@ -166,6 +182,7 @@ impl BlockStream {
                 channel_binding,
             },
             receiver: BlockReceiver::new(RecvHalf::Tcp(read), channel_binding, tcp_idle_timeout),
+            rotation: None,
         }
     }
 
@@ -194,6 +211,7 @@ impl BlockStream {
                 channel_binding,
                 None,
             ),
+            rotation: None,
         }
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Callers bound every function here with the handshake timeout.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,11 +17,30 @@ use crate::stream::BlockStream;
 use crate::tls::{self, ALPN, CHANNEL_BINDING_LABEL, CHANNEL_BINDING_LEN};
 use passage_wire::RelayPin;
 
-/// Connects to the first of `addrs` that accepts, in order.
-pub(crate) async fn connect_direct(addrs: &[SocketAddr]) -> Result<TcpStream, TransportError> {
+/// Connects to the first of `addrs` that accepts, in order, from `local` if given
+/// (addresses of the other family are skipped then).
+pub(crate) async fn connect_direct(
+    addrs: &[SocketAddr],
+    local: Option<IpAddr>,
+) -> Result<TcpStream, TransportError> {
     let mut last = None;
     for addr in addrs {
-        match TcpStream::connect(addr).await {
+        let attempt = match local {
+            None => TcpStream::connect(addr).await,
+            Some(ip) if ip.is_ipv4() != addr.is_ipv4() => continue,
+            Some(ip) => {
+                let socket = if ip.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()
+                } else {
+                    tokio::net::TcpSocket::new_v6()
+                };
+                match socket.and_then(|s| s.bind(SocketAddr::new(ip, 0)).map(|()| s)) {
+                    Ok(socket) => socket.connect(*addr).await,
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match attempt {
             Ok(s) => return Ok(s),
             Err(e) => last = Some(e),
         }
@@ -52,7 +71,7 @@ pub(crate) async fn client_handshake(
         Err(e) => return Err(handshake_error(e)),
     };
     let binding = checked_binding(tls.get_ref().1)?;
-    Ok(BlockStream::new_tcp(tls.into(), binding, idle_timeout))
+    Ok(BlockStream::new_tcp(tls.into(), binding, idle_timeout).with_rotation(mismatch.rotation()))
 }
 
 /// After a handshake, on either side: the ALPN must be ours (a peer that offers none

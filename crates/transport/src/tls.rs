@@ -5,8 +5,8 @@
 //! resumption, no tickets and no 0-RTT: nothing a relay acts on may arrive
 //! in replayable early data.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rustls::client::Resumption;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -20,6 +20,7 @@ use rustls::{
 
 use crate::error::TransportError;
 use crate::identity::{RelayIdentity, pins_equal};
+use crate::rotation::KeyRotation;
 use passage_wire::RelayPin;
 
 /// The ALPN protocol id both transports negotiate.
@@ -88,17 +89,27 @@ pub(crate) fn client_config(
 }
 
 /// Set by the pin verifier of one connection attempt when the relay's key
-/// does not match the pin.
+/// does not match the pin; also holds the key rotation it verified, if the
+/// relay presented its new key endorsed by the pinned one.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct PinMismatchFlag(Arc<AtomicBool>);
+pub(crate) struct PinMismatchFlag(Arc<(AtomicBool, Mutex<Option<KeyRotation>>)>);
 
 impl PinMismatchFlag {
     pub(crate) fn is_set(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.0.0.load(Ordering::Acquire)
     }
 
     fn set(&self) {
-        self.0.store(true, Ordering::Release);
+        self.0.0.store(true, Ordering::Release);
+    }
+
+    /// The rotation the verifier accepted, if any.
+    pub(crate) fn rotation(&self) -> Option<KeyRotation> {
+        *self.0.1.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_rotation(&self, rotation: KeyRotation) {
+        *self.0.1.lock().unwrap_or_else(PoisonError::into_inner) = Some(rotation);
     }
 }
 
@@ -117,14 +128,27 @@ impl ServerCertVerifier for PinVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
+        intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
-        _now: UnixTime,
+        now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
         let parsed = ParsedCertificate::try_from(end_entity)?;
         let actual = RelayPin::from_spki_der(parsed.subject_public_key_info().as_ref());
+        // The pinned key, or during a rotation a new key the pinned one endorsed.
+        let rotation = || {
+            crate::rotation::check(
+                intermediates.first()?.as_ref(),
+                &self.pin,
+                &actual,
+                now.as_secs(),
+                &self.algorithms,
+            )
+        };
         if pins_equal(&actual, &self.pin) {
+            Ok(ServerCertVerified::assertion())
+        } else if let Some(rotation) = rotation() {
+            self.mismatch.set_rotation(rotation);
             Ok(ServerCertVerified::assertion())
         } else {
             self.mismatch.set();
@@ -153,7 +177,8 @@ impl ServerCertVerifier for PinVerifier {
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
         // rustls calls this with the end-entity certificate that
-        // `verify_server_cert` accepted, so the signature is by the pinned key.
+        // `verify_server_cert` accepted, so the signature is by the pinned key
+        // (or by the new key the pinned one endorsed).
         rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 

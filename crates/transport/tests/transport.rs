@@ -188,6 +188,86 @@ async fn wrong_pin_fails_with_pin_mismatch_on_every_mode() {
     .await;
 }
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// During a key rotation the relay presents its new key endorsed by the old one: a
+/// client holding the new pin connects as usual; one holding the old pin connects too
+/// and is told the new pin, over TCP and QUIC; a third key's pin is still refused; and
+/// an endorsement whose overlap has ended is refused like any other key.
+#[tokio::test]
+async fn an_old_pin_is_moved_to_the_new_key_during_the_overlap_and_refused_after() {
+    bounded(async {
+        let old = RelayIdentity::generate().unwrap();
+        let until = unix_now() + 3600;
+        let new = RelayIdentity::generate()
+            .unwrap()
+            .endorsed_by(&old, until)
+            .unwrap();
+        assert!(new.is_endorsed());
+        let mut listener = listen(
+            "127.0.0.1:0".parse().unwrap(),
+            &new,
+            ServerOptions::default(),
+        )
+        .await
+        .unwrap();
+        for mode in [TransportMode::Tcp, TransportMode::Quic] {
+            let (mut client, mut server) = pair(&mut listener, &new.pin(), &options(mode)).await;
+            assert_eq!(client.key_rotation(), None, "{mode:?}");
+            client.send_block(&block(1)).await.unwrap();
+            assert_eq!(server.recv_block().await.unwrap(), Some(block(1)));
+
+            let (mut client, mut server) = pair(&mut listener, &old.pin(), &options(mode)).await;
+            let rotation = client.key_rotation().expect("the rotation notice");
+            assert_eq!(rotation.new_pin, new.pin(), "{mode:?}");
+            assert_eq!(rotation.old_pin_until, until);
+            assert_eq!(server.key_rotation(), None);
+            // The connection works as any other (and its binding agrees).
+            assert_eq!(client.channel_binding(), server.channel_binding());
+            server.send_block(&block(2)).await.unwrap();
+            assert_eq!(client.recv_block().await.unwrap(), Some(block(2)));
+
+            let stranger = RelayIdentity::generate().unwrap().pin();
+            let port = listener.local_addr().port();
+            let err = connect(LOCALHOST, port, &stranger, &options(mode))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, TransportError::PinMismatch), "{err:?}");
+        }
+        drop(listener);
+
+        // An overlap that has ended: the old pin no longer reaches the new key.
+        let ended = RelayIdentity::from_pkcs8_der(&new.to_pkcs8_der())
+            .unwrap()
+            .endorsed_by(&old, unix_now() - 1)
+            .unwrap();
+        let listener = listen(
+            "127.0.0.1:0".parse().unwrap(),
+            &ended,
+            ServerOptions::default(),
+        )
+        .await
+        .unwrap();
+        let port = listener.local_addr().port();
+        for mode in [TransportMode::Tcp, TransportMode::Quic] {
+            let err = connect(LOCALHOST, port, &old.pin(), &options(mode))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, TransportError::PinMismatch),
+                "{mode:?}: {err:?}"
+            );
+            assert!(err.to_string().contains("current address"), "{err}");
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn channel_binding_matches_per_connection_and_differs_between_connections() {
     bounded(async {

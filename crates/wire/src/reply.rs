@@ -80,6 +80,11 @@ pub enum ErrorCode {
     /// Too many commands; slow down.
     #[error("RATE_LIMIT: too many commands, slow down")]
     RateLimit = 9,
+    /// The relay is at a global storage limit (its total of queues or stored bytes, or
+    /// its disk's free-space watermark): a `NEW` or `SEND` was refused and nothing was
+    /// stored. Reads, `ACK` and `DEL` still work; retry later or use another relay.
+    #[error("FULL: the relay is out of storage space, try again later")]
+    Full = 10,
 }
 
 impl ErrorCode {
@@ -94,6 +99,7 @@ impl ErrorCode {
             7 => Self::Version,
             8 => Self::Internal,
             9 => Self::RateLimit,
+            10 => Self::Full,
             _ => {
                 return Err(DecodeError::UnknownValue {
                     field: "error code",

@@ -85,6 +85,7 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
         Just(ErrorCode::Version),
         Just(ErrorCode::Internal),
         Just(ErrorCode::RateLimit),
+        Just(ErrorCode::Full),
     ]
 }
 

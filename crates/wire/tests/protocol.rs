@@ -89,6 +89,7 @@ fn all_replies(world: &World) -> Vec<Reply> {
         ErrorCode::Version,
         ErrorCode::Internal,
         ErrorCode::RateLimit,
+        ErrorCode::Full,
     ] {
         replies.push(Reply::Err {
             corr_id: Some(corr_id),
@@ -342,7 +343,8 @@ fn strict_decoding_of_tags_flags_and_directions() {
     for reply in all_replies(&world) {
         assert!(UnverifiedCommand::decode(&reply.encode()).is_err());
     }
-    // Unknown reply tag and unknown error codes decode to errors.
+    // Unknown reply tag and unknown error codes decode to errors (10, FULL, is the last
+    // code known).
     let mut pong = Reply::Pong {
         corr_id: CorrId::from_bytes([0; 8]),
     }
@@ -360,7 +362,7 @@ fn strict_decoding_of_tags_flags_and_directions() {
     }
     .encode();
     let last = err.len() - 1;
-    for code in [0u8, 10, 0xff] {
+    for code in [0u8, 11, 0xff] {
         err[last] = code;
         assert!(matches!(
             Reply::decode(&err),
@@ -587,8 +589,39 @@ const PINNED_COMMANDS_SHA256: &str =
 #[test]
 fn encoded_replies_and_sealed_deliveries_are_pinned() {
     let world = World::new(1);
-    let all: Vec<u8> = all_replies(&world).iter().flat_map(Reply::encode).collect();
+    // `ERR FULL` came later: the pin covers the replies it was recorded with, so that
+    // their bytes are shown unchanged; FULL's own frame is checked after.
+    let (full, earlier): (Vec<Reply>, Vec<Reply>) =
+        all_replies(&world).into_iter().partition(|r| {
+            matches!(
+                r,
+                Reply::Err {
+                    code: ErrorCode::Full,
+                    ..
+                }
+            )
+        });
+    let all: Vec<u8> = earlier.iter().flat_map(Reply::encode).collect();
     assert_pinned("encoded replies", &all, PINNED_REPLIES_SHA256);
+    assert_eq!(full.len(), 2);
+    for reply in &full {
+        let frame = reply.encode();
+        assert_eq!(frame.last(), Some(&10), "FULL is code 10");
+        let mut auth = frame.clone();
+        *auth.last_mut().unwrap() = 1;
+        let Reply::Err {
+            corr_id, entity, ..
+        } = reply.clone()
+        else {
+            unreachable!()
+        };
+        let as_auth = Reply::Err {
+            corr_id,
+            entity,
+            code: ErrorCode::Auth,
+        };
+        assert_eq!(auth, as_auth.encode(), "only the code byte differs");
+    }
 }
 
 /// Checks that `bytes` hash to the recorded SHA-256 (printing the new one, to record it

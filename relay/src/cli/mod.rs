@@ -5,6 +5,7 @@
 
 mod address;
 mod error;
+mod rotate_key;
 mod serve;
 mod stats;
 
@@ -39,9 +40,13 @@ Give that address to the people who will use the relay: the <pin> lets their app
 they reach this relay and no impostor. The key is reused on every start, so the address stays \
 the same; back up the data directory, as losing identity.der changes the address.
 
-By default the relay listens on 127.0.0.1 (this machine only). To serve the internet:
+By default the relay listens on 127.0.0.1 (this machine only). To serve the internet, set a \
+queue password (password_file in the config file) so that only the people you give it to can \
+create queues:
 
-    passage-relay serve --listen 0.0.0.0:5223 --public-address relay.example.org
+    passage-relay serve --config relay.toml --listen 0.0.0.0:5223 --public-address relay.example.org
+
+(or pass --open-relay to let anyone create queues, on purpose).
 
 See `passage-relay serve --help` for the configuration file."
 )]
@@ -84,6 +89,19 @@ no relay runs, opens the store briefly and prints what it holds (activity counte
 while a relay runs). The output says which."
     )]
     Stats(StatsArgs),
+    /// Give the relay a new key (a new address); the old one keeps working for an overlap.
+    #[command(
+        long_about = "Give the relay a new key, and so a new address (the pin changes; host and \
+port stay). For the overlap (--overlap-days, default 30), the relay presents the new key \
+endorsed by the old one: clients that connect with the old address verify the endorsement and \
+are told the new address; after it the old key is destroyed and the old address stops working.
+
+Run it, then restart the relay (e.g. `systemctl restart passage-relay`). Prints the new address \
+and saves it in DATA_DIR/address. Give the new address to new users at once. After a suspected \
+theft of the key, rotate and hand the new address out by hand too: whoever holds the old key \
+can impersonate the relay to clients that still use the old address."
+    )]
+    RotateKey(RotateKeyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -105,6 +123,10 @@ struct ServeArgs {
     /// How much to log to standard error [default: info]
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<LogLevel>,
+    /// RISKY: let anyone who reaches the relay create queues without a password, when
+    /// listening on a non-loopback address (which otherwise needs a password)
+    #[arg(long)]
+    open_relay: bool,
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +137,15 @@ struct DirArgs {
     /// The relay's data directory [default: ./passage-relay-data]
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct RotateKeyArgs {
+    #[command(flatten)]
+    dir: DirArgs,
+    /// Days the old address keeps working (1 to 365)
+    #[arg(long, value_name = "DAYS", default_value_t = passage_relay::key_rotation::DEFAULT_OVERLAP_DAYS)]
+    overlap_days: u64,
 }
 
 #[derive(Debug, Args)]
@@ -132,6 +163,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Serve(args) => serve::run_serve(args),
         Command::Address(args) => address::run_address(&args),
         Command::Stats(args) => stats::run_stats(&args),
+        Command::RotateKey(args) => rotate_key::run_rotate_key(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 //! line), the stats file rewritten while it runs, and the shutdown on a signal.
 
 use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -10,8 +11,9 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 use passage_relay::config::{Config, LogLevel, Overrides};
 use passage_relay::datadir::{DataDir, StatsSnapshot};
+use passage_relay::key_rotation::{self, Overlap};
 use passage_relay::server::unix_now;
-use passage_relay::store::{RedbStore, Store};
+use passage_relay::store::{RedbStore, Store, StoreCapacity, free_disk_bytes};
 use passage_relay::{Metrics, Relay, metrics_http};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -26,6 +28,10 @@ use super::error::{causes, kind_only, plain, store_error};
 /// How often `serve` rewrites `DIR/stats.json`.
 pub(super) const STATS_FILE_INTERVAL: Duration = Duration::from_secs(5);
 
+/// How often `serve` checks the data directory's free space against
+/// `min_free_disk_mib`.
+pub(super) const DISK_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
 /// File descriptors kept for the store, the listener, logs and the metrics endpoint,
 /// on top of one per connection.
 const SPARE_FDS: u64 = 64;
@@ -36,6 +42,7 @@ pub(super) fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         public_address: args.public_address,
         data_dir: args.data,
         log_level: args.log_level,
+        open_relay: args.open_relay,
     };
     // Every setting is checked before anything is created or bound.
     let config = Config::load(args.config.as_deref(), flags).map_err(plain)?;
@@ -53,6 +60,12 @@ pub(super) fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    if config.open_relay && config.password.is_none() {
+        warn!(
+            "open_relay is set: anyone who reaches this relay may create queues (the global and \
+             per-source limits still hold); set password_file to restrict it"
+        );
+    }
     let dir = DataDir::create(&config.data_dir).map_err(plain)?;
     dir.check_store_file().map_err(plain)?;
     // The store first: its lock keeps a second relay off this directory before it
@@ -66,6 +79,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .map_err(|e| store_error(&e, &store_path, dir.path()))?
     };
     let store: Arc<dyn Store> = Arc::new(store);
+    let capacity = store.capacity();
+    capacity.set_limits(config.limits.max_queues, config.limits.max_stored_bytes);
+    check_disk(&capacity, dir.path(), config.limits.min_free_disk_bytes);
     let metrics = Arc::new(Metrics::default());
     // The relay refreshes these every few seconds; set them now for the first stats file.
     if let Ok(stats) = store.stats() {
@@ -77,11 +93,21 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .store_bytes
             .store(stats.bytes_on_disk, Ordering::Relaxed);
     }
-    let (identity, created) = dir.load_or_create_identity().map_err(plain)?;
+    let (identity, created, overlap) =
+        key_rotation::serving_identity(&dir, unix_now()).map_err(plain)?;
     if created {
         info!("created a new relay key: this relay has a new address");
     } else {
         info!("loaded the relay key");
+    }
+    match overlap {
+        Overlap::Running { until } => info!(
+            "key rotation under way: clients with the old address are moved to the new one until unix time {until}"
+        ),
+        Overlap::Ended => {
+            info!("the key rotation's overlap is over: the old relay key was destroyed")
+        }
+        Overlap::None => {}
     }
 
     // Signal handlers before the address line, so a signal right after it is handled.
@@ -132,6 +158,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             stopped(stop_rx.clone()),
         ));
         info!("metrics endpoint on (loopback)");
+    }
+
+    if let Overlap::Running { until } = overlap {
+        background.spawn(end_overlap_at(dir.clone(), until, stop_rx.clone()));
+    }
+    if config.limits.min_free_disk_bytes > 0 {
+        background.spawn(watch_disk(
+            capacity,
+            dir.path().to_path_buf(),
+            config.limits.min_free_disk_bytes,
+            stop_rx.clone(),
+        ));
     }
 
     let started_at = unix_now();
@@ -192,6 +230,69 @@ fn print_address(address: &str) {
         warn!(
             "could not write the address line to standard output; `passage-relay address` prints it"
         );
+    }
+}
+
+/// Checks the free space of the file system under `dir` against `min_free` bytes and
+/// tells the store (which then refuses new queues and messages with `ERR FULL`); logs
+/// when that changes. A check that fails leaves the state as it was.
+fn check_disk(capacity: &StoreCapacity, dir: &Path, min_free: u64) {
+    if min_free == 0 {
+        return;
+    }
+    let Ok(free) = free_disk_bytes(dir) else {
+        return;
+    };
+    let low = free < min_free;
+    if low != capacity.disk_low() {
+        capacity.set_disk_low(low);
+        if low {
+            warn!(
+                "the data directory's disk has {} MiB free, below min_free_disk_mib ({} MiB): \
+                 new queues and messages are refused (ERR FULL) until space is freed",
+                free >> 20,
+                min_free >> 20
+            );
+        } else {
+            info!("the data directory's disk has room again: new queues and messages are accepted");
+        }
+    }
+}
+
+async fn watch_disk(
+    capacity: Arc<StoreCapacity>,
+    dir: PathBuf,
+    min_free: u64,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(DISK_CHECK_INTERVAL);
+    tick.tick().await; // Immediate; checked at start already.
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|&stop| stop) => return,
+        }
+        let (capacity, dir) = (Arc::clone(&capacity), dir.clone());
+        let _ = tokio::task::spawn_blocking(move || check_disk(&capacity, &dir, min_free)).await;
+    }
+}
+
+/// Destroys the retired key when the rotation's overlap ends at `until` (unix seconds).
+/// The endorsement the listener still sends is refused by clients from then on (they
+/// check its end against their clock); the next start sends none.
+async fn end_overlap_at(dir: DataDir, until: u64, mut stop: watch::Receiver<bool>) {
+    let wait = Duration::from_secs(until.saturating_sub(unix_now()));
+    tokio::select! {
+        () = tokio::time::sleep(wait) => {}
+        _ = stop.wait_for(|&stop| stop) => return,
+    }
+    let result = tokio::task::spawn_blocking(move || key_rotation::destroy_retired(&dir)).await;
+    match result {
+        Ok(Ok(_)) => info!(
+            "the key rotation's overlap is over: the old relay key was destroyed; clients with the old address now fail with a key mismatch"
+        ),
+        Ok(Err(e)) => warn!("could not destroy the old relay key: {e}"),
+        Err(_) => warn!("could not destroy the old relay key"),
     }
 }
 

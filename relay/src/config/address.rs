@@ -112,8 +112,10 @@ mod tests {
             );
             assert!(err.to_string().contains("--public-address"), "{err}");
         }
-        let config =
-            resolve("listen = \"0.0.0.0:5223\"\npublic_address = \"relay.example.org\"").unwrap();
+        let config = resolve(
+            "listen = \"0.0.0.0:5223\"\npublic_address = \"relay.example.org\"\nopen_relay = true",
+        )
+        .unwrap();
         let pin = RelayPin::from_bytes([7; 32]);
         let address = config
             .relay_address(pin, "0.0.0.0:5223".parse().unwrap())
@@ -124,6 +126,7 @@ mod tests {
         let flags = Overrides {
             listen: Some("[::]:0".into()),
             public_address: Some("[2001:db8::1]:443".into()),
+            open_relay: true,
             ..Overrides::default()
         };
         let config = Config::resolve(FileConfig::default(), flags).unwrap();

@@ -61,6 +61,14 @@ pub enum ConfigError {
         /// The listen address.
         listen: SocketAddr,
     },
+    /// Listening beyond this machine with neither a queue password nor `open_relay`.
+    #[error(
+        "listening on {listen} lets anyone who reaches this relay create queues and fill its disk — set password_file (or password) in the config file so that only people you give it to can create queues, or, to run an open relay on purpose, set open_relay = true in the config file or pass --open-relay"
+    )]
+    PasswordRequired {
+        /// The listen address.
+        listen: SocketAddr,
+    },
     /// `metrics_listen` would expose the metrics beyond this machine.
     #[error(
         "metrics_listen = {addr} is not a loopback address — the metrics endpoint has no authentication; use 127.0.0.1:PORT or [::1]:PORT and put an authenticating proxy in front if needed"

@@ -88,6 +88,25 @@ pub struct FileConfig {
     pub idle_timeout_secs: Option<u64>,
     /// Seconds for the TLS/QUIC handshake and the hello exchange.
     pub handshake_timeout_secs: Option<u64>,
+    /// Queues the relay holds at most.
+    pub max_queues: Option<u64>,
+    /// MiB of queues and messages the relay holds at most.
+    pub max_stored_mib: Option<u64>,
+    /// MiB the data directory's file system must keep free (0: no watermark).
+    pub min_free_disk_mib: Option<u64>,
+    /// Queue creations one source address may make at once.
+    pub queues_per_source_burst: Option<u32>,
+    /// Queue creations given back to a source address per hour.
+    pub queues_per_source_per_hour: Option<u32>,
+    /// Handshakes one source address may start at once.
+    pub handshakes_per_source_burst: Option<u32>,
+    /// Handshakes given back to a source address per minute.
+    pub handshakes_per_source_per_minute: Option<u32>,
+    /// Whether the per-source budgets apply to loopback peers.
+    pub limit_loopback_sources: Option<bool>,
+    /// **Risky.** Lets anyone who reaches a relay on a non-loopback address create
+    /// queues without a password.
+    pub open_relay: Option<bool>,
 }
 
 impl FileConfig {
@@ -216,7 +235,10 @@ mod tests {
         let all = "listen public_address data_dir password password_file metrics_listen log_level \
                    retention_days retention_secs queue_quota max_connections commands_per_second command_burst \
                    max_rate_violations max_queues_per_connection max_subscriptions_per_connection \
-                   max_backlog_blocks idle_timeout_secs handshake_timeout_secs";
+                   max_backlog_blocks idle_timeout_secs handshake_timeout_secs max_queues \
+                   max_stored_mib min_free_disk_mib queues_per_source_burst queues_per_source_per_hour \
+                   handshakes_per_source_burst handshakes_per_source_per_minute \
+                   limit_loopback_sources open_relay";
         for field in all.split_whitespace() {
             assert!(
                 keys.iter().any(|k| k == field),

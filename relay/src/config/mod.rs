@@ -39,8 +39,9 @@ mod resolve;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use passage_transport::ServerOptions;
+use passage_transport::{ServerOptions, SourceBudget};
 use passage_wire::QueuePassword;
 
 use crate::limits::Limits;
@@ -50,8 +51,8 @@ pub use address::PublicAddress;
 pub use error::ConfigError;
 pub use file::{FileConfig, LogLevel, MAX_CONFIG_FILE_LEN, Secret};
 pub use resolve::{
-    MAX_HANDSHAKE_TIMEOUT_SECS, MAX_IDLE_TIMEOUT_SECS, MAX_MAX_CONNECTIONS, MAX_RETENTION_DAYS,
-    Overrides,
+    MAX_HANDSHAKE_TIMEOUT_SECS, MAX_IDLE_TIMEOUT_SECS, MAX_MAX_CONNECTIONS, MAX_MIB,
+    MAX_RETENTION_DAYS, Overrides,
 };
 
 /// The port a relay listens on unless told otherwise. Unprivileged (above 1024, so the
@@ -82,8 +83,14 @@ pub struct Config {
     /// The data directory: key, store, address and stats files (mode 0700).
     pub data_dir: PathBuf,
     /// If set, creating a queue requires this password (an NGO restricting who may
-    /// create queues); sending to an existing queue never does.
+    /// create queues); sending to an existing queue never does. Required when `listen`
+    /// is not a loopback address, unless `open_relay`.
     pub password: Option<QueuePassword>,
+    /// **Risky, off by default.** Lets anyone who reaches a relay listening on a
+    /// non-loopback address create queues without a password (each costs disk up to
+    /// `queue_quota` × 4 KiB; the global and per-source limits still hold). Without it
+    /// (or a password), such a relay refuses to start.
+    pub open_relay: bool,
     /// **Risky, off by default.** Where to serve Prometheus metrics (counts only, no
     /// authentication), loopback addresses only; put a proxy with authentication in
     /// front to expose them further.
@@ -100,7 +107,10 @@ impl Default for Config {
     /// - `data_dir`: `./passage-relay-data` ([`DEFAULT_DATA_DIR`]).
     /// - `password`: none: anyone who reaches the relay may create queues (each costs
     ///   disk up to `queue_quota` × 4 KiB, bounded per connection by
-    ///   `max_queues_per_connection`).
+    ///   `max_queues_per_connection`, per source address by `queues_per_source` and in
+    ///   total by `max_queues` and `max_stored_bytes`). Fine on loopback; on any other
+    ///   listen address a password or `open_relay` is required.
+    /// - `open_relay`: false.
     /// - `metrics_listen`: none (no HTTP endpoint; `passage-relay stats` still works).
     /// - `log_level`: `info`.
     /// - `limits`: [`Limits::default`]: 21 days retention, 256 messages per queue,
@@ -111,6 +121,7 @@ impl Default for Config {
             public_address: None,
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             password: None,
+            open_relay: false,
             metrics_listen: None,
             log_level: LogLevel::Info,
             limits: Limits::default(),
@@ -119,19 +130,26 @@ impl Default for Config {
 }
 
 impl Config {
-    /// What the relay service needs: its limits and password.
+    /// What the relay service needs: its limits, password and per-source queue budget
+    /// (a fresh, empty one at each call).
     pub fn service_config(&self) -> ServiceConfig {
         ServiceConfig {
             limits: self.limits.clone(),
             password: self.password.clone(),
+            queue_budget: Some(Arc::new(SourceBudget::new(
+                self.limits.queues_per_source,
+                self.limits.limit_loopback_sources,
+            ))),
         }
     }
 
-    /// The transport listener's settings: the handshake timeout from the limits, the
-    /// rest at the transport's defaults.
+    /// The transport listener's settings: the handshake timeout and the per-source
+    /// handshake budget from the limits, the rest at the transport's defaults.
     pub fn server_options(&self) -> ServerOptions {
         let mut options = ServerOptions::default();
         options.handshake_timeout = self.limits.handshake_timeout;
+        options.handshakes_per_source = Some(self.limits.handshakes_per_source);
+        options.limit_loopback_sources = self.limits.limit_loopback_sources;
         options
     }
 }

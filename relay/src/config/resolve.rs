@@ -28,6 +28,9 @@ pub const MAX_HANDSHAKE_TIMEOUT_SECS: u64 = 300;
 /// some tens of KiB, and the system limit on descriptors is rarely above this.
 pub const MAX_MAX_CONNECTIONS: usize = 1_000_000;
 
+/// Largest size accepted in a `_mib` option (16 TiB): past it, a typo, not a disk.
+pub const MAX_MIB: u64 = 1 << 24;
+
 /// What the command line sets; each `Some` replaces the file's value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
@@ -39,6 +42,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `--log-level LEVEL`.
     pub log_level: Option<LogLevel>,
+    /// `--open-relay` (true when given; the file's `open_relay` otherwise).
+    pub open_relay: bool,
 }
 
 impl Config {
@@ -97,6 +102,7 @@ impl Config {
         if let Some(level) = flags.log_level.or(file.log_level) {
             config.log_level = level;
         }
+        config.open_relay = flags.open_relay || file.open_relay.unwrap_or(false);
 
         let limits = &mut config.limits;
         if file.retention_days.is_some() && file.retention_secs.is_some() {
@@ -172,8 +178,54 @@ impl Config {
             limits.handshake_timeout = Duration::from_secs(secs);
         }
 
+        if let Some(max) = file.max_queues {
+            check_range("max_queues", max, 1, u64::from(u32::MAX))?;
+            limits.max_queues = max;
+        }
+        if let Some(mib) = file.max_stored_mib {
+            check_range("max_stored_mib", mib, 1, MAX_MIB)?;
+            limits.max_stored_bytes = mib << 20;
+        }
+        if let Some(mib) = file.min_free_disk_mib {
+            check_range("min_free_disk_mib", mib, 0, MAX_MIB)?;
+            limits.min_free_disk_bytes = mib << 20;
+        }
+        set_count(
+            &mut limits.queues_per_source.burst,
+            "queues_per_source_burst",
+            file.queues_per_source_burst,
+            1_000_000,
+        )?;
+        set_count(
+            &mut limits.queues_per_source.count,
+            "queues_per_source_per_hour",
+            file.queues_per_source_per_hour,
+            1_000_000,
+        )?;
+        set_count(
+            &mut limits.handshakes_per_source.burst,
+            "handshakes_per_source_burst",
+            file.handshakes_per_source_burst,
+            1_000_000,
+        )?;
+        set_count(
+            &mut limits.handshakes_per_source.count,
+            "handshakes_per_source_per_minute",
+            file.handshakes_per_source_per_minute,
+            1_000_000,
+        )?;
+        if let Some(limit) = file.limit_loopback_sources {
+            limits.limit_loopback_sources = limit;
+        }
+
         if config.listen.ip().is_unspecified() && config.public_address.is_none() {
             return Err(ConfigError::PublicAddressRequired {
+                listen: config.listen,
+            });
+        }
+        // A relay others can reach must not let anyone fill its disk by default.
+        if !config.listen.ip().is_loopback() && config.password.is_none() && !config.open_relay {
+            return Err(ConfigError::PasswordRequired {
                 listen: config.listen,
             });
         }
@@ -303,6 +355,7 @@ mod tests {
             public_address: Some("b.example:443".into()),
             data_dir: Some("b".into()),
             log_level: Some(LogLevel::Trace),
+            open_relay: false,
         };
         let config = Config::resolve(file.clone(), flags).unwrap();
         assert_eq!(config.listen, "[::1]:7000".parse().unwrap());
@@ -443,6 +496,88 @@ mod tests {
             resolve(&missing).unwrap_err(),
             ConfigError::ReadFile { .. }
         ));
+    }
+
+    #[test]
+    fn global_and_source_limits_are_set_and_range_checked() {
+        let config = resolve(
+            "max_queues = 5\nmax_stored_mib = 3\nmin_free_disk_mib = 0\n\
+             queues_per_source_burst = 2\nqueues_per_source_per_hour = 4\n\
+             handshakes_per_source_burst = 6\nhandshakes_per_source_per_minute = 7\n\
+             limit_loopback_sources = true\n",
+        )
+        .unwrap();
+        let l = &config.limits;
+        assert_eq!((l.max_queues, l.max_stored_bytes), (5, 3 << 20));
+        assert_eq!(l.min_free_disk_bytes, 0);
+        assert_eq!(
+            (l.queues_per_source.burst, l.queues_per_source.count),
+            (2, 4)
+        );
+        assert_eq!(l.queues_per_source.period, Duration::from_secs(3600));
+        assert_eq!(
+            (l.handshakes_per_source.burst, l.handshakes_per_source.count),
+            (6, 7)
+        );
+        assert_eq!(l.handshakes_per_source.period, Duration::from_secs(60));
+        let options = config.server_options();
+        assert_eq!(options.handshakes_per_source, Some(l.handshakes_per_source));
+        assert!(options.limit_loopback_sources);
+        assert!(config.service_config().queue_budget.is_some());
+        for bad in [
+            "max_queues = 0",
+            "max_stored_mib = 0",
+            "max_stored_mib = 16777217",
+            "min_free_disk_mib = 16777217",
+            "queues_per_source_burst = 0",
+            "handshakes_per_source_per_minute = 0",
+        ] {
+            let err = resolve(bad).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::OutOfRange { .. }),
+                "{bad}: {err}"
+            );
+        }
+        resolve("max_stored_mib = 16777216\nmin_free_disk_mib = 16777216").unwrap();
+    }
+
+    /// A relay others can reach needs a password, or open_relay said by name.
+    #[test]
+    fn a_non_loopback_listen_needs_a_password_or_open_relay() {
+        for listen in ["192.0.2.1:5223", "[2001:db8::1]:5223", "0.0.0.0:5223"] {
+            let text = format!("listen = \"{listen}\"\npublic_address = \"relay.example.org\"");
+            let err = resolve(&text).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::PasswordRequired { .. }),
+                "{listen}: {err}"
+            );
+            let message = err.to_string();
+            assert!(
+                message.contains("password_file")
+                    && message.contains("open_relay = true")
+                    && message.contains("--open-relay"),
+                "{message}"
+            );
+            assert!(resolve(&format!("{text}\npassword = \"x\"")).is_ok());
+            let open = resolve(&format!("{text}\nopen_relay = true")).unwrap();
+            assert!(open.open_relay && open.password.is_none());
+            let flags = Overrides {
+                open_relay: true,
+                ..Overrides::default()
+            };
+            assert!(
+                Config::resolve(parse(&text).unwrap(), flags)
+                    .unwrap()
+                    .open_relay
+            );
+        }
+        // Loopback needs neither.
+        for listen in ["127.0.0.1:5223", "127.0.0.9:5223", "[::1]:5223"] {
+            assert!(
+                resolve(&format!("listen = \"{listen}\"")).is_ok(),
+                "{listen}"
+            );
+        }
     }
 
     #[test]

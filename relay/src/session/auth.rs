@@ -1,7 +1,14 @@
 //! Authentication of commands: finding the key a command must be signed with (from
-//! the store or this connection's caches, or a dummy for a queue that does not exist)
-//! and verifying it, which yields the wire crate's `VerifiedCommand` proof that
-//! [`Session`]'s `act` requires.
+//! the store's in-memory index or this connection's caches, or a dummy for a queue that
+//! does not exist) and verifying it, which yields the wire crate's `VerifiedCommand`
+//! proof that [`Session`]'s `act` requires.
+//!
+//! One path for present and absent queues: the key comes from a hash-map lookup in
+//! memory ([`Store::queue_keys`], [`Store::queue_keys_by_sender`]), never from a read of
+//! the file, and costs one key derivation either way (a dummy key costs what a real one
+//! does). A queue's record is read only after its command verified (`SUB` needs it), so
+//! someone holding an old invitation learns nothing from how long `ERR AUTH` takes.
+//! `benches/auth.rs` times both cases in one run.
 
 use passage_crypto::primitives::DhPublic;
 use passage_wire::{AuthKey, AuthRole, Command, RecipientId, UnverifiedCommand, VerifiedCommand};
@@ -20,10 +27,9 @@ pub const SENDER_CACHE_ENTRIES: usize = 64;
 
 /// What a verified command acts on.
 pub(super) enum Target {
-    /// The queue's record, read from the store.
+    /// The queue's record, read from the store once the command verified (`SUB`).
     Record(QueueRecord),
-    /// A queue known from this connection's caches (`SEND` to a fixed key, `ACK` on a
-    /// subscription): its recipient id.
+    /// A queue known from the index or this connection's caches: its recipient id.
     Known(RecipientId),
 }
 
@@ -68,7 +74,7 @@ impl Session {
                 .ok()
                 .map(|v| (v, Some(Target::Known(rid)))));
         }
-        let (role, id, record, key) = match command.command() {
+        let (role, id, keys, key) = match command.command() {
             Command::Ping => {
                 return Ok(command.accept_unauthenticated().ok().map(|v| (v, None)));
             }
@@ -79,15 +85,19 @@ impl Session {
                 Some(new.recipient_auth_key),
             ),
             Command::Send(send) => {
-                let record = store.queue_by_sender(&send.sender_id).map_err(|_| ())?;
-                let key = match (&record, send.sender_auth_key) {
-                    (Some(r), None) => r.sender_auth_key,
-                    (Some(r), Some(offered)) if r.sender_auth_key.is_none_or(|k| k == offered) => {
+                let keys = store
+                    .queue_keys_by_sender(&send.sender_id)
+                    .map_err(|_| ())?;
+                let key = match (&keys, send.sender_auth_key) {
+                    (Some(k), None) => k.sender_auth_key,
+                    (Some(k), Some(offered))
+                        if k.sender_auth_key.is_none_or(|fixed| fixed == offered) =>
+                    {
                         Some(offered)
                     }
                     _ => None,
                 };
-                (AuthRole::Sender, *send.sender_id.as_bytes(), record, key)
+                (AuthRole::Sender, *send.sender_id.as_bytes(), keys, key)
             }
             Command::Sub(id)
             | Command::Get(id)
@@ -95,9 +105,9 @@ impl Session {
             | Command::Ack {
                 recipient_id: id, ..
             } => {
-                let record = store.queue(id).map_err(|_| ())?;
-                let key = record.as_ref().map(|r| r.recipient_auth_key);
-                (AuthRole::Recipient, *id.as_bytes(), record, key)
+                let keys = store.queue_keys(id).map_err(|_| ())?;
+                let key = keys.map(|k| k.recipient_auth_key);
+                (AuthRole::Recipient, *id.as_bytes(), keys, key)
             }
             _ => return Ok(None),
         };
@@ -105,17 +115,33 @@ impl Session {
         let Ok(verified) = command.verify(&auth_key) else {
             return Ok(None);
         };
-        // Remembered only once a SEND proved the key: a prober cannot fill the cache.
-        if let (Command::Send(send), Some(record)) = (verified.command(), &record)
-            && let Some(fixed) = record.sender_auth_key
-        {
-            if self.senders.len() >= SENDER_CACHE_ENTRIES {
-                self.senders.pop_front();
+        let Some(keys) = keys else {
+            // NEW (no queue yet), or a queue that vanished: `act` answers.
+            return Ok(Some((verified, None)));
+        };
+        let target = match verified.command() {
+            // Remembered only once a SEND proved the key, and only a key already fixed
+            // (a first SEND's may still lose a race to fix another): a prober cannot fill
+            // the cache.
+            Command::Send(send) => {
+                if let Some(fixed) = keys.sender_auth_key {
+                    if self.senders.len() >= SENDER_CACHE_ENTRIES {
+                        self.senders.pop_front();
+                    }
+                    self.senders
+                        .push_back((send.sender_id, keys.recipient_id, fixed));
+                }
+                Target::Known(keys.recipient_id)
             }
-            self.senders
-                .push_back((send.sender_id, record.recipient_id, fixed));
-        }
-        Ok(Some((verified, record.map(Target::Record))))
+            // Only the recipient gets here: its record is read now (deleted meanwhile,
+            // `act` answers as for a missing queue).
+            Command::Sub(id) => match store.queue(id).map_err(|_| ())? {
+                Some(record) => Target::Record(record),
+                None => return Ok(Some((verified, None))),
+            },
+            _ => Target::Known(keys.recipient_id),
+        };
+        Ok(Some((verified, Some(target))))
     }
 
     /// The cached key for (role, queue id, public key), or a freshly derived one. A

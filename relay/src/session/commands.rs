@@ -63,6 +63,13 @@ impl Session {
                 if self.queues_created >= limits.max_queues_per_connection {
                     return self.reply_err(Some(corr_id), Entity::None, ErrorCode::RateLimit);
                 }
+                // The source's budget, over all its connections: a reconnect does not
+                // reset it as it does the per-connection count.
+                if let (Some(budget), Some(source)) = (&self.config.queue_budget, self.source)
+                    && !budget.take_key(source, now.mono_ms)
+                {
+                    return self.reply_err(Some(corr_id), Entity::None, ErrorCode::RateLimit);
+                }
                 let relay_dh_secret = DhSecret::generate(rng);
                 let ids = QueueIds::generate(rng, relay_dh_secret.public_key());
                 let record = QueueRecord {
@@ -72,16 +79,17 @@ impl Session {
                     recipient_dh_key: new.recipient_dh_key,
                     relay_dh_secret,
                     sender_auth_key: None,
-                    created_at: now.unix_secs,
                 };
                 self.queues_created += 1;
                 self.write(WriteOp::CreateQueue(record), Pending::New { corr_id, ids });
             }
             (Command::Send(send), Some(target)) => {
                 let entity = Entity::Sender(send.sender_id);
+                // Only as precise as retention needs (SECURITY.md, "What the relay
+                // stores"): the relay never holds the second a message came in.
                 let message = StoredMessage {
                     msg_id: MsgId::generate(rng),
-                    received_at: now.unix_secs,
+                    received_at: limits.coarse_time(now.unix_secs),
                     body: send.body,
                 };
                 let op = WriteOp::Append {
@@ -190,6 +198,9 @@ impl Session {
                     Metrics::inc(&self.metrics.queues_created);
                     self.push_reply(&Reply::Ids { corr_id, ids });
                 }
+                Err(WriteError::Full) => {
+                    self.reply_err(Some(corr_id), Entity::None, ErrorCode::Full);
+                }
                 Err(_) => self.reply_err(Some(corr_id), Entity::None, ErrorCode::Internal),
             },
             Pending::Send { corr_id, entity } => match result {
@@ -200,6 +211,7 @@ impl Session {
                     self.push_reply(&Reply::Ok { corr_id, entity });
                 }
                 Err(WriteError::Quota) => self.reply_err(Some(corr_id), entity, ErrorCode::Quota),
+                Err(WriteError::Full) => self.reply_err(Some(corr_id), entity, ErrorCode::Full),
                 Err(WriteError::NoQueue | WriteError::SenderKeyMismatch) => {
                     if let Entity::Sender(sid) = entity {
                         self.senders.retain(|(s, ..)| *s != sid);

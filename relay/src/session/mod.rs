@@ -20,7 +20,8 @@
 //!
 //! Rules enforced here: a command is acted on only once its authenticator verified
 //! (the wire crate's `VerifiedCommand` proof); an authentication failure costs the
-//! same whether or not the queue exists (a dummy key, cached like real ones, so
+//! same whether or not the queue exists (keys come from the store's in-memory index,
+//! never a file read, and a missing queue gets a dummy key, cached like real ones, so
 //! repeated probes time alike); at most [`DELIVERY_WINDOW`] messages per subscribed
 //! queue are delivered and not yet acknowledged, in the queue's order; per-connection
 //! rate, queue-creation, subscription and backlog limits hold (deliveries, too, wait
@@ -46,6 +47,7 @@ use crate::id_map::IdMap;
 use std::sync::Arc;
 
 use passage_crypto::primitives::{DhPublic, DhSecret};
+use passage_transport::{SourceBudget, SourceKey};
 use passage_wire::{
     AuthKey, AuthRole, Block, ChannelBinding, ClientHello, Command, CorrId, Entity, ErrorCode,
     FrameDecoder, FrameEncoder, QueuePassword, RecipientId, RelayHello, Reply, SUPPORTED_VERSIONS,
@@ -85,6 +87,9 @@ pub struct ServiceConfig {
     pub limits: Limits,
     /// If set, `NEW` must carry this password (an NGO restricting who creates queues).
     pub password: Option<QueuePassword>,
+    /// If set, the queue creations each source address may make, over all its
+    /// connections (see [`Session::set_source`]); shared by every session.
+    pub queue_budget: Option<Arc<SourceBudget>>,
 }
 
 /// Identifies a write until its outcome comes back.
@@ -152,6 +157,8 @@ pub struct Session {
     rate_violations: u32,
     malformed: u32,
     queues_created: u32,
+    /// The peer's source in `config.queue_budget` (a keyed hash, not its address).
+    source: Option<SourceKey>,
     next_token: u64,
     pending: IdMap<WriteToken, Pending>,
     subscriptions: IdMap<RecipientId, Subscription>,
@@ -199,6 +206,7 @@ impl Session {
             rate_violations: 0,
             malformed: 0,
             queues_created: 0,
+            source: None,
             next_token: 0,
             pending: IdMap::default(),
             subscriptions: IdMap::default(),
@@ -211,6 +219,17 @@ impl Session {
         };
         session.push_frame(&[&hello.encode()]);
         session
+    }
+
+    /// Tells the session where the connection comes from, for the per-source queue
+    /// budget ([`ServiceConfig::queue_budget`]). Only the budget's keyed hash of the
+    /// source is kept; without a call (or a budget), no per-source limit applies.
+    pub fn set_source(&mut self, ip: std::net::IpAddr) {
+        self.source = self
+            .config
+            .queue_budget
+            .as_ref()
+            .and_then(|budget| budget.key(ip));
     }
 
     /// Whether the driver should read more input: false while replies back up or

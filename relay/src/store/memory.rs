@@ -176,12 +176,7 @@ impl Durable for MemoryTables {
         let mut queues: IdMap<RecipientId, QueueIndex> = rows
             .queues
             .values()
-            .map(|r| {
-                (
-                    r.recipient_id,
-                    QueueIndex::new(r.sender_id, r.sender_auth_key),
-                )
-            })
+            .map(|r| (r.recipient_id, QueueIndex::new(r)))
             .collect();
         for ((id, seq), message) in &rows.messages {
             if let Some(queue) = queues.get_mut(&RecipientId::from_bytes(*id)) {

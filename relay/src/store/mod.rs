@@ -52,6 +52,7 @@
 //! disk: the file is created readable by its owner only, and full-disk encryption of the
 //! relay's data directory is what protects it against seizure.
 
+mod capacity;
 mod codec;
 mod group_commit;
 mod index;
@@ -68,10 +69,12 @@ use passage_crypto::ENVELOPE_LEN;
 use passage_crypto::primitives::{DhPublic, DhSecret};
 use passage_wire::{MsgId, RecipientId, SenderId};
 
+pub use capacity::{StoreCapacity, free_disk_bytes};
 pub use group_commit::{
     Callback, CommitCounters, GroupCommitter, HOLD, MAX_BATCH, OnApplied, UNPERSISTED_LIMIT,
     WRITE_QUEUE_CAPACITY,
 };
+pub use index::QueueKeys;
 pub use memory::MemoryStore;
 pub use redb_store::{OpenError, RedbStore};
 
@@ -93,8 +96,8 @@ pub struct QueueRecord {
     pub relay_dh_secret: DhSecret,
     /// The key that authenticates `SEND`s, fixed by the first one ([`WriteOp::Append`]).
     pub sender_auth_key: Option<DhPublic>,
-    /// When the queue was created, in unix seconds.
-    pub created_at: u64,
+    // No creation time: the relay has no use for it, and on a seized disk it would help
+    // match a queue to an ISP's connection logs (SECURITY.md, "What the relay stores").
 }
 
 impl core::fmt::Debug for QueueRecord {
@@ -110,7 +113,9 @@ impl core::fmt::Debug for QueueRecord {
 pub struct StoredMessage {
     /// The relay's id for it (acknowledged with `ACK`, nonce of the delivery encryption).
     pub msg_id: MsgId,
-    /// When the relay accepted it, in unix seconds; retention counts from here.
+    /// When the relay accepted it, in unix seconds, rounded down to the relay's time
+    /// granularity ([`Limits::time_granularity_secs`](crate::Limits::time_granularity_secs),
+    /// an hour by default); retention counts from here.
     pub received_at: u64,
     /// The envelope, as the sender sent it.
     pub body: Box<[u8; ENVELOPE_LEN]>,
@@ -126,16 +131,16 @@ impl core::fmt::Debug for StoredMessage {
 #[non_exhaustive]
 pub enum WriteOp {
     /// Creates a queue. Fails with [`WriteError::DuplicateId`] if its recipient id or its
-    /// sender id is already in use (by any queue). A `sender_auth_key` already set in the
-    /// record is kept.
+    /// sender id is already in use (by any queue), with [`WriteError::Full`] at a global
+    /// limit. A `sender_auth_key` already set in the record is kept.
     CreateQueue(QueueRecord),
     /// Appends one message. If the queue has no sender key yet and `sender_key` is Some, fixes
     /// it atomically with the append; if the queue already has a sender key, `sender_key` must
     /// be None or equal to it, else the op fails with [`WriteError::SenderKeyMismatch`]. Fails
     /// with [`WriteError::Quota`] when the queue already holds `quota` messages,
     /// [`WriteError::NoQueue`] if it doesn't exist, [`WriteError::DuplicateId`] if the queue
-    /// already holds a message with this id. Checked in that order; a failed append changes
-    /// nothing (not even the sender key).
+    /// already holds a message with this id, [`WriteError::Full`] at a global limit. Checked
+    /// in that order; a failed append changes nothing (not even the sender key).
     Append {
         /// The queue.
         recipient_id: RecipientId,
@@ -229,6 +234,10 @@ pub enum WriteError {
     /// A queue id (create) or message id (append) is already in use.
     #[error("the id is already in use")]
     DuplicateId,
+    /// The store is at a global limit (queues, stored bytes, or the disk's free-space
+    /// watermark, see [`StoreCapacity`]): nothing was added.
+    #[error("the store is at its storage limit")]
+    Full,
     /// The store failed; nothing of the batch was applied.
     #[error("storage failure")]
     Storage(#[source] StorageFault),
@@ -294,11 +303,24 @@ pub struct StoreStats {
 /// fsync (and `apply` may read the disk), so async code calls them only through
 /// [`GroupCommitter`] (or `spawn_blocking`).
 pub trait Store: Send + Sync + 'static {
+    /// The global limits that `CreateQueue` and `Append` check (see [`StoreCapacity`]):
+    /// none until set.
+    fn capacity(&self) -> Arc<StoreCapacity>;
+
     /// A queue, by its recipient id.
     fn queue(&self, recipient_id: &RecipientId) -> Result<Option<QueueRecord>, StoreError>;
 
     /// A queue, by its sender id (same cost as [`queue`](Self::queue)).
     fn queue_by_sender(&self, sender_id: &SenderId) -> Result<Option<QueueRecord>, StoreError>;
+
+    /// The keys that authenticate a queue's commands, by recipient id, from the in-memory
+    /// index: no read of the file, so a lookup of a queue that exists costs what a lookup
+    /// of one that does not costs (the session authenticates with these, and reads the
+    /// record only once a command verified). `None` for a missing or damaged queue.
+    fn queue_keys(&self, recipient_id: &RecipientId) -> Result<Option<QueueKeys>, StoreError>;
+
+    /// [`queue_keys`](Self::queue_keys), by sender id.
+    fn queue_keys_by_sender(&self, sender_id: &SenderId) -> Result<Option<QueueKeys>, StoreError>;
 
     /// The oldest message of a queue (what `GET` answers). `None` if the queue is empty or does not exist.
     fn first_message(

@@ -12,6 +12,7 @@
 use passage_crypto::primitives::DhPublic;
 use passage_wire::{RecipientId, SenderId};
 
+use super::capacity::StoreCapacity;
 use super::index::{Entry, Overlay, QueueIndex};
 use super::{QueueRecord, StorageFault, StoredMessage, WriteError, WriteOp, WriteOutcome};
 
@@ -56,10 +57,20 @@ fn damaged() -> StorageFault {
     StorageFault::Corrupt { what: "queue" }
 }
 
-/// Applies one op.
-pub(crate) fn apply<T: Tables>(tables: &mut T, index: &mut Overlay<'_>, op: WriteOp) -> OpResult {
+/// Applies one op; the ops that add data first check `capacity`.
+pub(crate) fn apply<T: Tables>(
+    tables: &mut T,
+    index: &mut Overlay<'_>,
+    capacity: &StoreCapacity,
+    op: WriteOp,
+) -> OpResult {
     match op {
-        WriteOp::CreateQueue(record) => create(tables, index, &record),
+        WriteOp::CreateQueue(record) => {
+            if !capacity.queue_fits(index.usage()) {
+                return Ok(Err(WriteError::Full));
+            }
+            create(tables, index, &record)
+        }
         WriteOp::Append {
             recipient_id,
             sender_key,
@@ -69,11 +80,11 @@ pub(crate) fn apply<T: Tables>(tables: &mut T, index: &mut Overlay<'_>, op: Writ
         } => append(
             tables,
             index,
+            capacity,
             recipient_id,
             sender_key,
             message,
-            quota,
-            hold,
+            (quota, hold),
         ),
         WriteOp::Ack {
             recipient_id,
@@ -119,22 +130,20 @@ fn create<T: Tables>(tables: &mut T, index: &mut Overlay<'_>, record: &QueueReco
     }
     tables.put_queue(record)?;
     tables.put_sender(&record.sender_id, &record.recipient_id)?;
-    index.insert(
-        record.recipient_id,
-        QueueIndex::new(record.sender_id, record.sender_auth_key),
-    );
+    index.insert(record.recipient_id, QueueIndex::new(record));
     Ok(Ok(WriteOutcome::Created))
 }
 
 fn append<T: Tables>(
     tables: &mut T,
     index: &mut Overlay<'_>,
+    capacity: &StoreCapacity,
     recipient_id: RecipientId,
     sender_key: Option<DhPublic>,
     message: StoredMessage,
-    quota: usize,
-    hold: bool,
+    (quota, hold): (usize, bool),
 ) -> OpResult {
+    let usage = index.usage();
     let Some(queue) = index.queue(&recipient_id) else {
         return Ok(Err(WriteError::NoQueue));
     };
@@ -155,6 +164,9 @@ fn append<T: Tables>(
     if queue.position(&message.msg_id).is_some() {
         return Ok(Err(WriteError::DuplicateId));
     }
+    if !capacity.message_fits(usage) {
+        return Ok(Err(WriteError::Full));
+    }
     let seq = queue.next_seq;
     let next_seq = seq.checked_add(1).ok_or(StorageFault::Corrupt {
         what: "queue state",
@@ -167,6 +179,7 @@ fn append<T: Tables>(
     }
     let (msg_id, received_at) = (message.msg_id, message.received_at);
     tables.put_message(&recipient_id, seq, message, hold)?;
+    index.count_appended();
     if let Some(queue) = index.queue(&recipient_id) {
         if fixes_key.is_some() {
             queue.sender_key = fixes_key;

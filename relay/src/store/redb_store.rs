@@ -15,7 +15,9 @@ use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction,
 };
 
-use super::codec::{self, MESSAGE_KEY_LEN, SCHEMA_V1, SCHEMA_VERSION};
+use super::codec::{
+    self, MESSAGE_KEY_LEN, MIGRATED_TIME_GRANULARITY_SECS, SCHEMA_V1, SCHEMA_V2, SCHEMA_VERSION,
+};
 use super::index::{Entry, QueueIndex};
 use super::write_behind::{Change, Durable, Row, RowKey, WriteBehind, store_by_write_behind};
 use super::{QueueRecord, StorageFault, StoredMessage};
@@ -85,7 +87,7 @@ fn engine(e: impl Into<redb::Error>) -> OpenError {
 
 impl RedbStore {
     /// Opens the store at `path`, creating it (readable by its owner only) if it does not
-    /// exist, converting a schema 1 file, and building the index from every queue record
+    /// exist, converting a schema 1 or 2 file, and building the index from every queue record
     /// and message header (so opening reads the whole file). After a crash, redb checks and
     /// repairs the file first, which reads all of it too.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
@@ -213,8 +215,8 @@ fn create_private(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Checks or writes the layout version (converting a schema 1 file) and creates every
-/// table, so reads never meet a missing one.
+/// Checks or writes the layout version (converting a schema 1 or 2 file) and creates
+/// every table, so reads never meet a missing one.
 fn prepare(txn: &WriteTransaction) -> Result<(), OpenError> {
     let mut meta = txn.open_table(META).map_err(engine)?;
     let found = meta.get(SCHEMA_KEY).map_err(engine)?.map(|v| v.value());
@@ -222,6 +224,12 @@ fn prepare(txn: &WriteTransaction) -> Result<(), OpenError> {
         Some(SCHEMA_VERSION) => {}
         Some(SCHEMA_V1) => {
             convert_v1(txn)?;
+            coarsen_message_times(txn)?;
+            meta.insert(SCHEMA_KEY, SCHEMA_VERSION).map_err(engine)?;
+        }
+        Some(SCHEMA_V2) => {
+            convert_v2(txn)?;
+            coarsen_message_times(txn)?;
             meta.insert(SCHEMA_KEY, SCHEMA_VERSION).map_err(engine)?;
         }
         Some(found) => return Err(OpenError::UnknownSchema { found }),
@@ -268,6 +276,54 @@ fn convert_v1(txn: &WriteTransaction) -> Result<(), OpenError> {
     Ok(())
 }
 
+/// Converts a schema 2 file's queue records in the open transaction: each is rewritten
+/// without its creation time. A record that does not decode is left as it is (its queue
+/// is then marked damaged).
+fn convert_v2(txn: &WriteTransaction) -> Result<(), OpenError> {
+    let mut queues = txn.open_table(QUEUES).map_err(engine)?;
+    let mut converted = Vec::new();
+    for item in queues.iter().map_err(engine)? {
+        let (key, value) = item.map_err(engine)?;
+        let rid = RecipientId::from_bytes(*key.value());
+        if let Ok(record) = codec::decode_record_v2(rid, value.value()) {
+            converted.push((rid, codec::encode_record(&record)));
+        }
+    }
+    for (rid, value) in converted {
+        queues
+            .insert(rid.as_bytes(), value.as_slice())
+            .map_err(engine)?;
+    }
+    Ok(())
+}
+
+/// Rounds every message's arrival time down to the hour, in the open transaction, as
+/// the relay now stores them (see `codec`). A value that does not decode is left alone.
+/// Only the keys of the messages to rewrite are gathered first (32 bytes each, not the
+/// values), so a large store converts in bounded memory.
+fn coarsen_message_times(txn: &WriteTransaction) -> Result<(), OpenError> {
+    let mut messages = txn.open_table(MESSAGES).map_err(engine)?;
+    let mut keys = Vec::new();
+    for item in messages.iter().map_err(engine)? {
+        let (key, value) = item.map_err(engine)?;
+        let precise = codec::decode_message_meta(value.value())
+            .is_ok_and(|(_, at)| at % MIGRATED_TIME_GRANULARITY_SECS != 0);
+        if precise {
+            keys.push(*key.value());
+        }
+    }
+    for key in keys {
+        let coarse = match messages.get(&key).map_err(engine)? {
+            Some(value) => codec::coarsen_message(value.value(), MIGRATED_TIME_GRANULARITY_SECS),
+            None => None,
+        };
+        if let Some(coarse) = coarse {
+            messages.insert(&key, coarse.as_slice()).map_err(engine)?;
+        }
+    }
+    Ok(())
+}
+
 /// Builds the index from every queue record and every message's id and arrival time.
 fn load_index(
     queues: &impl ReadableTable<&'static [u8; QUEUE_ID_LEN], &'static [u8]>,
@@ -278,12 +334,8 @@ fn load_index(
         let (key, value) = item.map_err(StorageFault::engine)?;
         let rid = RecipientId::from_bytes(*key.value());
         let queue = match codec::decode_record(rid, value.value()) {
-            Ok(record) => QueueIndex::new(record.sender_id, record.sender_auth_key),
-            Err(_) => {
-                let mut queue = QueueIndex::new(SenderId::from_bytes([0; QUEUE_ID_LEN]), None);
-                queue.damaged = true;
-                queue
-            }
+            Ok(record) => QueueIndex::new(&record),
+            Err(_) => QueueIndex::damaged(),
         };
         map.insert(rid, queue);
     }

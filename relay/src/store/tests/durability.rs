@@ -231,6 +231,99 @@ fn sigkill_loses_no_acknowledged_message() {
     }
 }
 
+/// A schema 2 file (creation times in the queue records, arrival times to the second),
+/// written here with the old encoding, is converted at open: records lose the creation
+/// time, arrival times are rounded down to the hour, queues, keys and messages are kept
+/// and stay usable, and a second open finds schema 3 and changes nothing.
+#[test]
+fn a_schema_2_file_is_converted_without_creation_times_and_with_coarse_arrival_times() {
+    use super::super::codec;
+    const CREATED: u64 = 1_700_000_123;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let meta = redb::TableDefinition::<&str, u64>::new("meta");
+    let queues_table = redb::TableDefinition::<&[u8; 24], &[u8]>::new("queues");
+    let messages_table = redb::TableDefinition::<&[u8; 32], &[u8]>::new("messages");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            txn.open_table(meta).unwrap().insert("schema", 2).unwrap();
+            let mut queues = txn.open_table(queues_table).unwrap();
+            let senders = redb::TableDefinition::<&[u8; 24], &[u8; 24]>::new("senders");
+            let mut senders = txn.open_table(senders).unwrap();
+            let mut messages = txn.open_table(messages_table).unwrap();
+            let mut fixed = record(1);
+            fixed.sender_auth_key = Some(key(4));
+            for (n, queue) in [(1u8, fixed), (2, record(2))] {
+                let value = codec::encode_v2(&queue, CREATED + u64::from(n));
+                queues.insert(rid(n).as_bytes(), value.as_slice()).unwrap();
+                senders
+                    .insert(sid(n).as_bytes(), rid(n).as_bytes())
+                    .unwrap();
+            }
+            for (seq, n, at) in [(0u64, 30u64, CREATED + 5), (1, 20, CREATED + 3_000)] {
+                messages
+                    .insert(
+                        &codec::message_key(&rid(1), seq),
+                        codec::encode_message(&message(n, at)).as_slice(),
+                    )
+                    .unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+    let hour = CREATED - CREATED % 3600;
+    for n in [40, 41] {
+        let store = RedbStore::open(&path).unwrap();
+        let mut expected = record(1);
+        expected.sender_auth_key = Some(key(4));
+        assert_same_record(&store.queue_by_sender(&sid(1)).unwrap().unwrap(), &expected);
+        assert_same_record(&store.queue(&rid(2)).unwrap().unwrap(), &record(2));
+        assert_eq!(
+            store.first_message(&rid(1)).unwrap(),
+            Some(message(30, hour))
+        );
+        let second = store.message_after(&rid(1), &msg_id(30)).unwrap().unwrap();
+        assert_eq!(second.received_at % 3600, 0);
+        assert!(one(&store, append(2, n, hour)).is_ok());
+    }
+    // The file itself: schema 3, no creation time, no arrival time finer than an hour.
+    let db = redb::Database::create(&path).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    assert_eq!(
+        txn.open_table(meta)
+            .unwrap()
+            .get("schema")
+            .unwrap()
+            .unwrap()
+            .value(),
+        3
+    );
+    let queues = txn.open_table(queues_table).unwrap();
+    for item in redb::ReadableTable::iter(&queues).unwrap() {
+        let (_, value) = item.unwrap();
+        let value = value.value();
+        assert_eq!(value[0], 3);
+        for created in [CREATED + 1, CREATED + 2] {
+            let bytes = created.to_be_bytes();
+            assert!(
+                !value.windows(8).any(|w| w == bytes),
+                "a creation time is left"
+            );
+        }
+    }
+    let messages = txn.open_table(messages_table).unwrap();
+    let mut count = 0;
+    for item in redb::ReadableTable::iter(&messages).unwrap() {
+        let (_, value) = item.unwrap();
+        let (_, at) = codec::decode_message_meta(value.value()).unwrap();
+        assert_eq!(at % 3600, 0, "{at}");
+        count += 1;
+    }
+    assert_eq!(count, 4);
+}
+
 /// A schema 1 file (four tables per message, sender key in `queue_state`) is converted at
 /// open: queues, sender keys and messages are kept, in order, and stay usable.
 #[test]
@@ -270,7 +363,7 @@ fn a_schema_1_file_is_converted() {
                 messages
                     .insert(
                         &codec::message_key(&rid(1), seq),
-                        codec::encode_message(&message(n, 100)).as_slice(),
+                        codec::encode_message(&message(n, 7_300)).as_slice(),
                     )
                     .unwrap();
             }
@@ -284,13 +377,14 @@ fn a_schema_1_file_is_converted() {
         assert_same_record(&store.queue_by_sender(&sid(1)).unwrap().unwrap(), &expected);
         assert_same_record(&store.queue(&rid(2)).unwrap().unwrap(), &record(2));
         assert_eq!(store.message_count(&rid(1)).unwrap(), 2);
+        // Arrival times rounded down to the hour by the conversion.
         assert_eq!(
             store.first_message(&rid(1)).unwrap(),
-            Some(message(30, 100))
+            Some(message(30, 7_200))
         );
         assert_eq!(
             store.message_after(&rid(1), &msg_id(30)).unwrap(),
-            Some(message(20, 100))
+            Some(message(20, 7_200))
         );
         assert_eq!(store.stats().unwrap().messages, 2);
     }

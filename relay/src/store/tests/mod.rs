@@ -49,7 +49,6 @@ pub(super) fn record(n: u8) -> QueueRecord {
         recipient_dh_key: key(0x20 ^ n),
         relay_dh_secret: DhSecret::from_bytes([0x30 ^ n; 32]),
         sender_auth_key: None,
-        created_at: 1_000 + u64::from(n),
     }
 }
 
@@ -95,7 +94,6 @@ pub(super) fn assert_same_record(a: &QueueRecord, b: &QueueRecord) {
     assert_eq!(a.recipient_dh_key, b.recipient_dh_key);
     assert_eq!(*a.relay_dh_secret.to_bytes(), *b.relay_dh_secret.to_bytes());
     assert_eq!(a.sender_auth_key, b.sender_auth_key);
-    assert_eq!(a.created_at, b.created_at);
 }
 
 #[test]
@@ -180,11 +178,23 @@ impl<S: Store + Failable> Counting<S> {
 }
 
 impl<S: Store + Failable> Store for Counting<S> {
+    fn capacity(&self) -> Arc<crate::store::StoreCapacity> {
+        self.inner.capacity()
+    }
     fn queue(&self, id: &RecipientId) -> Result<Option<QueueRecord>, StoreError> {
         self.inner.queue(id)
     }
     fn queue_by_sender(&self, id: &SenderId) -> Result<Option<QueueRecord>, StoreError> {
         self.inner.queue_by_sender(id)
+    }
+    fn queue_keys(&self, id: &RecipientId) -> Result<Option<crate::store::QueueKeys>, StoreError> {
+        self.inner.queue_keys(id)
+    }
+    fn queue_keys_by_sender(
+        &self,
+        id: &SenderId,
+    ) -> Result<Option<crate::store::QueueKeys>, StoreError> {
+        self.inner.queue_keys_by_sender(id)
     }
     fn first_message(&self, id: &RecipientId) -> Result<Option<StoredMessage>, StoreError> {
         self.inner.first_message(id)

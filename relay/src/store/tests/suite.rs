@@ -7,7 +7,7 @@ use super::super::{
     WriteOutcome,
 };
 use super::{append, assert_same_record, key, message, msg_id, one, record, rid, sid};
-use passage_wire::MsgId;
+use passage_wire::{MsgId, RecipientId};
 
 type Case = fn(&dyn Store);
 
@@ -41,6 +41,11 @@ const CASES: &[(&str, Case)] = &[
     ),
     ("messages_from_a_cursor", messages_from_a_cursor),
     ("stats_count", stats_count),
+    (
+        "global_limits_refuse_additions_only",
+        global_limits_refuse_additions_only,
+    ),
+    ("queue_keys_follow_the_queue", queue_keys_follow_the_queue),
 ];
 
 fn run_suite(make: impl Fn() -> (Box<dyn Store>, Option<tempfile::TempDir>)) {
@@ -510,5 +515,150 @@ fn messages_from_a_cursor(store: &dyn Store) {
     assert_eq!(
         ids(store.messages_from(&rid(1), 3, 16).unwrap()),
         vec![(3, msg_id(40))]
+    );
+}
+
+/// At a global limit (queues, bytes, disk), `CreateQueue` and `Append` fail with `Full`
+/// and change nothing, in one batch as across batches; `Ack`, `DeleteQueue` and
+/// `Expire` still work and make room again.
+fn global_limits_refuse_additions_only(store: &dyn Store) {
+    use crate::limits::{STORED_MESSAGE_BYTES, STORED_QUEUE_BYTES};
+    let capacity = store.capacity();
+    capacity.set_limits(2, 2 * STORED_QUEUE_BYTES + 2 * STORED_MESSAGE_BYTES);
+    // Three creations in one batch: the third is over the count.
+    let results = store.commit(vec![
+        WriteOp::CreateQueue(record(1)),
+        WriteOp::CreateQueue(record(2)),
+        WriteOp::CreateQueue(record(3)),
+    ]);
+    assert!(matches!(results[0], Ok(WriteOutcome::Created)));
+    assert!(matches!(results[1], Ok(WriteOutcome::Created)));
+    assert!(matches!(results[2], Err(WriteError::Full)));
+    assert!(store.queue(&rid(3)).unwrap().is_none());
+    // Bytes: two messages fit, a third in the same batch does not.
+    let results = store.commit(vec![append(1, 1, 10), append(2, 2, 10), append(1, 3, 10)]);
+    assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
+    assert!(matches!(results[2], Err(WriteError::Full)), "{results:?}");
+    assert!(matches!(
+        one(store, append(2, 4, 10)),
+        Err(WriteError::Full)
+    ));
+    assert_eq!(store.stats().unwrap().messages, 2);
+    // Removal makes room.
+    assert!(matches!(
+        one(
+            store,
+            WriteOp::Ack {
+                recipient_id: rid(1),
+                msg_id: msg_id(1)
+            }
+        ),
+        Ok(WriteOutcome::Acked { found: true })
+    ));
+    assert!(matches!(
+        one(store, append(2, 4, 10)),
+        Ok(WriteOutcome::Appended)
+    ));
+    // A disk below its watermark refuses both kinds, and nothing else.
+    capacity.set_limits(u64::MAX, u64::MAX);
+    capacity.set_disk_low(true);
+    assert!(matches!(
+        one(store, append(1, 5, 10)),
+        Err(WriteError::Full)
+    ));
+    assert!(matches!(
+        one(store, WriteOp::CreateQueue(record(3))),
+        Err(WriteError::Full)
+    ));
+    assert!(matches!(
+        one(
+            store,
+            WriteOp::Ack {
+                recipient_id: rid(2),
+                msg_id: msg_id(2)
+            }
+        ),
+        Ok(WriteOutcome::Acked { found: true })
+    ));
+    assert!(matches!(
+        one(
+            store,
+            WriteOp::Expire {
+                received_before: 11
+            }
+        ),
+        Ok(WriteOutcome::Expired { count: 1 })
+    ));
+    assert!(matches!(
+        one(
+            store,
+            WriteOp::DeleteQueue {
+                recipient_id: rid(2)
+            }
+        ),
+        Ok(WriteOutcome::Deleted { found: true })
+    ));
+    capacity.set_disk_low(false);
+    assert!(matches!(
+        one(store, append(1, 5, 10)),
+        Ok(WriteOutcome::Appended)
+    ));
+    assert!(matches!(
+        one(store, WriteOp::CreateQueue(record(3))),
+        Ok(WriteOutcome::Created)
+    ));
+}
+
+/// The keys authentication takes from the index: there as soon as the queue is, the
+/// sender key once fixed, gone with the queue; by recipient id and by sender id alike.
+fn queue_keys_follow_the_queue(store: &dyn Store) {
+    assert_eq!(store.queue_keys(&rid(1)).unwrap(), None);
+    assert_eq!(store.queue_keys_by_sender(&sid(1)).unwrap(), None);
+    one(store, WriteOp::CreateQueue(record(1))).unwrap();
+    one(store, WriteOp::CreateQueue(record(2))).unwrap();
+    let keys = store.queue_keys_by_sender(&sid(1)).unwrap().unwrap();
+    assert_eq!(keys.recipient_id, rid(1));
+    assert_eq!(keys.recipient_auth_key, record(1).recipient_auth_key);
+    assert_eq!(keys.sender_auth_key, None);
+    assert_eq!(store.queue_keys(&rid(1)).unwrap(), Some(keys));
+    // Ids do not cross over.
+    assert_eq!(
+        store
+            .queue_keys(&RecipientId::from_bytes(*sid(1).as_bytes()))
+            .unwrap(),
+        None
+    );
+    let fix = WriteOp::Append {
+        recipient_id: rid(1),
+        sender_key: Some(key(9)),
+        message: message(1, 10),
+        quota: 10,
+        hold: false,
+    };
+    one(store, fix).unwrap();
+    assert_eq!(
+        store
+            .queue_keys_by_sender(&sid(1))
+            .unwrap()
+            .unwrap()
+            .sender_auth_key,
+        Some(key(9))
+    );
+    one(
+        store,
+        WriteOp::DeleteQueue {
+            recipient_id: rid(1),
+        },
+    )
+    .unwrap();
+    assert_eq!(store.queue_keys(&rid(1)).unwrap(), None);
+    assert_eq!(store.queue_keys_by_sender(&sid(1)).unwrap(), None);
+    assert_eq!(
+        store
+            .queue_keys_by_sender(&sid(2))
+            .unwrap()
+            .unwrap()
+            .recipient_id,
+        rid(2)
     );
 }

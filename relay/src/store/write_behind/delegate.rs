@@ -6,6 +6,10 @@
 macro_rules! store_by_write_behind {
     ($store:ty, $field:ident) => {
         impl $crate::store::Store for $store {
+            fn capacity(&self) -> std::sync::Arc<$crate::store::StoreCapacity> {
+                self.$field.capacity()
+            }
+
             fn queue(
                 &self,
                 recipient_id: &RecipientId,
@@ -18,6 +22,20 @@ macro_rules! store_by_write_behind {
                 sender_id: &passage_wire::SenderId,
             ) -> Result<Option<$crate::store::QueueRecord>, $crate::store::StoreError> {
                 self.$field.queue_by_sender(sender_id)
+            }
+
+            fn queue_keys(
+                &self,
+                recipient_id: &RecipientId,
+            ) -> Result<Option<$crate::store::QueueKeys>, $crate::store::StoreError> {
+                self.$field.queue_keys(recipient_id)
+            }
+
+            fn queue_keys_by_sender(
+                &self,
+                sender_id: &passage_wire::SenderId,
+            ) -> Result<Option<$crate::store::QueueKeys>, $crate::store::StoreError> {
+                self.$field.queue_keys_by_sender(sender_id)
             }
 
             fn first_message(

@@ -35,7 +35,8 @@ mod staged;
 pub(crate) use delegate::store_by_write_behind;
 use staged::Staged;
 
-use super::index::{Index, QueueIndex};
+use super::capacity::StoreCapacity;
+use super::index::{Index, QueueIndex, QueueKeys};
 use super::ops;
 use super::{
     Applied, OpRef, Persisted, QueueRecord, StorageFault, StoreError, StoreStats, StoredMessage,
@@ -245,6 +246,8 @@ pub(crate) struct WriteBehind<B> {
     /// The index could not be rebuilt after a failed write: every call tries again first,
     /// and fails while it cannot.
     stale: AtomicBool,
+    /// The global limits the ops that add data check (none until set).
+    capacity: Arc<StoreCapacity>,
 }
 
 /// Nothing panics while holding these locks; a poisoned one still guards whole data.
@@ -262,7 +265,13 @@ impl<B: Durable> WriteBehind<B> {
             applying: Mutex::default(),
             persisting: Mutex::default(),
             stale: AtomicBool::new(false),
+            capacity: Arc::default(),
         }
+    }
+
+    /// The global limits (see [`StoreCapacity`]), to set and to share with the disk watch.
+    pub fn capacity(&self) -> Arc<StoreCapacity> {
+        Arc::clone(&self.capacity)
     }
 
     /// See `Unwritten::held_entries`.
@@ -314,6 +323,16 @@ impl<B: Durable> WriteBehind<B> {
             Some(rid) => Ok(self.queue_row(&rid)?),
             None => Ok(None),
         }
+    }
+
+    pub fn queue_keys(&self, rid: &RecipientId) -> Result<Option<QueueKeys>, StoreError> {
+        self.ready()?;
+        Ok(self.index.keys(rid))
+    }
+
+    pub fn queue_keys_by_sender(&self, sid: &SenderId) -> Result<Option<QueueKeys>, StoreError> {
+        self.ready()?;
+        Ok(self.index.keys_by_sender(sid))
     }
 
     pub fn first_message(&self, rid: &RecipientId) -> Result<Option<StoredMessage>, StoreError> {
@@ -437,7 +456,7 @@ impl<B: Durable> WriteBehind<B> {
                 let mut results = Vec::with_capacity(len);
                 for (index, op) in ops.into_iter().enumerate() {
                     tables.begin(index);
-                    results.push(ops::apply(&mut tables, &mut overlay, op)?);
+                    results.push(ops::apply(&mut tables, &mut overlay, &self.capacity, op)?);
                     tables.end();
                 }
                 Ok((results, tables, overlay))
