@@ -91,8 +91,7 @@ impl Conversations {
                 return Err(Dropped(DroppedReason::Malformed, Some(name)));
             }
         };
-        self.apply(id, content, consumed, timestamp, now, rng)
-            .map_err(Retry)
+        self.apply(id, content, consumed, now, rng).map_err(Retry)
     }
 
     fn handle_accept<R: CryptoRng + ?Sized>(
@@ -197,7 +196,6 @@ impl Conversations {
         id: ContactId,
         content: Content,
         consumed: Consumed,
-        timestamp: u64,
         now: u64,
         rng: &mut R,
     ) -> Result<Vec<AgentEvent>, AgentError> {
@@ -299,7 +297,9 @@ impl Conversations {
                     id: MessageId::generate(rng),
                     direction: Direction::Incoming,
                     kind: EntryKind::Timer(effective),
-                    sent_at: timestamp,
+                    // The relay's stamp is coarse (to the hour) and a timer change carries no
+                    // time of its own: when it arrived is what the history can say.
+                    sent_at: now,
                     received_at: Some(now),
                     status: MessageStatus::Received,
                     expires_at: None,
