@@ -53,6 +53,13 @@ pub enum AgentEvent {
         /// Chunks in all.
         total: u16,
     },
+    /// A relay this profile uses changed its key (its operator rotated it): every
+    /// address of it the profile keeps now has the new pin. The old pin works until
+    /// `old_pin_until` (unix seconds); invitations made from now on carry the new one.
+    RelayMoved {
+        /// Until when the relay still accepts the old pin.
+        old_pin_until: u64,
+    },
     /// An outgoing message changed status (sent, delivered, failed).
     Status {
         /// The contact's local name.
@@ -95,6 +102,7 @@ impl core::fmt::Debug for AgentEvent {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             AgentEvent::Message { .. } => f.write_str("Message"),
+            AgentEvent::RelayMoved { .. } => f.write_str("RelayMoved"),
             AgentEvent::Voice { duration_ms, .. } => write!(f, "Voice({duration_ms} ms)"),
             AgentEvent::VoiceProgress { sent, total, .. } => {
                 write!(f, "VoiceProgress({sent}/{total})")

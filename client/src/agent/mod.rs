@@ -110,6 +110,11 @@ pub struct SyncReport {
     pub unreachable_relays: usize,
     /// Envelopes still waiting in the outbox.
     pub queued: usize,
+    /// Of the relays not reached, those whose key no longer matches the pin their
+    /// address names: the relay changed its key and its overlap is over (or the
+    /// connection is intercepted). Their operator has the current address, which
+    /// [`Agent::relay_moved`] takes.
+    pub key_refused: usize,
 }
 
 /// The client agent: a profile's vault, its conversations, and connections to the
@@ -119,6 +124,8 @@ pub struct Agent {
     links: HashMap<String, RelayLink>,
     /// Relays on whose link our queues are subscribed.
     subscribed: HashMap<String, usize>,
+    /// Relays whose last connection failed because their key did not match the pin.
+    key_refused: std::collections::HashSet<String>,
     events: VecDeque<AgentEvent>,
     /// When to offer the outbox to the relays again.
     retry_at: Option<tokio::time::Instant>,
@@ -200,6 +207,7 @@ impl Agent {
             core,
             links: HashMap::new(),
             subscribed: HashMap::new(),
+            key_refused: std::collections::HashSet::new(),
             events: VecDeque::new(),
             retry_at: None,
             retry_interval: OUTBOX_RETRY,
@@ -419,6 +427,19 @@ impl Agent {
         let bytes = self.core.voice_note(name, id)?;
         passage_voice::VoiceNote::from_bytes(&bytes)
             .map_err(|_| AgentError::Record(records::RecordError))
+    }
+
+    /// The operator of a relay gave its current address (after a key change this
+    /// profile missed): every address of a relay at the same host and port, with
+    /// another pin, moves to it. Returns how many records changed; 0 if the profile
+    /// uses no relay there.
+    pub fn relay_moved(&mut self, current: &RelayAddress) -> Result<usize, AgentError> {
+        let mut changed = 0;
+        for old in self.core.relays_at(current)? {
+            changed += self.core.move_relay(&old, *current.pin())?;
+            self.key_refused.remove(&old.to_string());
+        }
+        Ok(changed)
     }
 
     /// Sets a contact's disappearing-message timer (seconds, 0 = off): it applies at

@@ -72,6 +72,7 @@ impl Agent {
         SyncReport {
             unreachable_relays: unreachable + flush_unreachable,
             queued,
+            key_refused: self.key_refused.len(),
         }
     }
 
@@ -289,8 +290,31 @@ impl Agent {
     pub(super) async fn link(&mut self, relay: &RelayAddress) -> Result<&RelayLink, LinkError> {
         let key = relay.to_string();
         if !self.links.contains_key(&key) {
-            let mut link = RelayLink::connect(relay, &self.options.connect).await?;
+            let mut link = match RelayLink::connect(relay, &self.options.connect).await {
+                Ok(link) => link,
+                Err(error) => {
+                    if matches!(
+                        error,
+                        LinkError::Transport(passage_transport::TransportError::PinMismatch)
+                    ) {
+                        self.key_refused.insert(key);
+                    }
+                    return Err(error);
+                }
+            };
+            self.key_refused.remove(&key);
             link.set_reply_timeout(REPLY_TIMEOUT);
+            // The relay is rotating its key and we hold the old pin: keep the new one
+            // from now on (the transport checked the old key's endorsement).
+            if let Some(rotation) = link.key_rotation() {
+                match self.core.move_relay(relay, rotation.new_pin) {
+                    Ok(0) => {}
+                    Ok(_) => self.events.push_back(AgentEvent::RelayMoved {
+                        old_pin_until: rotation.old_pin_until,
+                    }),
+                    Err(error) => self.events.push_back(AgentEvent::Error(error)),
+                }
+            }
             self.links.insert(key.clone(), link);
             self.subscribed.remove(&key);
         }

@@ -154,6 +154,13 @@ enum Command {
         #[arg(long, default_value = "12k", value_name = "6k|12k|16k")]
         bitrate: String,
     },
+    /// A relay changed its key and this profile missed the weeks in which it moved
+    /// by itself: give the relay's current address, from its operator, and every
+    /// address of the relay at that host and port moves to it.
+    RelayMoved {
+        /// The current `passage://PIN@HOST:PORT` address.
+        address: String,
+    },
     /// Write a received (or sent) voice message to a WAV file (16 or 8 kHz mono). The
     /// only way decoded audio reaches the disk: choose where it goes, and delete it.
     SaveVoice {
@@ -507,6 +514,18 @@ async fn run(cli: Cli) -> Result<()> {
             agent.close().await;
             out.sent(name, &report?);
         }
+        Command::RelayMoved { address } => {
+            let address = parse_relay(address)?;
+            let mut agent = open(&cli).await?;
+            let changed = agent.relay_moved(&address);
+            agent.close().await;
+            if changed? == 0 {
+                bail!(
+                    "this profile uses no relay at that host and port with another key; check the address"
+                );
+            }
+            out.note("the relay's address is updated; `passage receive` reconnects with it");
+        }
         Command::SaveVoice {
             name,
             id,
@@ -525,6 +544,12 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Receive { wait } => {
             let mut agent = open(&cli).await?;
             let report = agent.sync().await;
+            if report.key_refused > 0 {
+                out.note(&format!(
+                    "{} relay(s) no longer have the key their address names: the relay changed its key (or the connection is intercepted). Ask its operator for its current address, then run `passage relay-moved ADDRESS`",
+                    report.key_refused
+                ));
+            }
             if report.unreachable_relays > 0 {
                 out.note(&format!(
                     "{} relay(s) could not be reached; {} message(s) stay queued",

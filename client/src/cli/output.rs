@@ -184,6 +184,15 @@ impl Printer {
                        "duration_ms": duration_ms, "bytes": bytes,
                        "sent_at": sent_at, "received_at": received_at})
             }
+            AgentEvent::RelayMoved { old_pin_until } => {
+                if !self.json {
+                    self.note(
+                        "a relay you use changed its key; its new address is saved (invitations you make now carry it)",
+                    );
+                    return;
+                }
+                json!({"type": "relay_moved", "old_pin_until": old_pin_until})
+            }
             AgentEvent::VoiceProgress {
                 contact,
                 id,

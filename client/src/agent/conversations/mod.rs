@@ -11,6 +11,7 @@
 //! and leaves the outbox only when a relay has `OK`ed it.
 
 mod receive;
+mod rotation;
 mod send;
 #[cfg(test)]
 mod tests;
