@@ -19,6 +19,18 @@ use passage_e2e::TestRelay;
 use passage_voice::signal::{envelope_correlation, mono, speech_like};
 use serde_json::Value;
 
+/// Amal and Yusuf, each with a profile on `relay`, connected.
+fn connected(dir: &Path, relay: &passage_wire::RelayAddress) -> (CliClient, CliClient) {
+    let address = relay.to_string();
+    let amal = client(&dir.join("amal"), "lanternfish quarry hollow 6620");
+    let yusuf = client(&dir.join("yusuf"), "seashell picnic compass 4812");
+    ok(&amal, &["init", "--relay", &address]);
+    ok(&yusuf, &["init", "--relay", &address]);
+    connect(&amal, &[], "Yusuf", &yusuf, "Amal");
+    receive_until(&amal, "nothing", |_| true);
+    (amal, yusuf)
+}
+
 fn write_wav(path: &Path, rate: u32, channels: u16, samples: &[f32]) {
     let spec = hound::WavSpec {
         channels,
@@ -77,13 +89,7 @@ fn receive_voice(client: &CliClient, from: &str, id: &str) -> Value {
 fn voice_messages_at_every_common_rate_are_heard_as_recorded() {
     let relay = start();
     let dir = tempfile::tempdir().unwrap();
-    let address = relay.address().to_string();
-    let amal = client(&dir.path().join("amal"), "lanternfish quarry hollow 6620");
-    let yusuf = client(&dir.path().join("yusuf"), "seashell picnic compass 4812");
-    ok(&amal, &["init", "--relay", &address]);
-    ok(&yusuf, &["init", "--relay", &address]);
-    connect(&amal, &[], "Yusuf", &yusuf, "Amal");
-    receive_until(&amal, "nothing", |_| true);
+    let (amal, yusuf) = connected(dir.path(), relay.address());
 
     let cases = [
         (8_000, 1, "12k", 0.95),
@@ -188,13 +194,7 @@ fn voice_messages_at_every_common_rate_are_heard_as_recorded() {
 fn an_interrupted_voice_transfer_completes_without_resending() {
     let mut relay = TestRelay::start_restartable(Some("queue_quota = 8\n")).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let address = relay.address().to_string();
-    let amal = client(&dir.path().join("amal"), "lanternfish quarry hollow 6620");
-    let yusuf = client(&dir.path().join("yusuf"), "seashell picnic compass 4812");
-    ok(&amal, &["init", "--relay", &address]);
-    ok(&yusuf, &["init", "--relay", &address]);
-    connect(&amal, &[], "Yusuf", &yusuf, "Amal");
-    receive_until(&amal, "nothing", |_| true);
+    let (amal, yusuf) = connected(dir.path(), relay.address());
 
     let input = speech_like(16_000, 1, 40.0);
     let wav = dir.path().join("in.wav");

@@ -115,19 +115,12 @@ pub fn new_profile_credentials(
     file: Option<&Path>,
     allow_weak: bool,
 ) -> Result<(Credentials, Option<String>)> {
-    let bytes = obtain(
+    checked_new(
         file,
         ("--passphrase-file", "PASSAGE_PASSPHRASE"),
-        true,
         "passphrase",
-    )?;
-    let warning = check_strength(&bytes, allow_weak)?;
-    Ok((
-        Credentials::new(passage_client::vault::Passphrase::from_bytes(
-            bytes.to_vec(),
-        )),
-        warning,
-    ))
+        allow_weak,
+    )
 }
 
 /// A new passphrase for `passwd`, checked for strength like `init`'s.
@@ -135,12 +128,22 @@ pub fn new_credentials(
     file: Option<&Path>,
     allow_weak: bool,
 ) -> Result<(Credentials, Option<String>)> {
-    let bytes = obtain(
+    checked_new(
         file,
         ("--new-passphrase-file", "PASSAGE_NEW_PASSPHRASE"),
-        true,
         "new passphrase",
-    )?;
+        allow_weak,
+    )
+}
+
+/// A new passphrase from `source`, asked twice at a prompt, checked for strength.
+fn checked_new(
+    file: Option<&Path>,
+    source: (&str, &str),
+    what: &str,
+    allow_weak: bool,
+) -> Result<(Credentials, Option<String>)> {
+    let bytes = obtain(file, source, true, what)?;
     let warning = check_strength(&bytes, allow_weak)?;
     Ok((
         Credentials::new(passage_client::vault::Passphrase::from_bytes(
