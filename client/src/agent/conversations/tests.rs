@@ -871,3 +871,37 @@ fn no_history_mode_shows_a_voice_message_once_and_keeps_nothing() {
         assert!(vault.keys_with_prefix(prefix).is_empty(), "{prefix}");
     }
 }
+
+/// A contact cannot fill the vault with voice messages it never finishes.
+#[test]
+fn half_sent_voice_messages_of_a_contact_are_bounded() {
+    let (mut alice, mut bob) = connected_pair();
+    let note = voice_note(1.0);
+    let mut dropped = 0;
+    for _ in 0..super::voice::MAX_PENDING_VOICE + 2 {
+        alice
+            .core
+            .compose_voice("Bob", &note, 1_000, NOW, &mut rng())
+            .unwrap();
+        // Only the first chunk of each arrives.
+        let first = alice.drain().remove(0).1;
+        let (_, events) = bob.deliver("Alice", &first);
+        dropped += events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    AgentEvent::Dropped {
+                        reason: DroppedReason::Malformed,
+                        ..
+                    }
+                )
+            })
+            .count();
+    }
+    assert_eq!(dropped, 2);
+    assert_eq!(
+        bob.core.vault_mut().keys_with_prefix("w/").len(),
+        super::voice::MAX_PENDING_VOICE
+    );
+}

@@ -23,6 +23,10 @@ use super::super::records::*;
 use super::Conversations;
 use super::send::seal;
 
+/// Voice messages of one contact that may be arriving at once (each holds up to a
+/// mebibyte of chunks in the vault until it is whole).
+pub(crate) const MAX_PENDING_VOICE: usize = 8;
+
 /// What receiving one chunk came to.
 pub(super) enum ChunkOutcome {
     /// Stored (or already had); the message is not complete yet.
@@ -178,6 +182,14 @@ impl Conversations {
                 chunk.digest,
                 chunk.count,
             )
+        {
+            self.vault.transaction(|tx| consumed.put(tx, id))?;
+            return Ok(ChunkOutcome::Malformed);
+        }
+        // A contact may keep only a few voice messages half-sent at once: its chunks go
+        // in order, so more means abandoned transfers or a contact filling the vault.
+        if header.is_none()
+            && self.vault.keys_with_prefix(voice_pending_prefix(id)).len() >= MAX_PENDING_VOICE
         {
             self.vault.transaction(|tx| consumed.put(tx, id))?;
             return Ok(ChunkOutcome::Malformed);
