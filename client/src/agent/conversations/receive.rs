@@ -358,9 +358,7 @@ impl Conversations {
         let receipt = Content::Receipt { ids: vec![msg_id] };
         let no_history = self.contacts[&id].no_history;
         let own_timer = self.contacts[&id].timer_secs;
-        let mut ratchet = RatchetState::from_snapshot(&decode(&consumed.ratchet)?)
-            .map_err(|_| AgentError::Record(RecordError))?;
-        let outbox = seal(&mut ratchet, id, &receipt, OutboxKind::Receipt, None, rng)?;
+        let receipt = self.seal_receipt(id, receipt, &consumed, rng)?;
         let outbox_seq = self.next_seq;
         let msg_seq = outbox_seq + 1;
         let record = MessageRecord {
@@ -373,15 +371,8 @@ impl Conversations {
             expires_at: effective_timer(timer_secs, own_timer).map(|t| now + u64::from(t)),
         };
         let received_at = now;
-        let their_queue_ok = self.contacts[&id].their_queue.is_some();
         self.vault.transaction(|tx| {
-            if their_queue_ok {
-                tx.put(ratchet_key(id), encode(&ratchet.snapshot())?)?;
-                tx.put(seen_envelopes_key(id), &consumed.seen)?;
-                tx.put(outbox_key(outbox_seq), encode(&outbox)?)?;
-            } else {
-                consumed.put(tx, id)?;
-            }
+            receipt.put(tx, id, &consumed, outbox_seq)?;
             if !duplicate {
                 if !no_history {
                     tx.put(message_key(id, msg_seq), encode(&record)?)?;
@@ -425,6 +416,33 @@ impl Consumed {
     }
 }
 
+/// A receipt sealed with the ratchet that decrypted what it acknowledges, to commit
+/// with what that message meant (or, with no queue of the contact's to send it to yet,
+/// just that ratchet step).
+pub(super) struct SealedReceipt(Option<(Vec<u8>, OutboxRecord)>);
+
+impl SealedReceipt {
+    /// Writes the ratchet (past the receipt), the envelope digests and the receipt at
+    /// `outbox_seq`; or only `consumed` when there is no receipt.
+    pub(super) fn put(
+        &self,
+        tx: &mut Transaction<'_>,
+        id: ContactId,
+        consumed: &Consumed,
+        outbox_seq: u64,
+    ) -> Result<(), AgentError> {
+        match &self.0 {
+            Some((ratchet, outbox)) => {
+                tx.put(ratchet_key(id), ratchet)?;
+                tx.put(seen_envelopes_key(id), &consumed.seen)?;
+                tx.put(outbox_key(outbox_seq), encode(outbox)?)?;
+            }
+            None => consumed.put(tx, id)?,
+        }
+        Ok(())
+    }
+}
+
 /// The 16-byte digest an envelope is remembered by (see [`SeenEnvelopes`]).
 fn envelope_digest(envelope: &[u8]) -> [u8; 16] {
     let full = passage_crypto::primitives::sha256(&[envelope]);
@@ -434,6 +452,28 @@ fn envelope_digest(envelope: &[u8]) -> [u8; 16] {
 }
 
 impl Conversations {
+    /// Seals `receipt` to contact `id` with the ratchet `consumed` left, if the contact
+    /// has a queue to send it to.
+    pub(super) fn seal_receipt<R: CryptoRng + ?Sized>(
+        &self,
+        id: ContactId,
+        receipt: Content,
+        consumed: &Consumed,
+        rng: &mut R,
+    ) -> Result<SealedReceipt, AgentError> {
+        if self
+            .contacts
+            .get(&id)
+            .is_none_or(|c| c.their_queue.is_none())
+        {
+            return Ok(SealedReceipt(None));
+        }
+        let mut ratchet = RatchetState::from_snapshot(&decode(&consumed.ratchet)?)
+            .map_err(|_| AgentError::Record(RecordError))?;
+        let outbox = seal(&mut ratchet, id, &receipt, OutboxKind::Receipt, None, rng)?;
+        Ok(SealedReceipt(Some((encode(&ratchet.snapshot())?, outbox))))
+    }
+
     /// The digests of the last envelopes received from contact `id`.
     fn seen_envelopes(&self, id: ContactId) -> Result<SeenEnvelopes, AgentError> {
         match self.vault.get(seen_envelopes_key(id))? {

@@ -258,10 +258,7 @@ impl Conversations {
         let no_history = self.contacts[&id].no_history;
         let own_timer = self.contacts[&id].timer_secs;
         // One receipt for the whole message.
-        let mut ratchet = passage_crypto::RatchetState::from_snapshot(&decode(&consumed.ratchet)?)
-            .map_err(|_| AgentError::Record(RecordError))?;
-        let receipt = Content::Receipt { ids: vec![msg] };
-        let outbox = seal(&mut ratchet, id, &receipt, OutboxKind::Receipt, None, rng)?;
+        let receipt = self.seal_receipt(id, Content::Receipt { ids: vec![msg] }, consumed, rng)?;
         let outbox_seq = self.next_seq;
         let msg_seq = outbox_seq + 1;
         let record = MessageRecord {
@@ -277,15 +274,8 @@ impl Conversations {
             expires_at: super::receive::effective_timer(chunk.timer_secs, own_timer)
                 .map(|t| now + u64::from(t)),
         };
-        let their_queue_ok = self.contacts[&id].their_queue.is_some();
         self.vault.transaction(|tx| {
-            if their_queue_ok {
-                tx.put(ratchet_key(id), encode(&ratchet.snapshot())?)?;
-                tx.put(seen_envelopes_key(id), &consumed.seen)?;
-                tx.put(outbox_key(outbox_seq), encode(&outbox)?)?;
-            } else {
-                consumed.put(tx, id)?;
-            }
+            receipt.put(tx, id, consumed, outbox_seq)?;
             tx.delete(&pending_key)?;
             for key in &doomed {
                 tx.delete(&**key)?;
