@@ -26,7 +26,7 @@
 //! all of this and uses that binary.
 //!
 //! The `passage` CLI comes the same way from [`client_binary`] (`cargo build -p
-//! passage-client --bin passage`, or `PASSAGE_CLIENT_BIN`); [`CliClient`] runs it on one
+//! passage-cli --bin passage`, or `PASSAGE_CLIENT_BIN`); [`CliClient`] runs it on one
 //! profile, with the passphrase from a file and `HOME` and `TMPDIR` pointing into the
 //! test's own directories, under a time limit; [`CliClient::spawn`] leaves one running
 //! (`passage run`) as a [`CliProcess`] whose stdout is read line by line.
@@ -135,7 +135,7 @@ pub fn client_binary() -> Result<PathBuf, HarnessError> {
     }
     BINARY
         .get_or_init(|| {
-            build_binary("passage-client", "passage", &["client"]).map_err(|e| e.to_string())
+            build_binary("passage-cli", "passage", &["client", "cli"]).map_err(|e| e.to_string())
         })
         .clone()
         .map_err(HarnessError::Build)

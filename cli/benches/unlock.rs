@@ -2,7 +2,7 @@
 //! the profile with the real, the duress and a wrong passphrase (`passage contacts`)
 //! must not be told apart, and `passage panic` must finish well under a second.
 //!
-//! `cargo bench -p passage-client --bench unlock` (a plain `main`, no harness). Each
+//! `cargo bench -p passage-cli --bench unlock` (a plain `main`, no harness). Each
 //! run starts from a fresh copy of one template vault (the duress passphrase destroys
 //! the real profile), copied outside the timed part; kinds are interleaved so that a
 //! change of machine load hits them alike. Bounded: `RUNS` runs per kind.
