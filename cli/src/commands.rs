@@ -3,7 +3,7 @@
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Parser;
@@ -11,7 +11,8 @@ use passage_client::agent::Agent;
 use passage_client::agent::{
     AgentError, AgentEvent, AgentOptions, DEFAULT_INVITATION_TTL, MessageStatus,
 };
-use passage_client::vault::{Credentials, OpenError, Vault, WriteError};
+use passage_client::profile::{self, IdleLock, NewProfile, ProfileError};
+use passage_client::vault::{Credentials, WriteError};
 use passage_transport::{ConnectOptions, Socks5Proxy, TransportMode};
 use passage_wire::RelayAddress;
 
@@ -50,7 +51,22 @@ fn one_line(error: &anyhow::Error) -> String {
             text = format!("{text}: {source}");
         }
     }
+    if let Some(hint) = hint(error) {
+        text.push_str("; ");
+        text.push_str(hint);
+    }
     text.replace('\n', " ")
+}
+
+/// What to run next, for the library's errors that a command of ours answers.
+fn hint(error: &anyhow::Error) -> Option<&'static str> {
+    error
+        .chain()
+        .find_map(|cause| match cause.downcast_ref::<AgentError>()? {
+            AgentError::NoSuchContact => Some("`passage contacts` lists them"),
+            AgentError::NotConnected => Some("run `passage receive` later"),
+            _ => None,
+        })
 }
 
 fn vault_dir(cli: &Cli) -> Result<PathBuf> {
@@ -113,21 +129,30 @@ fn parse_duration(text: &str) -> Result<u64> {
         .ok_or_else(|| anyhow!("that duration is too long"))
 }
 
-fn open_error(error: OpenError) -> anyhow::Error {
+/// The library's errors, with the command that helps where there is one.
+fn profile_error(error: ProfileError) -> anyhow::Error {
     match error {
-        OpenError::WrongPassphrase => {
-            anyhow!("wrong passphrase (or no profile here); nothing was changed")
+        ProfileError::NoProfile => {
+            anyhow!(
+                "no profile at that data directory; create one with `passage init --relay ADDR`"
+            )
         }
-        OpenError::Busy => anyhow!(
+        ProfileError::Busy => anyhow!(
             "the profile is open in another passage process (such as `passage run`); stop it first"
         ),
+        ProfileError::WipeIncomplete(error) => {
+            anyhow!("the wipe failed part way ({error}); run `passage panic` again")
+        }
+        ProfileError::Agent(error) => agent_error(error),
         other => anyhow::Error::new(other),
     }
 }
 
 fn agent_error(error: AgentError) -> anyhow::Error {
     match error {
-        AgentError::Open(error) => open_error(error),
+        AgentError::Open(_) | AgentError::Create(_) | AgentError::Write(_) => {
+            profile_error(error.into())
+        }
         other => anyhow::Error::new(other),
     }
 }
@@ -140,36 +165,13 @@ async fn open(cli: &Cli) -> Result<Agent> {
 /// Opens the profile (or with `--decoy`, the decoy profile) with `credentials`.
 fn open_with(cli: &Cli, credentials: &Credentials) -> Result<Agent> {
     let dir = vault_dir(cli)?;
-    if !dir.exists() {
-        bail!("no profile at that data directory; create one with `passage init --relay ADDR`");
-    }
     let options = options(cli)?;
-    if cli.decoy {
-        let vault = Vault::open_decoy(&dir, credentials).map_err(open_error)?;
-        return Agent::from_vault(vault, options).map_err(agent_error);
-    }
-    Agent::open(dir, credentials, options).map_err(agent_error)
-}
-
-/// Sets `duress` on the real profile in `dir` and gives the new decoy a profile with
-/// the same relay and settings, so that it opens like any other.
-async fn set_duress(
-    cli: &Cli,
-    credentials: &Credentials,
-    duress: &Credentials,
-    mut vault: Vault,
-    relay: &RelayAddress,
-    at_risk: bool,
-) -> Result<()> {
-    vault
-        .set_duress(duress)
-        .context("could not set the duress passphrase")?;
-    vault.close();
-    let dir = vault_dir(cli)?;
-    let decoy = Vault::open_decoy(&dir, credentials).map_err(open_error)?;
-    let agent = Agent::create_in_vault(decoy, relay, at_risk, options(cli)?)?;
-    agent.close().await;
-    Ok(())
+    let opened = if cli.decoy {
+        profile::open_decoy(&dir, credentials, options)
+    } else {
+        profile::open(&dir, credentials, options)
+    };
+    opened.map_err(profile_error)
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -195,19 +197,14 @@ async fn run(cli: Cli) -> Result<()> {
                 out.note(&warning);
             }
             let duress = secret::duress_credentials(duress_passphrase_file.as_deref(), *duress)?;
-            let vault = Vault::create(&dir, &credentials)?;
-            let agent = Agent::create_in_vault(vault, &relay, *at_risk, options(&cli)?)?;
-            let vault = agent.into_vault().await;
-            match duress {
-                Some(duress) => {
-                    set_duress(&cli, &credentials, &duress, vault, &relay, *at_risk).await?;
-                    out.note("profile created, with a duress passphrase");
-                }
-                None => {
-                    vault.close();
-                    out.note("profile created");
-                }
-            }
+            let new = NewProfile::new(relay).at_risk(*at_risk);
+            profile::create(&dir, &credentials, duress.as_ref(), &new, options(&cli)?)
+                .map_err(profile_error)?;
+            out.note(if duress.is_some() {
+                "profile created, with a duress passphrase"
+            } else {
+                "profile created"
+            });
         }
         Command::SetDuress {
             duress_passphrase_file,
@@ -218,16 +215,12 @@ async fn run(cli: Cli) -> Result<()> {
             let credentials = secret::credentials(cli.passphrase_file.as_deref(), false)?;
             let duress = secret::duress_credentials(duress_passphrase_file.as_deref(), true)?
                 .ok_or_else(|| anyhow!("no duress passphrase given"))?;
-            let agent = open_with(&cli, &credentials)?;
-            let relay = agent.default_relay()?;
-            let at_risk = agent.default_disappear_timer() > 0;
-            let vault = agent.into_vault().await;
-            set_duress(&cli, &credentials, &duress, vault, &relay, at_risk).await?;
+            profile::set_duress(vault_dir(&cli)?, &credentials, &duress, options(&cli)?)
+                .map_err(profile_error)?;
             out.note("duress passphrase set; prepare the decoy with `passage --decoy …`");
         }
         Command::Panic => {
-            let dir = vault_dir(&cli)?;
-            Vault::panic(&dir).context("the wipe failed part way; run `passage panic` again")?;
+            profile::panic_wipe(vault_dir(&cli)?).map_err(profile_error)?;
             out.note("wiped");
         }
         Command::Invite {
@@ -415,14 +408,10 @@ async fn run(cli: Cli) -> Result<()> {
                 out.note(&warning);
             }
             let dir = vault_dir(&cli)?;
-            tokio::task::spawn_blocking(move || -> Result<()> {
-                let mut vault = Vault::open(&dir, &current).map_err(open_error)?;
-                vault.change_passphrase(&current, &new)?;
-                vault.close();
-                Ok(())
-            })
-            .await
-            .context("the vault task failed")??;
+            tokio::task::spawn_blocking(move || profile::change_passphrase(&dir, &current, &new))
+                .await
+                .context("the vault task failed")?
+                .map_err(profile_error)?;
             out.note("passphrase changed");
         }
     }
@@ -436,22 +425,28 @@ async fn run_until_interrupted(
     out: &mut Printer,
     lock_after: Option<Duration>,
 ) -> Result<()> {
-    let idle = lock_after.unwrap_or(Duration::from_secs(3600));
     loop {
         let mut agent = open(cli).await?;
         let report = agent.sync().await;
         if report.unreachable_relays > 0 {
             out.note("a relay could not be reached; retrying in the background");
         }
+        let mut lock = IdleLock::new(lock_after, Instant::now());
         loop {
+            let wait = lock.poll_timeout().map_or(Duration::from_secs(3600), |at| {
+                at.saturating_duration_since(Instant::now())
+            });
             tokio::select! {
-                event = agent.next_event(idle) => match event {
+                event = agent.next_event(wait) => match event {
                     Some(AgentEvent::Error(AgentError::Write(WriteError::Gone))) => {
                         // Wiped (`passage panic`) under us: stop, write nothing more.
                         return Err(anyhow!("the profile was wiped; stopping"));
                     }
-                    Some(event) => out.event(&event),
-                    None if lock_after.is_some() => break,
+                    Some(event) => {
+                        lock.handle_activity(Instant::now());
+                        out.event(&event);
+                    }
+                    None if lock.handle_timeout(Instant::now()) => break,
                     None => {}
                 },
                 _ = tokio::signal::ctrl_c() => {

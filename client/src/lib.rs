@@ -9,5 +9,6 @@
 
 pub mod agent;
 pub mod passphrase;
+pub mod profile;
 pub mod relay;
 pub mod vault;

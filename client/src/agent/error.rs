@@ -30,8 +30,8 @@ pub enum AgentError {
     /// The vault opened but holds no profile (made by something else).
     #[error("the vault holds no Passage profile")]
     NotAProfile,
-    /// No contact has that name.
-    #[error("no contact with that name; `passage contacts` lists them")]
+    /// No contact has that name (or id).
+    #[error("no such contact")]
     NoSuchContact,
     /// Another contact already has that name.
     #[error("a contact with that name exists already; choose another name")]
@@ -56,7 +56,7 @@ pub enum AgentError {
     #[error("this invitation was used already; ask for a new one")]
     InvitationAlreadyUsed,
     /// The contact cannot be written to yet (our invitation is not accepted).
-    #[error("the contact has not accepted the invitation yet; run `passage receive` later")]
+    #[error("the contact has not accepted the invitation yet")]
     NotConnected,
     /// The text does not fit one message.
     #[error("the message is {len} bytes; the limit is {max}")]

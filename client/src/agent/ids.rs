@@ -56,10 +56,11 @@ impl core::fmt::Debug for MessageId {
     }
 }
 
-/// A contact's local id: names the contact's records in the vault. Never leaves the
-/// device.
+/// A contact's local id: names the contact's records in the vault, and is how an app
+/// addresses a contact (stable for the contact's life, unlike its display name). Random;
+/// never leaves the device. Shown as 32 hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub(crate) struct ContactId([u8; 16]);
+pub struct ContactId([u8; 16]);
 
 impl ContactId {
     pub(crate) fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
@@ -68,13 +69,16 @@ impl ContactId {
         Self(id)
     }
 
-    pub(crate) fn from_hex(text: &[u8]) -> Option<Self> {
+    /// Parses the 32 hex digits of [`to_hex`](Self::to_hex) (as bytes, e.g. a vault key's
+    /// tail).
+    pub fn from_hex(text: impl AsRef<[u8]>) -> Option<Self> {
         let mut id = [0u8; 16];
-        hex::decode_to_slice(text, &mut id).ok()?;
+        hex::decode_to_slice(text.as_ref(), &mut id).ok()?;
         Some(Self(id))
     }
 
-    pub(crate) fn to_hex(self) -> String {
+    /// The id as 32 lowercase hex digits.
+    pub fn to_hex(self) -> String {
         hex::encode(self.0)
     }
 }

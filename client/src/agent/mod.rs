@@ -69,7 +69,7 @@ pub use self::content::{
 pub use self::conversations::MAX_NAME_LEN;
 pub use self::error::AgentError;
 pub use self::event::{AgentEvent, DroppedReason};
-pub use self::ids::MessageId;
+pub use self::ids::{ContactId, MessageId};
 pub use self::records::{Direction, EntryKind, MessageStatus};
 pub use self::view::{ContactInfo, ContactStatus, HistoryEntry};
 
@@ -254,6 +254,14 @@ impl Agent {
         self.core.into_vault()
     }
 
+    /// Hands back the vault of an agent that never connected (a profile just made):
+    /// nothing to close on the network, so no runtime is needed.
+    pub(crate) fn into_vault_unconnected(mut self) -> Vault {
+        self.acks.abort_all();
+        self.links.clear();
+        self.core.into_vault()
+    }
+
     /// The vault, for operations of the vault itself (passphrase, duress).
     pub fn vault_mut(&mut self) -> &mut Vault {
         self.core.vault_mut()
@@ -274,6 +282,16 @@ impl Agent {
     /// Every contact, sorted by name.
     pub fn contacts(&self) -> Vec<ContactInfo> {
         self.core.contacts()
+    }
+
+    /// The name of the contact with this id, if there is one.
+    pub fn contact_name(&self, id: &ContactId) -> Option<String> {
+        self.core.contact_name(id).map(str::to_owned)
+    }
+
+    /// The id of the contact with this name, if there is one.
+    pub fn contact_id(&self, name: &str) -> Option<ContactId> {
+        self.core.find(name).ok()
     }
 
     /// The conversation with a contact, oldest first.

@@ -1,7 +1,7 @@
 //! What the agent shows of its state: contacts and history entries, as plain values
 //! for an interface. `Debug` never prints a name or a text.
 
-use super::ids::MessageId;
+use super::ids::{ContactId, MessageId};
 use super::records::{Direction, EntryKind, MessageRecord, MessageStatus};
 
 /// Where a contact relationship stands.
@@ -29,6 +29,8 @@ impl ContactStatus {
 /// One contact.
 #[derive(Clone)]
 pub struct ContactInfo {
+    /// The contact's stable local id.
+    pub id: ContactId,
     /// The local name (never sent anywhere).
     pub name: String,
     /// Where the relationship stands.

@@ -193,7 +193,12 @@ impl Conversations {
         Ok(())
     }
 
-    fn find(&self, name: &str) -> Result<ContactId, AgentError> {
+    /// The name of the contact with this id.
+    pub fn contact_name(&self, id: &ContactId) -> Option<&str> {
+        self.contacts.get(id).map(|c| c.name.as_str())
+    }
+
+    pub(crate) fn find(&self, name: &str) -> Result<ContactId, AgentError> {
         self.contacts
             .iter()
             .find(|(_, c)| c.name == name)
@@ -439,8 +444,9 @@ impl Conversations {
     pub fn contacts(&self) -> Vec<ContactInfo> {
         let mut list: Vec<ContactInfo> = self
             .contacts
-            .values()
-            .map(|c| ContactInfo {
+            .iter()
+            .map(|(id, c)| ContactInfo {
+                id: *id,
                 name: c.name.clone(),
                 status: match c.phase {
                     ContactPhase::Invited => ContactStatus::Invited,
