@@ -171,7 +171,13 @@ fn open_with(cli: &Cli, credentials: &Credentials) -> Result<Agent> {
     } else {
         profile::open(&dir, credentials, options)
     };
-    opened.map_err(profile_error)
+    opened.map_err(|error| match error {
+        // A directory that is there but holds no vault (wiped, or the wrong path).
+        ProfileError::NoProfile if dir.exists() => {
+            anyhow!("no vault in this directory: check the path, or create one")
+        }
+        other => profile_error(other),
+    })
 }
 
 async fn run(cli: Cli) -> Result<()> {

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod messenger;
 pub mod passphrase;
 pub mod profile;
 pub mod relay;

@@ -80,6 +80,33 @@ impl Agent {
     /// `idle`. `None` if nothing came for `idle`. Call [`sync`](Self::sync) first.
     /// Connections that broke are reconnected (and the outbox resent) on the way.
     pub async fn next_event(&mut self, idle: Duration) -> Option<AgentEvent> {
+        self.next_event_unless(idle, None).await
+    }
+
+    /// [`next_event`](Self::next_event) that also returns `None` as soon as
+    /// `interrupt` is notified while it waits (for the relays, or before a reconnect),
+    /// so that a driver owning the agent can take a request of its user. Nothing is
+    /// lost by the interruption: it only happens where the agent waits.
+    pub async fn next_event_or_interrupt(
+        &mut self,
+        idle: Duration,
+        interrupt: &tokio::sync::Notify,
+    ) -> Option<AgentEvent> {
+        self.next_event_unless(idle, Some(interrupt)).await
+    }
+
+    async fn next_event_unless(
+        &mut self,
+        idle: Duration,
+        interrupt: Option<&tokio::sync::Notify>,
+    ) -> Option<AgentEvent> {
+        let interrupted = async {
+            match interrupt {
+                Some(notify) => notify.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(interrupted);
         let deadline = tokio::time::Instant::now() + idle;
         loop {
             if let Some(event) = self.events.pop_front() {
@@ -90,7 +117,10 @@ impl Agent {
                 let report = self.sync().await;
                 if report.unreachable_relays > 0 {
                     let retry = tokio::time::Instant::now() + Duration::from_secs(1);
-                    tokio::time::sleep_until(retry.min(deadline)).await;
+                    tokio::select! {
+                        () = tokio::time::sleep_until(retry.min(deadline)) => {}
+                        () = &mut interrupted => return None,
+                    }
                 }
                 if let Some(event) = self.events.pop_front() {
                     return Some(event);
@@ -145,7 +175,11 @@ impl Agent {
                 }
                 Poll::Pending
             });
-            match tokio::time::timeout_at(wake, next).await {
+            let waited = tokio::select! {
+                waited = tokio::time::timeout_at(wake, next) => waited,
+                () = &mut interrupted => return None,
+            };
+            match waited {
                 Err(_) if wake < deadline => continue,
                 Err(_) => return None,
                 Ok((key, None)) => self.drop_link(&key),
