@@ -114,7 +114,11 @@ fn open_options(open: &OpenOptions) -> Result<MessengerOptions, PassageError> {
         None => TransportMode::Auto,
         Some("quic") => TransportMode::Quic,
         Some("tcp") => TransportMode::Tcp,
-        Some(_) => return Err(PassageError::InvalidArgument("transport is quic or tcp".into())),
+        Some(_) => {
+            return Err(PassageError::InvalidArgument(
+                "transport is quic or tcp".into(),
+            ));
+        }
     };
     if let Some(proxy) = &open.socks5 {
         let (host, port) = proxy
@@ -276,7 +280,9 @@ impl Messenger {
     ) -> Result<Invitation, PassageError> {
         let inner = self.inner.clone();
         on_runtime(async move {
-            let invitation = inner.invite(&name, ttl_secs.map(Duration::from_secs)).await?;
+            let invitation = inner
+                .invite(&name, ttl_secs.map(Duration::from_secs))
+                .await?;
             Ok(Invitation {
                 contact_id: invitation.contact.to_hex(),
                 link: invitation.link,
@@ -303,7 +309,12 @@ impl Messenger {
     pub async fn contacts(&self) -> Result<Vec<Contact>, PassageError> {
         let inner = self.inner.clone();
         on_runtime(async move {
-            Ok(inner.contacts().await?.into_iter().map(Into::into).collect())
+            Ok(inner
+                .contacts()
+                .await?
+                .into_iter()
+                .map(Into::into)
+                .collect())
         })
         .await
     }
@@ -313,7 +324,12 @@ impl Messenger {
         let inner = self.inner.clone();
         let contact = types::contact_id(&contact_id)?;
         on_runtime(async move {
-            Ok(inner.history(contact).await?.iter().map(Into::into).collect())
+            Ok(inner
+                .history(contact)
+                .await?
+                .iter()
+                .map(Into::into)
+                .collect())
         })
         .await
     }
