@@ -1,7 +1,8 @@
-//! End-to-end tests of the client library (`passage_client::agent::Agent`) against
-//! real `passage-relay` processes: a long conversation, a relay restarted in the
-//! middle of one, and hostile envelopes from a peer played by hand with the crypto
-//! and relay-link crates.
+//! End-to-end tests of the client agent (`passage_client::agent::Agent`, the layer
+//! under the app-shaped `Messenger`, which `messenger.rs` tests) against real
+//! `passage-relay` processes: a full queue, a relay restarted in the middle of a
+//! conversation, and hostile envelopes from a peer played by hand with the crypto and
+//! relay-link crates. Each needs the agent's explicit `sync`.
 //!
 //! Every wait is for an event, bounded by a count and by `EXPECT` per event; each
 //! test is bounded as a whole by `LIMIT` (a guard against a hang, not a timing check).
@@ -128,16 +129,6 @@ async fn connected_pair(dir: &Path, relay: &TestRelay, mode: TransportMode) -> (
     (alice, bob)
 }
 
-/// Drains the events that are ready now (at most `max`), without waiting.
-async fn drain_ready(agent: &mut Agent, max: usize, into: &mut Vec<AgentEvent>) {
-    for _ in 0..max {
-        match agent.next_event(Duration::ZERO).await {
-            Some(event) => into.push(event),
-            None => return,
-        }
-    }
-}
-
 fn delivered_ids(events: &[AgentEvent]) -> HashSet<MessageId> {
     events
         .iter()
@@ -200,74 +191,6 @@ fn check_history(
     );
     let not_in_status = history.iter().filter(|e| e.status != status).count();
     assert_eq!(not_in_status, 0, "entries not {status:?}");
-}
-
-const THOUSAND: usize = 1000;
-
-/// 1,000 texts in a row from Alice while Bob reads them as they come: Bob gets every
-/// one once, in order, and so does his history; every one ends `delivered` in
-/// Alice's. The relay has its default queue quota (256), so a reader that falls
-/// behind makes the writer meet `ERR QUOTA`, which must only delay messages.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_messages_arrive_complete_in_order_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let relay = start(None);
-    bounded(async {
-        let (mut alice, mut bob) = connected_pair(dir.path(), &relay, TransportMode::Auto).await;
-        let reader = tokio::spawn(async move {
-            let texts = receive_texts(&mut bob, THOUSAND).await;
-            (bob, texts)
-        });
-
-        let mut sent = Vec::with_capacity(THOUSAND);
-        let mut events = Vec::new();
-        for i in 0..THOUSAND {
-            let text = format!("message {i:04} of a long conversation");
-            let report = alice.send_text("bob", &text).await.unwrap();
-            assert_ne!(report.status, MessageStatus::Failed);
-            sent.push((report.id, text));
-            // Take in Bob's receipts as they come, as an app would.
-            drain_ready(&mut alice, 64, &mut events).await;
-        }
-        let (bob, received) = reader.await.unwrap();
-        assert!(
-            received == sent,
-            "Bob's texts differ from Alice's, in order"
-        );
-        let unique: HashSet<_> = received.iter().map(|(id, _)| id).collect();
-        assert_eq!(unique.len(), THOUSAND);
-        check_history(
-            &bob,
-            "alice",
-            Direction::Incoming,
-            MessageStatus::Received,
-            &sent,
-        );
-
-        // Every receipt reaches Alice.
-        let mut delivered = delivered_ids(&events);
-        for _ in 0..THOUSAND * 2 {
-            if delivered.len() == THOUSAND {
-                break;
-            }
-            let Some(event) = alice.next_event(EXPECT).await else {
-                break;
-            };
-            events.push(event);
-            delivered = delivered_ids(&events);
-        }
-        assert_eq!(delivered.len(), THOUSAND, "receipts missing");
-        check_history(
-            &alice,
-            "bob",
-            Direction::Outgoing,
-            MessageStatus::Delivered,
-            &sent,
-        );
-        alice.close().await;
-        bob.close().await;
-    })
-    .await;
 }
 
 /// Alice writes 300 texts while Bob does not read: the relay's queue quota (256)

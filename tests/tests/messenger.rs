@@ -245,3 +245,101 @@ async fn an_idle_profile_locks_and_what_came_meanwhile_arrives_after_unlock() {
     .await
     .expect("the test took too long");
 }
+
+const THOUSAND: usize = 1000;
+
+/// 1,000 texts in a row from Alice while Bob's listener reads them as they come and
+/// Alice's own listener takes Bob's receipts, all on shared handles: Bob gets every one
+/// once, in order, and so does his history; every one ends `delivered` in Alice's. The
+/// relay has its default queue quota (256), so a reader that falls behind makes the
+/// writer meet `ERR QUOTA`, which must only delay messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_messages_arrive_complete_in_order_once() {
+    tokio::time::timeout(LIMIT, async {
+        let relay = TestRelay::start(None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let alice = open_new(&dir.path().join("alice"), &relay, None).await;
+        let bob = open_new(&dir.path().join("bob"), &relay, None).await;
+        let (bob_id, alice_id) = connected(&alice, &bob).await;
+
+        let reader = {
+            let bob = bob.clone();
+            tokio::spawn(async move {
+                let mut texts = Vec::with_capacity(THOUSAND);
+                for _ in 0..THOUSAND * 4 + 100 {
+                    if texts.len() == THOUSAND {
+                        break;
+                    }
+                    let Some(event) = bob.next_event_within(EXPECT).await else {
+                        break;
+                    };
+                    match event {
+                        MessengerEvent::Message {
+                            contact, id, text, ..
+                        } if contact == alice_id => texts.push((id, text.to_string())),
+                        MessengerEvent::Dropped { reason, .. } => panic!("dropped: {reason}"),
+                        MessengerEvent::Problem(error) => panic!("problem: {error}"),
+                        _ => {}
+                    }
+                }
+                texts
+            })
+        };
+        let receipts = {
+            let alice = alice.clone();
+            tokio::spawn(async move {
+                let mut delivered = std::collections::HashSet::new();
+                for _ in 0..THOUSAND * 8 {
+                    if delivered.len() == THOUSAND {
+                        break;
+                    }
+                    match alice.next_event_within(EXPECT).await {
+                        Some(MessengerEvent::Status {
+                            id,
+                            status: MessageStatus::Delivered,
+                            ..
+                        }) => {
+                            delivered.insert(id);
+                        }
+                        Some(_) => {}
+                        None => break,
+                    }
+                }
+                delivered
+            })
+        };
+        let mut sent = Vec::with_capacity(THOUSAND);
+        for i in 0..THOUSAND {
+            let text = format!("message {i:04} of a long conversation");
+            let report = alice.send_text(bob_id, &text).await.unwrap();
+            assert_ne!(report.status, MessageStatus::Failed);
+            sent.push((report.id, text));
+        }
+        let received = reader.await.unwrap();
+        assert_eq!(received.len(), THOUSAND, "texts missing");
+        assert!(
+            received == sent,
+            "Bob's texts differ from Alice's, in order"
+        );
+        let delivered = receipts.await.unwrap();
+        assert_eq!(delivered.len(), THOUSAND, "receipts missing");
+        let history = bob.history(alice_id).await.unwrap();
+        let got: Vec<_> = history
+            .iter()
+            .map(|e| (e.id, e.text().unwrap_or_default().to_owned()))
+            .collect();
+        assert!(got == sent, "Bob's history differs from what was sent");
+        let outgoing = alice.history(bob_id).await.unwrap();
+        assert_eq!(outgoing.len(), THOUSAND);
+        assert!(
+            outgoing
+                .iter()
+                .all(|e| e.status == MessageStatus::Delivered),
+            "entries of Alice's history not delivered"
+        );
+        alice.close().await;
+        bob.close().await;
+    })
+    .await
+    .expect("the test took too long");
+}

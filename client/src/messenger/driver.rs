@@ -42,6 +42,9 @@ pub(super) const LOCKED: u8 = 1;
 pub(super) const WIPED: u8 = 2;
 pub(super) const CLOSED: u8 = 3;
 
+/// Ready events taken between two requests at most.
+const READY_EVENTS: usize = 64;
+
 /// How long the driver waits for the relays at most before looking at its timers.
 const LONGEST_WAIT: Duration = Duration::from_secs(3600);
 
@@ -75,6 +78,12 @@ impl Driver {
                 if self.handle(request).await.is_break() {
                     return;
                 }
+                // Take what the relays brought meanwhile before the next request, so
+                // that a stream of requests cannot starve deliveries (and the replies
+                // queued behind them on the same connection).
+                if self.take_ready_events().await.is_break() {
+                    return;
+                }
                 continue;
             }
             let Some(agent) = self.agent.as_mut() else {
@@ -101,22 +110,49 @@ impl Driver {
                 .min(LONGEST_WAIT);
             match agent.next_event_or_interrupt(wait, &self.wake).await {
                 Some(event) => {
-                    self.lock.handle_activity(Instant::now());
-                    let Some(event) = self.ids.translate(agent, event) else {
-                        continue;
-                    };
-                    if is_wiped(&event) {
-                        // Wiped under us (another process): write nothing more.
-                        self.agent = None;
-                        self.finish(WIPED).await;
+                    if self.deliver(event).await.is_break() {
                         return;
                     }
-                    let _ = self.events.send(event);
                 }
                 None if self.lock.handle_timeout(Instant::now()) => self.lock_now().await,
                 None => {}
             }
         }
+    }
+
+    /// Hands an agent event to the app; breaks if it says the profile was wiped.
+    async fn deliver(&mut self, event: crate::agent::AgentEvent) -> std::ops::ControlFlow<()> {
+        self.lock.handle_activity(Instant::now());
+        let Some(agent) = self.agent.as_ref() else {
+            return std::ops::ControlFlow::Continue(());
+        };
+        let Some(event) = self.ids.translate(agent, event) else {
+            return std::ops::ControlFlow::Continue(());
+        };
+        if is_wiped(&event) {
+            // Wiped under us (another process): write nothing more.
+            self.agent = None;
+            self.finish(WIPED).await;
+            return std::ops::ControlFlow::Break(());
+        }
+        let _ = self.events.send(event);
+        std::ops::ControlFlow::Continue(())
+    }
+
+    /// The events that are ready now, without waiting (at most [`READY_EVENTS`]).
+    async fn take_ready_events(&mut self) -> std::ops::ControlFlow<()> {
+        for _ in 0..READY_EVENTS {
+            let Some(agent) = self.agent.as_mut() else {
+                break;
+            };
+            // Not interruptible: a waiting request's wake-up must not cut this short
+            // (an unacknowledged receipt stalls the contact's relay connection).
+            match agent.next_event(Duration::ZERO).await {
+                Some(event) => self.deliver(event).await?,
+                None => break,
+            }
+        }
+        std::ops::ControlFlow::Continue(())
     }
 
     /// Connects the relays and subscribes the profile's queues.
