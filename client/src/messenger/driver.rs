@@ -110,7 +110,8 @@ impl Driver {
                 .min(LONGEST_WAIT);
             match agent.next_event_or_interrupt(wait, &self.wake).await {
                 Some(event) => {
-                    if self.deliver(event).await.is_break() {
+                    let delivered = self.deliver(event).await;
+                    if delivered.is_break() {
                         return;
                     }
                 }
