@@ -123,6 +123,20 @@ pub enum Command {
         /// command line is visible to other local processes: prefer stdin.
         text: Option<String>,
     },
+    /// Mark a contact trusted: an SOS (`passage sos`) goes to every trusted contact.
+    Trust {
+        /// The contact.
+        name: String,
+        /// Stop trusting the contact with an SOS.
+        #[arg(long)]
+        off: bool,
+    },
+    /// Send an emergency message to every trusted contact at once, before anything
+    /// else queued. They see it marked as an SOS.
+    Sos {
+        /// The text; without it, or with `-`, it is read from stdin.
+        text: Option<String>,
+    },
     /// Send a voice message from a WAV file (any rate, mono or stereo; at most 5
     /// minutes), encoded with Opus for speech. Shows progress; what the relay does not
     /// take yet stays queued and goes with the next `send`, `receive` or `run`.

@@ -65,6 +65,7 @@ fn hint(error: &anyhow::Error) -> Option<&'static str> {
         .find_map(|cause| match cause.downcast_ref::<AgentError>()? {
             AgentError::NoSuchContact => Some("`passage contacts` lists them"),
             AgentError::NotConnected => Some("run `passage receive` later"),
+            AgentError::NoTrustedContacts => Some("`passage trust NAME` marks one"),
             _ => None,
         })
 }
@@ -294,6 +295,29 @@ async fn run(cli: Cli) -> Result<()> {
             let report = agent.send_text(name, &text).await?;
             agent.close().await;
             out.sent(name, &report);
+        }
+        Command::Trust { name, off } => {
+            let mut agent = open(&cli).await?;
+            let result = agent.set_trusted(name, !*off);
+            agent.close().await;
+            result?;
+            out.note(if *off {
+                "contact no longer trusted with an SOS"
+            } else {
+                "contact trusted: `passage sos` reaches them"
+            });
+        }
+        Command::Sos { text } => {
+            let text = match text.as_deref() {
+                Some("-") | None => read_stdin_text()?,
+                Some(text) => zeroize::Zeroizing::new(text.to_owned()),
+            };
+            let mut agent = open(&cli).await?;
+            let reports = agent.send_sos(&text).await;
+            agent.close().await;
+            for (name, report) in &reports? {
+                out.sent(name, report);
+            }
         }
         Command::SendVoice {
             name,

@@ -86,6 +86,7 @@ impl Printer {
                 "contact": contact.name,
                 "status": contact.status.as_str(),
                 "verified": contact.verified,
+                "trusted": contact.trusted,
                 "disappear_after_secs": contact.disappear_after_secs,
                 "created_at": contact.created_at,
                 "invitation_expires_at": contact.invitation_expires_at,
@@ -100,11 +101,13 @@ impl Printer {
                 0 => String::new(),
                 s => format!("  disappearing after {}", human_duration(s)),
             };
+            let trusted = if contact.trusted { "  trusted" } else { "" };
             self.private_line(format_args!(
-                "{}  {}  {}{}",
+                "{}  {}  {}{}{}",
                 contact.name,
                 contact.status.as_str(),
                 verified,
+                trusted,
                 timer
             ));
         }
@@ -159,6 +162,24 @@ impl Printer {
                     return;
                 }
                 json!({"type": "message", "contact": contact, "id": id.to_hex(), "text": text.as_str(),
+                       "sent_at": sent_at, "received_at": received_at})
+            }
+            AgentEvent::Sos {
+                contact,
+                id,
+                text,
+                sent_at,
+                received_at,
+            } => {
+                if !self.json {
+                    self.private_line(format_args!(
+                        "[{}] !!! SOS from {contact}: {}",
+                        time(*sent_at),
+                        text.as_str()
+                    ));
+                    return;
+                }
+                json!({"type": "sos", "contact": contact, "id": id.to_hex(), "text": text.as_str(),
                        "sent_at": sent_at, "received_at": received_at})
             }
             AgentEvent::Voice {
@@ -288,6 +309,10 @@ impl Printer {
             });
             match &entry.kind {
                 EntryKind::Text(text) => value["text"] = json!(text),
+                EntryKind::Sos(text) => {
+                    value["type"] = json!("sos");
+                    value["text"] = json!(text);
+                }
                 EntryKind::Timer(seconds) => {
                     value["type"] = json!("timer");
                     value["seconds"] = json!(seconds);
@@ -308,6 +333,11 @@ impl Printer {
         match &entry.kind {
             EntryKind::Text(text) => self.private_line(format_args!(
                 "[{}] {who}: {text}  ({})",
+                time(entry.sent_at),
+                entry.status.as_str()
+            )),
+            EntryKind::Sos(text) => self.private_line(format_args!(
+                "[{}] {who}: !!! SOS: {text}  ({})",
                 time(entry.sent_at),
                 entry.status.as_str()
             )),

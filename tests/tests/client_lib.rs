@@ -440,6 +440,7 @@ impl HandPlayed {
             sent_at: now(),
             timer_secs: 0,
             text: text.to_owned(),
+            urgent: false,
         };
         (id, content)
     }

@@ -38,6 +38,8 @@ const KIND_TEXT: u8 = 3;
 const KIND_RECEIPT: u8 = 4;
 const KIND_TIMER: u8 = 5;
 const KIND_VOICE: u8 = 6;
+/// A text with the same layout as `TEXT`, marked as an emergency (SOS).
+const KIND_SOS: u8 = 7;
 
 /// Bytes of a `VOICE` chunk besides its data.
 const VOICE_OVERHEAD: usize = 1 + MessageId::LEN + 8 + 4 + 4 + 32 + 2 + 2 + 2;
@@ -105,6 +107,9 @@ pub enum Content {
         timer_secs: u32,
         /// The text, at most [`MAX_TEXT_LEN`] bytes of UTF-8.
         text: String,
+        /// An emergency message (SOS) to the contacts the sender trusts: shown as
+        /// such, and sent before anything else queued.
+        urgent: bool,
     },
     /// End-to-end delivery receipts: these messages reached the contact's device.
     Receipt {
@@ -231,11 +236,12 @@ impl Content {
                 sent_at,
                 timer_secs,
                 text,
+                urgent,
             } => {
                 if text.len() > MAX_TEXT_LEN || *timer_secs > MAX_TIMER_SECS {
                     return Err(ContentError::OutOfBounds);
                 }
-                w.put_u8(KIND_TEXT);
+                w.put_u8(if *urgent { KIND_SOS } else { KIND_TEXT });
                 w.put(id.as_bytes());
                 w.put_u64(*sent_at);
                 w.put_u32(*timer_secs);
@@ -286,7 +292,7 @@ impl Content {
                 Content::Hello { queue }
             }
             KIND_WELCOME => Content::Welcome,
-            KIND_TEXT => {
+            kind @ (KIND_TEXT | KIND_SOS) => {
                 let id = MessageId::from_bytes(r.array()?);
                 let sent_at = r.u64()?;
                 let timer_secs = r.u32()?;
@@ -300,6 +306,7 @@ impl Content {
                     sent_at,
                     timer_secs,
                     text: text.to_owned(),
+                    urgent: kind == KIND_SOS,
                 }
             }
             KIND_RECEIPT => {
@@ -369,6 +376,7 @@ mod tests {
             sent_at: 1_800_000_000,
             timer_secs: 30,
             text: "é".repeat(len / 2),
+            urgent: len % 2 == 1,
         }
     }
 
@@ -453,6 +461,7 @@ mod tests {
                 sent_at,
                 timer_secs: timer,
                 text: s,
+                urgent: timer % 2 == 1,
             };
             prop_assert_eq!(Content::decode(&content.encode().unwrap()).unwrap(), content);
         }

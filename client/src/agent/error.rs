@@ -93,6 +93,9 @@ pub enum AgentError {
         /// How many queues.
         count: usize,
     },
+    /// An SOS needs at least one trusted contact that can be written to.
+    #[error("no trusted contact to send an SOS to; mark contacts trusted first")]
+    NoTrustedContacts,
     /// A relay refused or could not be reached.
     #[error(transparent)]
     Relay(#[from] LinkError),

@@ -23,6 +23,20 @@ pub enum AgentEvent {
         /// When this device received it, unix seconds.
         received_at: u64,
     },
+    /// An emergency message (SOS) from a contact who trusts this profile; committed
+    /// like a text, and to be shown as an emergency.
+    Sos {
+        /// The contact's local name.
+        contact: String,
+        /// The sender's id of the message.
+        id: MessageId,
+        /// The text (wiped from memory when the event is dropped).
+        text: Zeroizing<String>,
+        /// When the sender wrote it (their clock), unix seconds.
+        sent_at: u64,
+        /// When this device received it, unix seconds.
+        received_at: u64,
+    },
     /// A new voice message from a contact, complete and verified (committed to the vault
     /// before it is reported, unless the contact is in no-history mode).
     Voice {
@@ -102,6 +116,7 @@ impl core::fmt::Debug for AgentEvent {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             AgentEvent::Message { .. } => f.write_str("Message"),
+            AgentEvent::Sos { .. } => f.write_str("Sos"),
             AgentEvent::RelayMoved { .. } => f.write_str("RelayMoved"),
             AgentEvent::Voice { duration_ms, .. } => write!(f, "Voice({duration_ms} ms)"),
             AgentEvent::VoiceProgress { sent, total, .. } => {

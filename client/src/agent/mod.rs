@@ -395,6 +395,37 @@ impl Agent {
         Ok(SendReport { id, status })
     }
 
+    /// Marks a contact trusted (an [`sos`](Self::send_sos) goes to it) or not.
+    pub fn set_trusted(&mut self, name: &str, on: bool) -> Result<(), AgentError> {
+        self.core.set_trusted(name, on)
+    }
+
+    /// The SOS: an emergency text to every trusted contact that can be written to,
+    /// each committed to the vault first and sent before anything else queued. Returns
+    /// each contact's name with what became of its copy; fails with
+    /// [`AgentError::NoTrustedContacts`] if there is none (nothing is sent then).
+    pub async fn send_sos(&mut self, text: &str) -> Result<Vec<(String, SendReport)>, AgentError> {
+        let names = self.core.trusted_reachable();
+        if names.is_empty() {
+            return Err(AgentError::NoTrustedContacts);
+        }
+        let now = unix_now();
+        let mut ids = Vec::with_capacity(names.len());
+        for name in &names {
+            ids.push(self.core.compose_sos(name, text, now, &mut self.rng)?);
+        }
+        self.flush().await;
+        let mut reports = Vec::with_capacity(names.len());
+        for (name, id) in names.into_iter().zip(ids) {
+            let status = self
+                .core
+                .message_status(&name, &id)?
+                .unwrap_or(MessageStatus::Sent);
+            reports.push((name, SendReport { id, status }));
+        }
+        Ok(reports)
+    }
+
     /// Sends a voice message: its chunks are committed to the vault in one transaction,
     /// then sent a few at a time, `progress` called after each chunk the relay stored
     /// (with [`AgentEvent::VoiceProgress`]). What the relay did not take (unreachable,

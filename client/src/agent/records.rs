@@ -13,6 +13,7 @@
 //!  o/<seq>               OutboxRecord       an encrypted envelope waiting for the relay's OK
 //!  f/<contact>           u32 (BE)           the timer this user set for the contact (floor)
 //!  e/<contact>           SeenEnvelopes      digests of the last envelopes received from it
+//!  t/<contact>           (empty)            the contact is trusted (an SOS goes to it)
 //!  a/<contact>/<seq>     bytes              the voice note of history entry <seq>
 //!  w/<contact>/<msg id>  VoiceChunk header  a voice message being received (its first chunk)
 //!  v/<contact>/<msg id>/<index>  bytes      its chunks received so far
@@ -59,6 +60,10 @@ pub(crate) const OUTBOX_PREFIX: &str = "o/";
 /// profile default (which is what contacts made before the floor existed keep).
 pub(crate) fn timer_floor_key(id: ContactId) -> String {
     format!("f/{}", id.to_hex())
+}
+/// Present (empty value) when this user marked the contact trusted: an SOS goes to it.
+pub(crate) fn trusted_key(id: ContactId) -> String {
+    format!("t/{}", id.to_hex())
 }
 pub(crate) fn seen_envelopes_key(id: ContactId) -> String {
     format!("e/{}", id.to_hex())
@@ -259,6 +264,8 @@ pub enum EntryKind {
         /// The note's size in bytes.
         bytes: u32,
     },
+    /// An emergency text (SOS), sent to or received from a trusted contact.
+    Sos(String),
 }
 
 /// One history entry.
@@ -296,6 +303,8 @@ pub(crate) enum OutboxKind {
         index: u16,
         count: u16,
     },
+    /// An emergency text (history entry `msg_seq`): sent before everything else queued.
+    Sos,
 }
 
 /// An encrypted envelope waiting for the relay's `OK`. The ratchet has already moved

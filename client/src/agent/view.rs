@@ -37,6 +37,8 @@ pub struct ContactInfo {
     pub status: ContactStatus,
     /// Whether the safety number was confirmed.
     pub verified: bool,
+    /// Whether this user trusts the contact with an SOS.
+    pub trusted: bool,
     /// Disappearing-message timer in seconds (0 = off).
     pub disappear_after_secs: u32,
     /// When the contact was added, unix seconds.
@@ -89,9 +91,14 @@ impl HistoryEntry {
     /// The text, if this entry is a text message.
     pub fn text(&self) -> Option<&str> {
         match &self.kind {
-            EntryKind::Text(text) => Some(text),
+            EntryKind::Text(text) | EntryKind::Sos(text) => Some(text),
             EntryKind::Timer(_) | EntryKind::Voice { .. } => None,
         }
+    }
+
+    /// Whether this entry is an emergency text (SOS).
+    pub fn is_sos(&self) -> bool {
+        matches!(self.kind, EntryKind::Sos(_))
     }
 
     /// (duration in ms, size in bytes), if this entry is a voice message.
@@ -124,6 +131,7 @@ impl core::fmt::Debug for EntryKind {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             EntryKind::Text(_) => f.write_str("Text(..)"),
+            EntryKind::Sos(_) => f.write_str("Sos(..)"),
             EntryKind::Timer(seconds) => write!(f, "Timer({seconds})"),
             EntryKind::Voice { duration_ms, .. } => write!(f, "Voice({duration_ms} ms)"),
         }

@@ -72,6 +72,8 @@ pub enum ErrorKind {
     TooLarge,
     /// The typed safety number does not match.
     SafetyNumberMismatch,
+    /// An SOS found no trusted contact to go to.
+    NoTrustedContacts,
     /// The passphrase change or duress setting was refused (the current passphrase
     /// is wrong, the new one is the duress one, or the two are the same).
     PassphraseRefused,
@@ -131,6 +133,7 @@ fn agent_kind(error: &AgentError) -> ErrorKind {
         | AgentError::TimerTooLong
         | AgentError::ChainExhausted => ErrorKind::TooLarge,
         AgentError::SafetyNumberMismatch => ErrorKind::SafetyNumberMismatch,
+        AgentError::NoTrustedContacts => ErrorKind::NoTrustedContacts,
         AgentError::Relay(_) | AgentError::QueuesLost { .. } => ErrorKind::Relay,
         AgentError::Write(WriteError::Gone) => ErrorKind::Wiped,
         _ => ErrorKind::Storage,

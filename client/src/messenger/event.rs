@@ -25,6 +25,19 @@ pub enum MessengerEvent {
         /// When this device received it, unix seconds.
         received_at: u64,
     },
+    /// An emergency message (SOS) from a contact who trusts this profile.
+    Sos {
+        /// Who sent it.
+        contact: ContactId,
+        /// The sender's id of the message.
+        id: MessageId,
+        /// The text (wiped from memory when the event is dropped).
+        text: Zeroizing<String>,
+        /// When the sender wrote it (their clock), unix seconds.
+        sent_at: u64,
+        /// When this device received it, unix seconds.
+        received_at: u64,
+    },
     /// A new voice message from a contact, complete and verified.
     Voice {
         /// Who recorded it.
@@ -107,6 +120,7 @@ impl core::fmt::Debug for MessengerEvent {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             MessengerEvent::Message { .. } => f.write_str("Message"),
+            MessengerEvent::Sos { .. } => f.write_str("Sos"),
             MessengerEvent::Voice { duration_ms, .. } => write!(f, "Voice({duration_ms} ms)"),
             MessengerEvent::VoiceProgress { sent, total, .. } => {
                 write!(f, "VoiceProgress({sent}/{total})")
@@ -168,6 +182,19 @@ impl ContactIds {
                 sent_at,
                 received_at,
             } => MessengerEvent::Message {
+                contact: self.id(agent, &contact)?,
+                id,
+                text,
+                sent_at,
+                received_at,
+            },
+            AgentEvent::Sos {
+                contact,
+                id,
+                text,
+                sent_at,
+                received_at,
+            } => MessengerEvent::Sos {
                 contact: self.id(agent, &contact)?,
                 id,
                 text,

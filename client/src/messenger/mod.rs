@@ -341,6 +341,33 @@ impl Messenger {
         .await
     }
 
+    /// Marks a contact trusted (an SOS goes to it) or not.
+    pub async fn set_trusted(&self, contact: ContactId, on: bool) -> Result<(), MessengerError> {
+        self.with_contact(contact, move |agent, name| {
+            Box::pin(async move { Ok(agent.set_trusted(&name, on)?) })
+        })
+        .await
+    }
+
+    /// The SOS: an emergency text to every trusted contact, sent before anything else
+    /// queued. Returns each contact's id with what became of its copy.
+    pub async fn send_sos(
+        &self,
+        text: &str,
+    ) -> Result<Vec<(ContactId, SendReport)>, MessengerError> {
+        let text = Zeroizing::new(text.to_owned());
+        self.call(move |agent| {
+            Box::pin(async move {
+                let reports = agent.send_sos(&text).await?;
+                Ok(reports
+                    .into_iter()
+                    .filter_map(|(name, report)| Some((agent.contact_id(&name)?, report)))
+                    .collect())
+            })
+        })
+        .await
+    }
+
     /// Sends a voice message; [`MessengerEvent::VoiceProgress`] reports its chunks.
     pub async fn send_voice(
         &self,

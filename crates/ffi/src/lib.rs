@@ -130,6 +130,15 @@ fn open_options(open: &OpenOptions) -> Result<MessengerOptions, PassageError> {
     Ok(options)
 }
 
+/// One copy of an SOS.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct SosSent {
+    /// The trusted contact it went to.
+    pub contact_id: String,
+    /// What became of it.
+    pub sent: Sent,
+}
+
 /// How strong a new passphrase is, before a profile is made with it.
 #[derive(Clone, uniffi::Record)]
 pub struct PassphraseCheck {
@@ -340,6 +349,32 @@ impl Messenger {
         let contact = types::contact_id(&contact_id)?;
         let text = Zeroizing::new(text);
         on_runtime(async move { Ok(inner.send_text(contact, &text).await?.into()) }).await
+    }
+
+    /// Marks a contact trusted (an SOS goes to it) or not.
+    pub async fn set_trusted(&self, contact_id: String, on: bool) -> Result<(), PassageError> {
+        let inner = self.inner.clone();
+        let contact = types::contact_id(&contact_id)?;
+        on_runtime(async move { Ok(inner.set_trusted(contact, on).await?) }).await
+    }
+
+    /// The SOS: an emergency text to every trusted contact, before anything queued.
+    /// Returns one entry per contact (its id and what became of its copy).
+    pub async fn send_sos(&self, text: String) -> Result<Vec<SosSent>, PassageError> {
+        let inner = self.inner.clone();
+        let text = Zeroizing::new(text);
+        on_runtime(async move {
+            Ok(inner
+                .send_sos(&text)
+                .await?
+                .into_iter()
+                .map(|(contact, report)| SosSent {
+                    contact_id: contact.to_hex(),
+                    sent: report.into(),
+                })
+                .collect())
+        })
+        .await
     }
 
     /// Sends a voice message recorded as PCM (any rate, `channels` interleaved),

@@ -70,6 +70,9 @@ pub enum PassageError {
     /// A voice recording or note is not valid.
     #[error("{0}")]
     Voice(String),
+    /// An SOS found no trusted contact to go to.
+    #[error("{0}")]
+    NoTrustedContacts(String),
     /// An argument is malformed (an id, a relay address, a duration).
     #[error("{0}")]
     InvalidArgument(String),
@@ -94,6 +97,7 @@ impl From<MessengerError> for PassageError {
             ErrorKind::NotConnected => PassageError::NotConnected(message),
             ErrorKind::TooLarge => PassageError::TooLarge(message),
             ErrorKind::SafetyNumberMismatch => PassageError::SafetyNumberMismatch(message),
+            ErrorKind::NoTrustedContacts => PassageError::NoTrustedContacts(message),
             ErrorKind::PassphraseRefused => PassageError::PassphraseRefused(message),
             ErrorKind::Relay => PassageError::Relay(message),
             ErrorKind::Voice => PassageError::Voice(message),
@@ -150,6 +154,8 @@ pub struct Contact {
     pub status: String,
     /// Whether the safety number was confirmed.
     pub verified: bool,
+    /// Whether an SOS goes to this contact.
+    pub trusted: bool,
     /// Disappearing timer, seconds (0 = off).
     pub disappear_after_secs: u32,
 }
@@ -161,6 +167,7 @@ impl From<ContactInfo> for Contact {
             status: contact.status.as_str().to_owned(),
             name: contact.name,
             verified: contact.verified,
+            trusted: contact.trusted,
             disappear_after_secs: contact.disappear_after_secs,
         }
     }
@@ -177,6 +184,8 @@ pub struct HistoryItem {
     pub text: Option<String>,
     /// For a voice message: how long it plays.
     pub voice_duration_ms: Option<u32>,
+    /// Whether it is an emergency text (SOS).
+    pub sos: bool,
     /// For a timer change: the new timer (seconds, 0 = off).
     pub timer_secs: Option<u32>,
     /// When it was written (the sender's clock), unix seconds.
@@ -190,7 +199,7 @@ pub struct HistoryItem {
 impl From<&HistoryEntry> for HistoryItem {
     fn from(entry: &HistoryEntry) -> Self {
         let (text, voice_duration_ms, timer_secs) = match &entry.kind {
-            EntryKind::Text(text) => (Some(text.clone()), None, None),
+            EntryKind::Text(text) | EntryKind::Sos(text) => (Some(text.clone()), None, None),
             EntryKind::Voice { duration_ms, .. } => (None, Some(*duration_ms), None),
             EntryKind::Timer(seconds) => (None, None, Some(*seconds)),
         };
@@ -199,6 +208,7 @@ impl From<&HistoryEntry> for HistoryItem {
             outgoing: entry.direction == Direction::Outgoing,
             text,
             voice_duration_ms,
+            sos: entry.is_sos(),
             timer_secs,
             sent_at: entry.sent_at,
             status: entry.status.into(),
@@ -274,6 +284,14 @@ pub enum Event {
         sent_at: u64,
         received_at: u64,
     },
+    /// An emergency message (SOS) from a contact who trusts this profile.
+    Sos {
+        contact_id: String,
+        id: String,
+        text: String,
+        sent_at: u64,
+        received_at: u64,
+    },
     /// A new voice message, complete ([`crate::Messenger::voice_pcm`] plays it).
     Voice {
         contact_id: String,
@@ -328,6 +346,19 @@ impl From<MessengerEvent> for Event {
                 sent_at,
                 received_at,
             } => Event::Message {
+                contact_id: contact.to_hex(),
+                id: id.to_hex(),
+                text: text.as_str().to_owned(),
+                sent_at,
+                received_at,
+            },
+            MessengerEvent::Sos {
+                contact,
+                id,
+                text,
+                sent_at,
+                received_at,
+            } => Event::Sos {
                 contact_id: contact.to_hex(),
                 id: id.to_hex(),
                 text: text.as_str().to_owned(),
@@ -418,6 +449,7 @@ impl core::fmt::Debug for Event {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let kind = match self {
             Event::Message { .. } => "Message",
+            Event::Sos { .. } => "Sos",
             Event::Voice { .. } => "Voice",
             Event::VoiceProgress { .. } => "VoiceProgress",
             Event::Status { .. } => "Status",

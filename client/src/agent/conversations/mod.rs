@@ -193,6 +193,31 @@ impl Conversations {
         Ok(())
     }
 
+    /// Marks a contact trusted (an SOS goes to it) or not.
+    pub fn set_trusted(&mut self, name: &str, on: bool) -> Result<(), AgentError> {
+        let id = self.find(name)?;
+        self.vault.transaction(|tx| {
+            if on {
+                tx.put(trusted_key(id), [])
+            } else {
+                tx.delete(trusted_key(id))
+            }
+        })?;
+        Ok(())
+    }
+
+    /// The trusted contacts that can be written to (connected, or accepted), by name.
+    pub fn trusted_reachable(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .contacts
+            .iter()
+            .filter(|(id, c)| c.their_queue.is_some() && self.vault.contains_key(trusted_key(**id)))
+            .map(|(_, c)| c.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// The name of the contact with this id.
     pub fn contact_name(&self, id: &ContactId) -> Option<&str> {
         self.contacts.get(id).map(|c| c.name.as_str())
@@ -427,6 +452,7 @@ impl Conversations {
             tx.delete(ratchet_key(id))?;
             tx.delete(timer_floor_key(id))?;
             tx.delete(seen_envelopes_key(id))?;
+            tx.delete(trusted_key(id))?;
             for key in &voice_keys {
                 tx.delete(&**key)?;
             }
@@ -454,6 +480,7 @@ impl Conversations {
                     ContactPhase::Connected => ContactStatus::Connected,
                 },
                 verified: c.verified,
+                trusted: self.vault.contains_key(trusted_key(*id)),
                 disappear_after_secs: c.timer_secs,
                 created_at: c.created_at,
                 invitation_expires_at: (c.phase == ContactPhase::Invited)

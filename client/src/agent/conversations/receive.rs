@@ -240,7 +240,17 @@ impl Conversations {
                 sent_at,
                 timer_secs,
                 text,
-            } => self.receive_text(id, msg_id, sent_at, timer_secs, text, consumed, now, rng),
+                urgent,
+            } => {
+                let text = Incoming {
+                    id: msg_id,
+                    sent_at,
+                    timer_secs,
+                    text,
+                    urgent,
+                };
+                self.receive_text(id, text, consumed, now, rng)
+            }
             Content::Receipt { ids } => {
                 let mut events = Vec::new();
                 let mut updates = Vec::new();
@@ -343,14 +353,18 @@ impl Conversations {
     fn receive_text<R: CryptoRng + ?Sized>(
         &mut self,
         id: ContactId,
-        msg_id: MessageId,
-        sent_at: u64,
-        timer_secs: u32,
-        text: String,
+        incoming: Incoming,
         consumed: Consumed,
         now: u64,
         rng: &mut R,
     ) -> Result<Vec<AgentEvent>, AgentError> {
+        let Incoming {
+            id: msg_id,
+            sent_at,
+            timer_secs,
+            text,
+            urgent,
+        } = incoming;
         let name = self.contacts[&id].name.clone();
         let text = Zeroizing::new(text);
         let duplicate = self.vault.contains_key(message_index_key(id, &msg_id));
@@ -364,7 +378,11 @@ impl Conversations {
         let record = MessageRecord {
             id: msg_id,
             direction: Direction::Incoming,
-            kind: EntryKind::Text((*text).clone()),
+            kind: if urgent {
+                EntryKind::Sos((*text).clone())
+            } else {
+                EntryKind::Text((*text).clone())
+            },
             sent_at,
             received_at: Some(now),
             status: MessageStatus::Received,
@@ -389,6 +407,15 @@ impl Conversations {
         if duplicate {
             return Ok(Vec::new());
         }
+        if urgent {
+            return Ok(vec![AgentEvent::Sos {
+                contact: name,
+                id: msg_id,
+                text,
+                sent_at,
+                received_at,
+            }]);
+        }
         Ok(vec![AgentEvent::Message {
             contact: name,
             id: msg_id,
@@ -397,6 +424,15 @@ impl Conversations {
             received_at,
         }])
     }
+}
+
+/// A text as it came (its fields, for [`Conversations::receive_text`]).
+struct Incoming {
+    id: MessageId,
+    sent_at: u64,
+    timer_secs: u32,
+    text: String,
+    urgent: bool,
 }
 
 use DeliveryFailure::{Dropped, Retry};

@@ -37,6 +37,29 @@ impl Conversations {
         now: u64,
         rng: &mut R,
     ) -> Result<MessageId, AgentError> {
+        self.compose(name, text, false, now, rng)
+    }
+
+    /// An emergency text (SOS) to one contact: like a text, marked urgent, and sent
+    /// before everything else in the outbox.
+    pub fn compose_sos<R: CryptoRng + ?Sized>(
+        &mut self,
+        name: &str,
+        text: &str,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<MessageId, AgentError> {
+        self.compose(name, text, true, now, rng)
+    }
+
+    fn compose<R: CryptoRng + ?Sized>(
+        &mut self,
+        name: &str,
+        text: &str,
+        urgent: bool,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<MessageId, AgentError> {
         if text.len() > MAX_TEXT_LEN {
             return Err(AgentError::TextTooLong {
                 len: text.len(),
@@ -51,18 +74,28 @@ impl Conversations {
             sent_at: now,
             timer_secs,
             text: text.to_owned(),
+            urgent,
         };
         let record = MessageRecord {
             id: msg_id,
             direction: Direction::Outgoing,
-            kind: EntryKind::Text(text.to_owned()),
+            kind: if urgent {
+                EntryKind::Sos(text.to_owned())
+            } else {
+                EntryKind::Text(text.to_owned())
+            },
             sent_at: now,
             received_at: None,
             status: MessageStatus::Queued,
             expires_at: (timer_secs > 0).then(|| now + u64::from(timer_secs)),
         };
         let expires_at = record.expires_at;
-        self.queue_content(id, &content, OutboxKind::Text, Some(record), rng)?;
+        let kind = if urgent {
+            OutboxKind::Sos
+        } else {
+            OutboxKind::Text
+        };
+        self.queue_content(id, &content, kind, Some(record), rng)?;
         self.note_expiry(expires_at);
         Ok(msg_id)
     }
@@ -192,12 +225,10 @@ impl Conversations {
     /// The first `limit` envelopes of the [`outbox`](Self::outbox) (all with `None`).
     pub fn outbox_first(&self, limit: Option<usize>) -> Result<Vec<Outgoing>, AgentError> {
         let mut items = Vec::new();
-        for key in self
-            .vault
-            .keys_with_prefix(OUTBOX_PREFIX)
-            .into_iter()
-            .take(limit.unwrap_or(usize::MAX))
-        {
+        let mut urgent = Vec::new();
+        // Every entry is looked at, so that an SOS queued behind the limit still goes
+        // first.
+        for key in self.vault.keys_with_prefix(OUTBOX_PREFIX) {
             let Some(seq) = seq_of(&key) else { continue };
             let Some(bytes) = self.vault.get(&*key)? else {
                 continue;
@@ -217,7 +248,12 @@ impl Conversations {
                 .into_boxed_slice()
                 .try_into()
                 .map_err(|_| AgentError::Record(RecordError))?;
-            items.push(Outgoing {
+            let into = if item.kind == OutboxKind::Sos {
+                &mut urgent
+            } else {
+                &mut items
+            };
+            into.push(Outgoing {
                 seq,
                 relay: address.relay,
                 sender_id: address.sender_id,
@@ -228,7 +264,10 @@ impl Conversations {
                 envelope,
             });
         }
-        Ok(items)
+        // Emergencies first, then the rest in order, `limit` in all.
+        urgent.append(&mut items);
+        urgent.truncate(limit.unwrap_or(usize::MAX));
+        Ok(urgent)
     }
 
     /// A relay answered the `SEND` of outbox entry `seq`. Returns the events, and our

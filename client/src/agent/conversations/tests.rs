@@ -905,3 +905,59 @@ fn half_sent_voice_messages_of_a_contact_are_bounded() {
         super::voice::MAX_PENDING_VOICE
     );
 }
+
+#[test]
+fn an_sos_goes_before_what_was_queued_and_arrives_as_an_sos() {
+    let (mut alice, mut bob) = connected_pair();
+    assert!(alice.core.trusted_reachable().is_empty());
+    alice.core.set_trusted("Bob", true).unwrap();
+    assert_eq!(alice.core.trusted_reachable(), ["Bob"]);
+    assert!(alice.core.contacts()[0].trusted);
+    for text in ["one", "two", "three"] {
+        alice
+            .core
+            .compose_text("Bob", text, NOW, &mut rng())
+            .unwrap();
+    }
+    let sos = alice
+        .core
+        .compose_sos("Bob", "taken at the border", NOW, &mut rng())
+        .unwrap();
+    // Even a limited flush (a voice message's group) takes the SOS first.
+    let first = alice.core.outbox_first(Some(1)).unwrap();
+    assert_eq!(first.len(), 1);
+    let out = alice.drain();
+    assert_eq!(out.len(), 4);
+    assert_eq!(first[0].envelope[..], out[0].1[..], "the SOS leaves first");
+    let mut texts = Vec::new();
+    for (i, (_, envelope)) in out.iter().enumerate() {
+        let (_, events) = bob.deliver("Alice", envelope);
+        match &events[..] {
+            [AgentEvent::Sos { id, text, .. }] if i == 0 => {
+                assert_eq!(*id, sos);
+                assert_eq!(text.as_str(), "taken at the border");
+            }
+            [AgentEvent::Message { text, .. }] if i > 0 => texts.push(text.to_string()),
+            other => panic!("unexpected events {other:?} at {i}"),
+        }
+    }
+    assert_eq!(
+        texts,
+        ["one", "two", "three"],
+        "the rest in order, after it"
+    );
+    let history = bob.core.history("Alice").unwrap();
+    assert_eq!(history.iter().filter(|e| e.is_sos()).count(), 1);
+    assert_eq!(
+        alice
+            .core
+            .history("Bob")
+            .unwrap()
+            .iter()
+            .filter(|e| e.is_sos())
+            .count(),
+        1
+    );
+    alice.core.set_trusted("Bob", false).unwrap();
+    assert!(alice.core.trusted_reachable().is_empty());
+}

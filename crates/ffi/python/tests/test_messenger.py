@@ -218,6 +218,38 @@ def test_every_error_is_a_typed_exception_with_a_clear_message(tmp_path, relay):
     asyncio.run(main())
 
 
+def test_an_sos_reaches_every_trusted_contact_and_no_other(tmp_path, relay):
+    async def main():
+        _, amal = await new_profile(tmp_path, "amal", relay)
+        _, yusuf = await new_profile(tmp_path, "yusuf", relay)
+        _, lena = await new_profile(tmp_path, "lena", relay)
+        yusuf_id, amal_at_yusuf = await connect(amal, yusuf)
+        invitation = await amal.invite("Lena", None)
+        accepted = await lena.accept(invitation.link, "Amal")
+        lena_id = invitation.contact_id
+        await wait_for(amal, "Lena connected", lambda e: e.is_connected() and e.contact_id == lena_id)
+        await wait_for(lena, "Amal connected", lambda e: e.is_connected())
+
+        with pytest.raises(E.NoTrustedContacts) as r:
+            await amal.send_sos("help")
+        assert "trusted" in str(r.value)
+        await amal.set_trusted(yusuf_id, True)
+        assert {c.name: c.trusted for c in await amal.contacts()} == {"Bob": True, "Lena": False}
+        [copy] = await amal.send_sos("taken at the border post")
+        assert (copy.contact_id, copy.sent.status) == (yusuf_id, passage.Status.SENT)
+        sos = await wait_for(yusuf, "the SOS", lambda e: e.is_sos())
+        assert (sos.contact_id, sos.text) == (amal_at_yusuf, "taken at the border post")
+        [entry] = [h for h in await yusuf.history(amal_at_yusuf) if h.sos]
+        assert entry.text == "taken at the border post"
+        await amal.send_text(lena_id, "just a text")
+        event = await wait_for(lena, "the text", lambda e: e.is_message() or e.is_sos())
+        assert event.is_message() and event.text == "just a text"
+        for me in (amal, yusuf, lena):
+            await me.close()
+
+    asyncio.run(main())
+
+
 def test_the_readme_example_runs(tmp_path, relay):
     here = pathlib.Path(__file__).resolve().parent.parent
     example = (here / "example.py").read_text()
@@ -228,6 +260,8 @@ def test_the_readme_example_runs(tmp_path, relay):
         [sys.executable, str(here / "example.py"), str(tmp_path / "me"), relay.address],
         capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
-    link, contact = out.stdout.strip().splitlines()
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 2, (out.stdout, out.stderr)
+    link, contact = lines
     assert link.startswith("passage:")
     assert contact == "Sam invited"
