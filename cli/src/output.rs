@@ -152,34 +152,26 @@ impl Printer {
                 text,
                 sent_at,
                 received_at,
-            } => {
-                if !self.json {
-                    self.private_line(format_args!(
-                        "[{}] {contact}: {}",
-                        time(*sent_at),
-                        text.as_str()
-                    ));
-                    return;
-                }
-                json!({"type": "message", "contact": contact, "id": id.to_hex(), "text": text.as_str(),
-                       "sent_at": sent_at, "received_at": received_at})
             }
-            AgentEvent::Sos {
+            | AgentEvent::Sos {
                 contact,
                 id,
                 text,
                 sent_at,
                 received_at,
             } => {
+                let sos = matches!(event, AgentEvent::Sos { .. });
                 if !self.json {
+                    let mark = if sos { "!!! SOS from " } else { "" };
                     self.private_line(format_args!(
-                        "[{}] !!! SOS from {contact}: {}",
+                        "[{}] {mark}{contact}: {}",
                         time(*sent_at),
                         text.as_str()
                     ));
                     return;
                 }
-                json!({"type": "sos", "contact": contact, "id": id.to_hex(), "text": text.as_str(),
+                let kind = if sos { "sos" } else { "message" };
+                json!({"type": kind, "contact": contact, "id": id.to_hex(), "text": text.as_str(),
                        "sent_at": sent_at, "received_at": received_at})
             }
             AgentEvent::Voice {

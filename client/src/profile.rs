@@ -222,11 +222,16 @@ pub fn open(
     credentials: &Credentials,
     options: AgentOptions,
 ) -> Result<Agent, ProfileError> {
-    let dir = dir.as_ref();
-    if !dir.exists() {
-        return Err(ProfileError::NoProfile);
+    Ok(Agent::open(existing(dir.as_ref())?, credentials, options)?)
+}
+
+/// `dir`, if it exists (a vault would create nothing in a missing one, but say so).
+fn existing(dir: &Path) -> Result<&Path, ProfileError> {
+    if dir.exists() {
+        Ok(dir)
+    } else {
+        Err(ProfileError::NoProfile)
     }
-    Ok(Agent::open(dir, credentials, options)?)
 }
 
 /// Opens the decoy profile with the real passphrase, to give it contacts and history
@@ -236,11 +241,7 @@ pub fn open_decoy(
     credentials: &Credentials,
     options: AgentOptions,
 ) -> Result<Agent, ProfileError> {
-    let dir = dir.as_ref();
-    if !dir.exists() {
-        return Err(ProfileError::NoProfile);
-    }
-    let vault = Vault::open_decoy(dir, credentials)?;
+    let vault = Vault::open_decoy(existing(dir.as_ref())?, credentials)?;
     Ok(Agent::from_vault(vault, options)?)
 }
 

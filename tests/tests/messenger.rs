@@ -94,6 +94,34 @@ async fn connected(alice: &Messenger, bob: &Messenger) -> (ContactId, ContactId)
     (bob_at_alice, alice_at_bob)
 }
 
+/// Two profiles on one relay, connected.
+struct Pair {
+    _relay: TestRelay,
+    dir: tempfile::TempDir,
+    alice: Messenger,
+    bob: Messenger,
+    /// Bob, as Alice knows him.
+    bob_id: ContactId,
+    /// Alice, as Bob knows her.
+    alice_id: ContactId,
+}
+
+async fn pair() -> Pair {
+    let relay = TestRelay::start(None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let alice = open_new(&dir.path().join("alice"), &relay, None).await;
+    let bob = open_new(&dir.path().join("bob"), &relay, None).await;
+    let (bob_id, alice_id) = connected(&alice, &bob).await;
+    Pair {
+        _relay: relay,
+        dir,
+        alice,
+        bob,
+        bob_id,
+        alice_id,
+    }
+}
+
 fn text_of(event: &MessengerEvent) -> Option<(ContactId, String)> {
     match event {
         MessengerEvent::Message { contact, text, .. } => Some((*contact, text.to_string())),
@@ -104,11 +132,14 @@ fn text_of(event: &MessengerEvent) -> Option<(ContactId, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_task_sends_while_another_waits_for_events_on_the_same_handle() {
     tokio::time::timeout(LIMIT, async {
-        let relay = TestRelay::start(None).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let alice = open_new(&dir.path().join("alice"), &relay, None).await;
-        let bob = open_new(&dir.path().join("bob"), &relay, None).await;
-        let (bob_id, alice_id) = connected(&alice, &bob).await;
+        let Pair {
+            alice,
+            bob,
+            bob_id,
+            alice_id,
+            ..
+        } = &pair().await;
+        let (alice, bob, bob_id, alice_id) = (alice, bob, *bob_id, *alice_id);
 
         // Bob's listener holds `next_event` the whole time; Bob sends from this task.
         let listener = bob.clone();
@@ -145,7 +176,7 @@ async fn one_task_sends_while_another_waits_for_events_on_the_same_handle() {
             .collect();
         assert_eq!(texts, expected, "Bob got Alice's texts, in order, once");
         for i in 0..5 {
-            let event = wait_for(&alice, "a text from bob", |e| text_of(e).is_some()).await;
+            let event = wait_for(alice, "a text from bob", |e| text_of(e).is_some()).await;
             assert_eq!(text_of(&event), Some((bob_id, format!("from bob {i}"))));
         }
         // History by id; the ids are stable and name the right contact.
@@ -176,18 +207,15 @@ async fn one_task_sends_while_another_waits_for_events_on_the_same_handle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_profile_locks_and_what_came_meanwhile_arrives_after_unlock() {
     tokio::time::timeout(LIMIT, async {
-        let relay = TestRelay::start(None).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let alice = open_new(&dir.path().join("alice"), &relay, None).await;
-        let bob_dir = dir.path().join("bob");
-        let bob = open_new(&bob_dir, &relay, None).await;
-        let (bob_id, alice_id) = connected(&alice, &bob).await;
+        let pair = pair().await;
+        let bob_dir = pair.dir.path().join("bob");
+        let (alice, bob, bob_id, alice_id) = (&pair.alice, &pair.bob, pair.bob_id, pair.alice_id);
 
         // Bob's profile locks after 1 s without activity.
         bob.set_lock_after(Some(Duration::from_secs(1)))
             .await
             .unwrap();
-        wait_for(&bob, "the lock", |e| matches!(e, MessengerEvent::Locked)).await;
+        wait_for(bob, "the lock", |e| matches!(e, MessengerEvent::Locked)).await;
         assert!(bob.is_locked());
         assert_eq!(bob.contacts().await.unwrap_err().kind(), ErrorKind::Locked);
         // Alice writes while Bob is locked (offline for the relay).
@@ -199,11 +227,8 @@ async fn an_idle_profile_locks_and_what_came_meanwhile_arrives_after_unlock() {
         assert_eq!(wrong.kind(), ErrorKind::WrongPassphrase);
         bob.set_lock_after(None).await.unwrap();
         bob.unlock(credentials("real passphrase")).await.unwrap();
-        wait_for(&bob, "the unlock", |e| {
-            matches!(e, MessengerEvent::Unlocked)
-        })
-        .await;
-        let event = wait_for(&bob, "the text", |e| text_of(e).is_some()).await;
+        wait_for(bob, "the unlock", |e| matches!(e, MessengerEvent::Unlocked)).await;
+        let event = wait_for(bob, "the text", |e| text_of(e).is_some()).await;
         assert_eq!(
             text_of(&event),
             Some((alice_id, "while you were away".to_owned()))
@@ -256,11 +281,14 @@ const THOUSAND: usize = 1000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_messages_arrive_complete_in_order_once() {
     tokio::time::timeout(LIMIT, async {
-        let relay = TestRelay::start(None).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let alice = open_new(&dir.path().join("alice"), &relay, None).await;
-        let bob = open_new(&dir.path().join("bob"), &relay, None).await;
-        let (bob_id, alice_id) = connected(&alice, &bob).await;
+        let Pair {
+            alice,
+            bob,
+            bob_id,
+            alice_id,
+            ..
+        } = &pair().await;
+        let (alice, bob, bob_id, alice_id) = (alice, bob, *bob_id, *alice_id);
 
         let reader = {
             let bob = bob.clone();
