@@ -15,7 +15,8 @@
 //!
 //! Modules, one concern each: [`link`] (connect options, test envelopes, bounded event
 //! waits), [`cli`] (the `passage` binary on one profile, [`CliProcess`] for `passage
-//! run`), `test_relay` ([`TestRelay`]: a relay process in its own temporary
+//! run`), [`conversation`] (two people over a link through the CLI, phase by phase,
+//! for the bad-link tests and benchmark), `test_relay` ([`TestRelay`]: a relay process in its own temporary
 //! directory), `in_process` ([`InProcessRelay`], for settings the binary's
 //! configuration does not offer, such as retention in seconds), [`recording`] (a store
 //! that records what the relay writes) and [`scan`] (the seized-device scan: markers
@@ -26,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod conversation;
 mod in_process;
 pub mod link;
 pub mod recording;
