@@ -92,8 +92,12 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    println!("bad links: {MESSAGES} messages each way through the link-fault proxy, real relay and CLI");
-    println!("(each CLI command opens its own connection and unlocks the vault: ~0.5 s of Argon2id)");
+    println!(
+        "bad links: {MESSAGES} messages each way through the link-fault proxy, real relay and CLI"
+    );
+    println!(
+        "(each CLI command opens its own connection and unlocks the vault: ~0.5 s of Argon2id)"
+    );
     println!();
     println!(
         "{:<42} {:>10} {:>12} {:>12} {:>11} {:>11} {:>7}",

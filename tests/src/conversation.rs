@@ -99,7 +99,11 @@ pub fn expected_texts(from: &str, messages: usize) -> Vec<String> {
 
 /// Runs the conversation between two fresh profiles (already `init`ed on the relay
 /// address the link leads to). Stops at the first phase that fails.
-pub fn converse(alice: &CliClient, bob: &CliClient, mut plan: ConversationPlan<'_>) -> ConversationReport {
+pub fn converse(
+    alice: &CliClient,
+    bob: &CliClient,
+    mut plan: ConversationPlan<'_>,
+) -> ConversationReport {
     let mut report = ConversationReport::default();
     let counters = plan.counters.take();
     let read = || counters.as_ref().map(|c| c()).unwrap_or_default();
@@ -116,7 +120,16 @@ pub fn converse(alice: &CliClient, bob: &CliClient, mut plan: ConversationPlan<'
     let before = read();
     let mut phase = Phase::default();
     let midway = plan.midway.take();
-    phase.outcome = Some(deliver(alice, bob, ALICE, BOB, plan.bob_runs, midway, &plan, &mut phase));
+    phase.outcome = Some(deliver(
+        alice,
+        bob,
+        ALICE,
+        BOB,
+        plan.bob_runs,
+        midway,
+        &plan,
+        &mut phase,
+    ));
     phase.link = read().minus(&before);
     report.to_bob = phase;
     if !report.to_bob.succeeded() {
@@ -125,7 +138,9 @@ pub fn converse(alice: &CliClient, bob: &CliClient, mut plan: ConversationPlan<'
 
     let before = read();
     let mut phase = Phase::default();
-    phase.outcome = Some(deliver(bob, alice, BOB, ALICE, false, None, &plan, &mut phase));
+    phase.outcome = Some(deliver(
+        bob, alice, BOB, ALICE, false, None, &plan, &mut phase,
+    ));
     phase.link = read().minus(&before);
     report.to_alice = phase;
     report
@@ -152,7 +167,10 @@ impl Clock {
     }
 
     fn fail(&self, what: impl std::fmt::Display) -> String {
-        format!("{what} (after {:.1} s)", self.started.elapsed().as_secs_f64())
+        format!(
+            "{what} (after {:.1} s)",
+            self.started.elapsed().as_secs_f64()
+        )
     }
 }
 
@@ -174,9 +192,10 @@ fn invoke(
     if out.success() {
         Ok(out)
     } else {
+        // The subcommand only: an invitation link in the arguments is a secret.
         Err(clock.fail(format!(
             "`passage {}` failed: {}",
-            args.join(" "),
+            args.first().copied().unwrap_or_default(),
             out.stderr.trim()
         )))
     }
@@ -184,7 +203,10 @@ fn invoke(
 
 /// The `--json` objects of an output (lines that are not JSON are skipped).
 fn objects(out: &CliOutput) -> Vec<Value> {
-    out.json_lines().into_iter().filter_map(Result::ok).collect()
+    out.json_lines()
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect()
 }
 
 fn is(object: &Value, kind: &str, contact: &str) -> bool {
@@ -199,7 +221,13 @@ fn connect(
 ) -> Result<Duration, String> {
     let clock = Clock::new(plan.phase_limit);
     let link = invoke(alice, &["invite", "--name", BOB], plan, &clock, phase)?.stdout;
-    invoke(bob, &["accept", link.trim(), "--name", ALICE], plan, &clock, phase)?;
+    invoke(
+        bob,
+        &["accept", link.trim(), "--name", ALICE],
+        plan,
+        &clock,
+        phase,
+    )?;
     for (who, other) in [(alice, BOB), (bob, ALICE)] {
         loop {
             let out = invoke(
@@ -255,7 +283,10 @@ fn deliver(
             }
         }
     };
-    let drain_run = |run: &crate::cli::CliProcess, phase: &mut Phase, wait: Duration, take: &mut dyn FnMut(Vec<Value>, &mut Phase)| {
+    let drain_run = |run: &crate::cli::CliProcess,
+                     phase: &mut Phase,
+                     wait: Duration,
+                     take: &mut dyn FnMut(Vec<Value>, &mut Phase)| {
         while let Some(line) = run.next_line(wait) {
             if let Ok(object) = serde_json::from_str::<Value>(&line) {
                 take(vec![object], phase);
@@ -270,7 +301,13 @@ fn deliver(
         }
         // `send` keeps a message it could not hand over queued (and exits 0); a
         // failure here is a failure to even queue it.
-        invoke(from, &["send", to_name, text, "--json"], plan, &clock, phase)?;
+        invoke(
+            from,
+            &["send", to_name, text, "--json"],
+            plan,
+            &clock,
+            phase,
+        )?;
         if let Some(run) = &running {
             drain_run(run, phase, Duration::ZERO, &mut take);
         }
@@ -282,7 +319,10 @@ fn deliver(
         }
         if clock.left().is_none() {
             let missing = texts.iter().filter(|t| !phase.received.contains(t)).count();
-            return Err(clock.fail(format!("{missing} of {} messages never arrived", texts.len())));
+            return Err(clock.fail(format!(
+                "{missing} of {} messages never arrived",
+                texts.len()
+            )));
         }
         // The sender hands over what it still holds queued (and takes receipts).
         let _ = invoke(

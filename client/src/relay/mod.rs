@@ -51,7 +51,9 @@ pub mod session;
 
 pub use credentials::{QueueCredentials, SenderCredentials};
 pub use error::{LinkError, ProtocolError};
-pub use link::{DEFAULT_REPLY_TIMEOUT, LinkHandle, MAX_IN_FLIGHT, RelayLink, read_hello};
+pub use link::{
+    DEFAULT_REPLY_TIMEOUT, HELLO_COALESCE, LinkHandle, MAX_IN_FLIGHT, RelayLink, read_hello,
+};
 pub use reconnect::{
     DEFAULT_COMMAND_DEADLINE, Persistence, Reconnect, ReconnectAction, RetryPolicy,
 };
