@@ -3,18 +3,17 @@
 //!
 //! Both print one address line on stdout (`relay address: passage://…` or
 //! `forwarder address: passage://…`); the bench reads it, then measures the child's CPU
-//! time and memory through `/proc`. Dropping a [`ServerProcess`] kills the child, so a
-//! bench that fails half way leaves nothing running.
+//! time and memory through `/proc`. Both are started by the shared kit's launcher
+//! (`passage_testkit::AnnouncedChild`); dropping a [`ServerProcess`] kills the child, so
+//! a bench that fails half way leaves nothing running.
 
-use std::fs::File;
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
+use passage_testkit::{AnnouncedChild, StopSignal};
 use passage_wire::RelayAddress;
 use tempfile::TempDir;
 
@@ -144,10 +143,9 @@ impl ServerKind {
 #[derive(Debug)]
 pub struct ServerProcess {
     kind: ServerKind,
-    child: Child,
-    /// The forwarder exits when this closes (so it cannot outlive the bench).
-    stdin: Option<ChildStdin>,
-    address: RelayAddress,
+    /// The child (the kit's launcher). The forwarder exits when its input closes, so it
+    /// cannot outlive the bench.
+    child: AnnouncedChild,
     /// The relay's metrics endpoint (none for the forwarder).
     metrics: Option<SocketAddr>,
     log: PathBuf,
@@ -207,41 +205,16 @@ impl ServerProcess {
 
     fn start(
         kind: ServerKind,
-        mut command: Command,
+        command: Command,
         dir: TempDir,
         prefix: &'static str,
     ) -> anyhow::Result<Self> {
         let log = dir.path().join(format!("{}.log", kind.name()));
-        let log_file = File::create(&log).context("creating the server log file")?;
-        command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file));
-        let mut child = command.spawn().context("spawning the process")?;
-        let stdin = child.stdin.take();
-        let address = child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow!("no stdout pipe"))
-            .and_then(|stdout| read_address(stdout, prefix, STARTUP_TIMEOUT));
-        let address = match address {
-            Ok(address) => address,
-            Err(e) => {
-                let status = child.try_wait().ok().flatten();
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!(
-                    "{e:#}{}; its log ends with:\n{}",
-                    status.map_or(String::new(), |s| format!(" (it exited: {s})")),
-                    log_tail(&log)
-                );
-            }
-        };
+        let child = AnnouncedChild::spawn(command, prefix, &log, STARTUP_TIMEOUT)
+            .map_err(|e| anyhow!("{e}"))?;
         Ok(Self {
             kind,
             child,
-            stdin,
-            address,
             metrics: None,
             log,
             _dir: dir,
@@ -255,12 +228,12 @@ impl ServerProcess {
 
     /// The address it printed.
     pub fn address(&self) -> &RelayAddress {
-        &self.address
+        self.child.address()
     }
 
     /// Its process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.pid()
     }
 
     /// CPU time used so far.
@@ -285,15 +258,14 @@ impl ServerProcess {
 
     /// Fails if the child has exited (with its log's end).
     pub fn check_running(&mut self) -> anyhow::Result<()> {
-        match self.child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => bail!(
-                "the {} exited during the run ({status}); its log ends with:\n{}",
-                self.kind.name(),
-                self.log_tail()
-            ),
-            Err(e) => bail!("cannot check the {}: {e}", self.kind.name()),
+        if self.child.is_running() {
+            return Ok(());
         }
+        bail!(
+            "the {} exited during the run; its log ends with:\n{}",
+            self.kind.name(),
+            self.log_tail()
+        )
     }
 
     /// The last lines of its standard error.
@@ -304,61 +276,21 @@ impl ServerProcess {
     /// Stops it (the relay with SIGTERM, the forwarder by closing its input), killing
     /// it after [`STOP_TIMEOUT`], and returns how it exited and the end of its log.
     pub fn stop(mut self) -> anyhow::Result<(ExitStatus, String)> {
-        drop(self.stdin.take());
+        self.child.close_stdin();
         if self.kind == ServerKind::Relay {
-            let pid = rustix::process::Pid::from_child(&self.child);
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            let _ = self.child.signal(StopSignal::Term);
         }
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().context("waiting for the server")? {
-                return Ok((status, self.log_tail()));
+        let status = match self.child.wait_for_exit(STOP_TIMEOUT)? {
+            Some(status) => status,
+            None => {
+                self.child.kill()?;
+                self.child
+                    .wait_for_exit(STOP_TIMEOUT)?
+                    .ok_or_else(|| anyhow!("the {} does not exit", self.kind.name()))?
             }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let status = self.child.wait().context("waiting for the server")?;
-                return Ok((status, self.log_tail()));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        };
+        Ok((status, self.log_tail()))
     }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Reads `stdout` until a line starting with `prefix` and parses the address after it.
-/// A thread keeps draining `stdout` afterwards, so the child never blocks on it.
-fn read_address(
-    stdout: std::process::ChildStdout,
-    prefix: &'static str,
-    timeout: Duration,
-) -> anyhow::Result<RelayAddress> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("server-stdout".into())
-        .spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if !sent && let Some(address) = line.strip_prefix(prefix) {
-                    sent = true;
-                    let _ = tx.send(address.trim().to_owned());
-                }
-            }
-        })
-        .context("starting a thread to read the server's output")?;
-    let text = rx
-        .recv_timeout(timeout)
-        .map_err(|_| anyhow!("no `{}…` line within {timeout:?}", prefix.trim_end()))?;
-    text.parse::<RelayAddress>()
-        .map_err(|e| anyhow!("cannot parse the address {text:?}: {e}"))
 }
 
 /// The last lines of a log file (empty if it cannot be read).

@@ -43,10 +43,18 @@ pub struct Limits {
     /// connection's commands (a client that does not read its replies cannot make the
     /// relay buffer without bound). Default 64 blocks = 256 KiB.
     pub max_backlog_blocks: usize,
-    /// A connection with no frame in either direction for this long is closed. Default
-    /// 10 minutes; clients send `PING` to stay connected.
+    /// A connection that sends no block for this long is closed. Default 10 minutes;
+    /// clients send `PING` to stay connected. A slow client is not cut by it (a block
+    /// every 10 minutes keeps it); a dead one holds its slot (about 10 KB) for that
+    /// long at most.
     pub idle_timeout: Duration,
-    /// The TLS/QUIC handshake and the hello exchange must finish within this. Default 10 s.
+    /// The TLS/QUIC handshake must finish within this, and then the client's hello
+    /// within as much again (timed by the session from the connection's start).
+    /// Default 30 s: at a 1 s round trip with 30 % loss each way a handshake may need
+    /// several probe timeouts (about 1, 2, 4, 8 s) and the hello a retransmission or
+    /// two more. Half-open connections cannot pile up meanwhile: the transport admits
+    /// 256 handshakes at once and each source only its handshake budget, and a
+    /// connection whose hello is late is closed by the session.
     pub handshake_timeout: Duration,
     /// Queues the relay holds at most, from all clients together; past it `NEW` is
     /// answered `ERR FULL`. Default 100,000: with [`STORED_QUEUE_BYTES`] each, about
@@ -90,7 +98,7 @@ impl Default for Limits {
             max_subscriptions_per_connection: 1_000,
             max_backlog_blocks: 64,
             idle_timeout: Duration::from_secs(600),
-            handshake_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(30),
             max_queues: 100_000,
             max_stored_bytes: 8 << 30,
             min_free_disk_bytes: 1 << 30,

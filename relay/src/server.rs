@@ -4,7 +4,8 @@
 //! without losing an accepted message.
 //!
 //! Each connection task moves bytes and time only; every protocol decision is the
-//! session's.
+//! session's, its hello and idle deadlines included (`Session::poll_timeout` /
+//! `handle_timeout`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -63,6 +64,11 @@ struct Shared {
 }
 
 impl Shared {
+    /// The tokio instant of a session deadline given in [`Now::mono_ms`].
+    fn instant_at(&self, mono_ms: u64) -> TokioInstant {
+        TokioInstant::from_std(self.started + Duration::from_millis(mono_ms))
+    }
+
     fn now(&self) -> Now {
         Now {
             unix_secs: unix_now(),
@@ -220,13 +226,10 @@ async fn run_connection(
         &mut rng,
     );
     session.set_source(source);
-    let hello_deadline = TokioInstant::now() + limits.handshake_timeout;
-    let mut idle_deadline = TokioInstant::now() + limits.idle_timeout;
-    // One timer for the connection's deadlines, armed for the earliest: each block
-    // received moves the idle deadline later without touching the timer (a timer reset
-    // per block cost more than the block's session work); when it fires before the
-    // deadline it is armed again for the deadline as it is then.
-    let deadline_timer = sleep_until(hello_deadline.min(idle_deadline));
+    // One timer for the session's deadlines (hello, idle), armed for the earliest it
+    // gives; when it fires the session decides (a block received meanwhile has moved
+    // the idle deadline later, and the timer is armed again for it).
+    let deadline_timer = sleep_until(shared.instant_at(session.poll_timeout().unwrap_or(0)));
     tokio::pin!(deadline_timer);
     let mut in_flight = 0usize;
     let mut stopping = false;
@@ -252,7 +255,6 @@ async fn run_connection(
             if session.wants_read() && !stopping {
                 match ready_now(rx.recv_block_ref()) {
                     Some(Ok(Some(block))) => {
-                        idle_deadline = TokioInstant::now() + limits.idle_timeout;
                         session.handle_block(block, shared.store.as_ref(), shared.now(), &mut rng);
                         continue;
                     }
@@ -274,18 +276,14 @@ async fn run_connection(
             break;
         }
         let reading = session.wants_read() && !stopping;
-        let deadline = if session.is_ready() {
-            idle_deadline
-        } else {
-            hello_deadline.min(idle_deadline)
-        };
-        if deadline < deadline_timer.deadline() {
+        if let Some(deadline) = session.poll_timeout().map(|ms| shared.instant_at(ms))
+            && deadline < deadline_timer.deadline()
+        {
             deadline_timer.as_mut().reset(deadline);
         }
         tokio::select! {
             block = rx.recv_block_ref(), if reading => match block {
                 Ok(Some(block)) => {
-                    idle_deadline = TokioInstant::now() + limits.idle_timeout;
                     session.handle_block(block, shared.store.as_ref(), shared.now(), &mut rng);
                 }
                 _ => {
@@ -297,11 +295,11 @@ async fn run_connection(
                 handle_events(&mut session, mailbox.take(), &shared, &mut in_flight);
             }
             () = &mut deadline_timer, if !stopping => {
-                if TokioInstant::now() >= deadline {
-                    Metrics::inc(&shared.metrics.connections_cut);
-                    stopping = true;
-                } else {
-                    deadline_timer.as_mut().reset(deadline);
+                // A deadline that passed closes the session (its `Close` action ends the
+                // loop above); otherwise the timer waits for the deadline as it is now.
+                session.handle_timeout(shared.now());
+                if let Some(ms) = session.poll_timeout() {
+                    deadline_timer.as_mut().reset(shared.instant_at(ms));
                 }
             }
             _ = stop.changed(), if !stopping => stopping = true,

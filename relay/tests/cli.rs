@@ -3,117 +3,52 @@
 //! errors that stop it before it does any work. Every wait is bounded.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead as _, BufReader, Read as _};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::time::Duration;
 
+use passage_testkit::{RelayOptions, RelayProcess, StopSignal};
 use passage_transport::{ConnectOptions, RelayAddress, connect};
 use passage_wire::Host;
 
 const BIN: &str = env!("CARGO_BIN_EXE_passage-relay");
-const START_TIMEOUT: Duration = Duration::from_secs(30);
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// A running `serve`, killed if the test fails before stopping it.
+/// A running `serve` through the shared launcher (`passage_testkit::RelayProcess`),
+/// killed if the test fails before stopping it.
 struct Relay {
-    child: Child,
-    stderr: Option<std::thread::JoinHandle<String>>,
+    process: RelayProcess,
     address: RelayAddress,
     line: String,
 }
 
 impl Relay {
     fn start(data: &Path) -> Relay {
-        let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--log-level",
-                "info",
-                "--data",
-            ])
-            .arg(data)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut stderr = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            // Anything more on stdout is a bug: exactly one line is printed.
-            let _ = tx.send(lines.next());
-        });
-        let mut relay = Relay {
-            child,
-            stderr: Some(stderr),
-            address: "passage://AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA@127.0.0.1:1"
-                .parse()
-                .unwrap(),
-            line: String::new(),
+        let options = RelayOptions {
+            binary: Some(BIN.into()),
+            log_level: Some("info".to_owned()),
+            ..RelayOptions::default()
         };
-        let line = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(Some(Ok(line))) => line,
-            other => {
-                let _ = relay.child.kill();
-                let _ = relay.child.wait();
-                let log = relay.stderr.take().unwrap().join().unwrap_or_default();
-                panic!("no address line ({other:?}); stderr:\n{log}");
-            }
-        };
-        let text = line
-            .strip_prefix("relay address: ")
-            .unwrap_or_else(|| panic!("bad line {line:?}"));
-        relay.address = text
-            .parse()
-            .unwrap_or_else(|e| panic!("bad address {text:?}: {e}"));
-        relay.line = text.to_owned();
-        relay
+        let process =
+            RelayProcess::launch(data, options).unwrap_or_else(|e| panic!("no address line: {e}"));
+        let line = process.address_line().to_owned();
+        assert!(line.starts_with("passage://"), "bad line {line:?}");
+        Relay {
+            address: process.address().clone(),
+            line,
+            process,
+        }
     }
 
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args(["-s", name, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+    fn signal(&self, signal: StopSignal) {
+        self.process.signal(signal).unwrap();
     }
 
     /// Waits for the process to exit; returns its status and stderr.
     fn wait(mut self) -> (ExitStatus, String) {
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let log = self.stderr.take().unwrap().join().unwrap();
-                return (status, log);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("the relay did not stop within {STOP_TIMEOUT:?}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        let status = self.process.wait().unwrap();
+        // Anything more on stdout is a bug: exactly one line is printed.
+        assert_eq!(self.process.later_lines(), Vec::<String>::new());
+        (status, self.process.log())
     }
 }
 
@@ -216,7 +151,7 @@ fn serve_prints_its_address_answers_address_and_stats_and_stops_on_signals() {
     );
     assert!(second.stdout.is_empty());
 
-    relay.signal("TERM");
+    relay.signal(StopSignal::Term);
     let pin = *relay.address.pin();
     let (status, log) = relay.wait();
     assert!(status.success(), "exit {status:?}; stderr:\n{log}");
@@ -236,7 +171,7 @@ fn serve_prints_its_address_answers_address_and_stats_and_stops_on_signals() {
     let again = Relay::start(&data);
     assert_eq!(*again.address.pin(), pin);
     handshake(&again.address);
-    again.signal("INT");
+    again.signal(StopSignal::Interrupt);
     let (status, log) = again.wait();
     assert!(status.success(), "exit {status:?}; stderr:\n{log}");
     assert!(log.contains("loaded the relay key"), "{log}");

@@ -230,7 +230,7 @@ fn running_out_of_file_descriptors_does_not_stop_accepting() {
         // descriptor it may open in use.
         assert!(good.ping().await);
         let fds = || {
-            std::fs::read_dir(format!("/proc/{}/fd", relay.child.id()))
+            std::fs::read_dir(format!("/proc/{}/fd", relay.pid()))
                 .unwrap()
                 .count()
         };

@@ -48,6 +48,12 @@ const REQUEST_QUEUE: usize = 64;
 /// How long closing waits for the writer to deliver the last blocks.
 const CLOSE_LINGER: Duration = Duration::from_secs(5);
 
+/// How long the client's hello waits for the first command, so that both travel in
+/// one block: a link is nearly always opened for a command, issued as soon as
+/// [`RelayLink::connect`] returns, and a block is 4 KiB on the wire whatever it holds.
+/// Far below a round trip, so a link opened only to listen loses nothing that matters.
+pub const HELLO_COALESCE: Duration = Duration::from_millis(20);
+
 type Responder = oneshot::Sender<Result<Completion, LinkError>>;
 
 enum Request {
@@ -372,6 +378,18 @@ async fn drive(
     // system call per command.
     let mut rng = ChaCha20Rng::from_rng(&mut UnwrapErr(SysRng));
     let mut waiting: HashMap<CorrId, Responder> = HashMap::new();
+    // The client's hello is queued; the first command joins it in the same block.
+    if let Ok(Some((request, reply))) = tokio::time::timeout(HELLO_COALESCE, requests.recv()).await
+    {
+        match issue(&mut session, &mut rng, request) {
+            Ok(corr_id) => {
+                waiting.insert(corr_id, reply);
+            }
+            Err(error) => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
     let result = 'run: loop {
         dispatch(&mut session, &mut waiting, &events);
         while let Some(block) = session.poll_block() {

@@ -10,7 +10,9 @@
 //!
 //! [`RelayClientSession`] is the protocol core: no sockets, no clock, randomness as an
 //! argument (see [`session`] for its calling order). [`RelayLink`] only moves its
-//! blocks over a connection and hands replies back to the callers.
+//! blocks over a connection and hands replies back to the callers. [`Reconnect`]
+//! (in [`reconnect`]) is the sans-IO policy of when to connect again after a failure
+//! or a cut: backoff with jitter, for ever or until a deadline.
 //!
 //! ## Quick start
 //!
@@ -44,11 +46,17 @@
 mod credentials;
 mod error;
 mod link;
+pub mod reconnect;
 pub mod session;
 
 pub use credentials::{QueueCredentials, SenderCredentials};
 pub use error::{LinkError, ProtocolError};
-pub use link::{DEFAULT_REPLY_TIMEOUT, LinkHandle, MAX_IN_FLIGHT, RelayLink, read_hello};
+pub use link::{
+    DEFAULT_REPLY_TIMEOUT, HELLO_COALESCE, LinkHandle, MAX_IN_FLIGHT, RelayLink, read_hello,
+};
+pub use reconnect::{
+    DEFAULT_COMMAND_DEADLINE, Persistence, Reconnect, ReconnectAction, RetryPolicy,
+};
 pub use session::{
     AUTH_KEY_CACHE_ENTRIES, AwaitingHello, Completion, Event, HelloProgress, MAX_QUEUES_PER_LINK,
     Output, ReceivedMessage, RelayClientSession, Undeliverable,

@@ -38,7 +38,12 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 #[non_exhaustive]
 pub struct ServerOptions {
     /// Longest time for a client's TLS handshake and stream setup. Default
-    /// 10 s.
+    /// 30 s: a client on a 1 s round trip with 30 % loss each way may need
+    /// several probe timeouts (about 1, 2, 4, 8 s) before its first flight and
+    /// the relay's answer both get through. Half-open connections cannot pile
+    /// up meanwhile: [`max_pending_handshakes`](Self::max_pending_handshakes)
+    /// bounds them all and
+    /// [`handshakes_per_source`](Self::handshakes_per_source) each source's.
     pub handshake_timeout: Duration,
     /// Handshakes in progress plus streams waiting for [`Listener::accept`];
     /// connections beyond it are refused at once. Bounds the memory and CPU
@@ -75,7 +80,7 @@ pub struct ServerOptions {
 impl Default for ServerOptions {
     fn default() -> Self {
         Self {
-            handshake_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(30),
             max_pending_handshakes: 256,
             quic_idle_timeout: Duration::from_secs(60),
             quic_keep_alive: None,

@@ -7,6 +7,7 @@
 //!  poll_action ◄─ Write / Subscribe / Unsubscribe / Close
 //!  handle_write(token, outcome) ─► replies      handle_notify / handle_end ─► MSG / END
 //!  poll_block ─► blocks out
+//!  poll_timeout ─► next deadline      handle_timeout(now) ─► Close (hello late, idle)
 //! ```
 //!
 //! Calling contract: create with [`Session::new`] (which queues the relay's hello), then
@@ -16,7 +17,10 @@
 //! the driver wakes the queue's subscriber through the hub, even if this connection
 //! has gone), then drain
 //! [`Session::poll_block`] and send the blocks. Stop reading from the socket while
-//! [`Session::wants_read`] is false. A `Close` action ends the connection.
+//! [`Session::wants_read`] is false. Keep one timer armed for
+//! [`Session::poll_timeout`] and call [`Session::handle_timeout`] when it fires (the
+//! hello and idle deadlines are the session's, see `timers`). A `Close` action ends
+//! the connection.
 //!
 //! Rules enforced here: a command is acted on only once its authenticator verified
 //! (the wire crate's `VerifiedCommand` proof); an authentication failure costs the
@@ -40,6 +44,7 @@
 mod auth;
 mod commands;
 mod delivery;
+mod timers;
 
 use std::collections::VecDeque;
 
@@ -61,6 +66,7 @@ use crate::store::{Store, WriteOp};
 
 use commands::Pending;
 use delivery::Subscription;
+use timers::Timers;
 
 pub use auth::{AUTH_CACHE_ENTRIES, SENDER_CACHE_ENTRIES};
 pub use delivery::DELIVERY_WINDOW;
@@ -116,6 +122,10 @@ pub enum CloseReason {
     Malformed,
     /// Too many commands over the rate limit.
     RateLimit,
+    /// No hello within the handshake timeout (a half-open or very slow client).
+    HelloTimeout,
+    /// Nothing received for the idle timeout.
+    IdleTimeout,
 }
 
 /// Something the driver must do for the session.
@@ -166,6 +176,8 @@ pub struct Session {
     senders: VecDeque<(SenderId, RecipientId, DhPublic)>,
     /// Subscribed queues whose delivery waits for the backlog to drain.
     stalled: Vec<RecipientId>,
+    /// The hello and idle deadlines (see `timers`).
+    timers: Timers,
 }
 
 impl core::fmt::Debug for Session {
@@ -192,7 +204,9 @@ impl Session {
             config.limits.command_burst,
             now.mono_ms,
         );
+        let timers = Timers::new(now, timers::millis(config.limits.handshake_timeout));
         let mut session = Self {
+            timers,
             config,
             metrics,
             session_secret,
@@ -274,6 +288,7 @@ impl Session {
         if self.is_closed() {
             return;
         }
+        self.timers.heard(now);
         if self.decoder.handle_block(block).is_err() {
             return self.close(CloseReason::Framing);
         }

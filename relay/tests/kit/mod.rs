@@ -1,18 +1,19 @@
 //! The relay's test kit for tests with the real `passage-relay` binary: [`Relay`] starts
-//! one on loopback with a configuration file (and stops or restarts it), [`Client`]
+//! one on loopback with a configuration file through the shared launcher
+//! (`passage_testkit::RelayProcess`), [`Client`]
 //! speaks the wire protocol to it directly, from a chosen loopback source address if
 //! asked. Every wait is bounded by [`WAIT`].
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead as _, BufReader, Read as _};
+use std::io::Read as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use passage_crypto::ENVELOPE_LEN;
 use passage_crypto::primitives::{DhPublic, DhSecret};
+use passage_testkit::{RelayOptions, RelayProcess, StopSignal};
 use passage_transport::{
     BlockStream, ConnectOptions, RelayAddress, TransportMode, connect_address,
 };
@@ -26,13 +27,13 @@ use rand::SeedableRng as _;
 pub const BIN: &str = env!("CARGO_BIN_EXE_passage-relay");
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// A running `passage-relay serve`, killed when dropped.
+/// A running `passage-relay serve` (the kit's [`RelayProcess`], with this crate's
+/// binary, `--log-level warn` and a `relay.toml`), killed when dropped.
 pub struct Relay {
-    pub child: Child,
+    pub process: RelayProcess,
     pub address: RelayAddress,
-    /// The directory holding `relay.toml` and `data/`.
+    /// The directory holding `relay.toml`, `data/` and the relay's stderr log.
     pub dir: PathBuf,
-    stderr: Option<std::thread::JoinHandle<String>>,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -56,87 +57,40 @@ impl Relay {
     pub fn start_in(dir: &Path, config: &str, fd_limit: Option<u32>) -> Relay {
         let config_path = dir.join("relay.toml");
         std::fs::write(&config_path, config).unwrap();
-        let mut command = match fd_limit {
-            None => Command::new(BIN),
-            Some(limit) => {
-                let mut c = Command::new("sh");
-                c.arg("-c")
-                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
-                    .arg(BIN);
-                c
-            }
+        let options = RelayOptions {
+            binary: Some(BIN.into()),
+            config: Some(config_path),
+            log_level: Some("warn".to_owned()),
+            fd_limit,
+            log: Some(dir.join("relay.stderr.log")),
+            ..RelayOptions::default()
         };
-        let mut child = command
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--log-level",
-                "warn",
-                "--config",
-            ])
-            .arg(&config_path)
-            .arg("--data")
-            .arg(dir.join("data"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut stderr = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(BufReader::new(stdout).lines().next());
-        });
-        let line = match rx.recv_timeout(WAIT) {
-            Ok(Some(Ok(line))) => line,
-            other => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let log = stderr.join().unwrap_or_default();
-                panic!("relay did not start: {other:?}; stderr:\n{log}");
-            }
-        };
-        let address = line
-            .strip_prefix("relay address: ")
-            .unwrap()
-            .parse()
-            .unwrap();
+        let process = RelayProcess::launch(&dir.join("data"), options)
+            .unwrap_or_else(|e| panic!("relay did not start: {e}"));
         Relay {
-            child,
-            address,
+            address: process.address().clone(),
+            process,
             dir: dir.to_path_buf(),
-            stderr: Some(stderr),
             _temp: None,
         }
     }
 
     /// Stops the relay with SIGTERM; returns its exit status and standard error.
     pub fn stop(mut self) -> (ExitStatus, String) {
-        let status = Command::new("kill")
-            .args(["-s", "TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let log = self.stderr.take().unwrap().join().unwrap_or_default();
-                return (status, log);
-            }
-            assert!(Instant::now() < deadline, "the relay did not stop in time");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let status = self
+            .process
+            .stop(StopSignal::Term)
+            .unwrap_or_else(|e| panic!("the relay did not stop in time: {e}"));
+        (status, self.process.log())
+    }
+
+    /// The relay's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid().expect("the relay runs")
     }
 
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -146,13 +100,6 @@ impl Relay {
 
     pub fn port(&self) -> u16 {
         self.address.port()
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
