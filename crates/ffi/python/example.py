@@ -9,3 +9,4 @@ async def main(directory, relay):
     await me.close()
 
 asyncio.run(main(sys.argv[1], sys.argv[2]))
+passage.shutdown()

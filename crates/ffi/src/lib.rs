@@ -33,7 +33,7 @@
 
 mod types;
 
-use std::sync::LazyLock;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use passage_client::messenger::{self, MessengerOptions};
@@ -52,27 +52,49 @@ pub use self::types::{
 uniffi::setup_scaffolding!();
 
 /// The runtime every call runs on: two worker threads (relay connections, the
-/// profile's task) and tokio's blocking pool (Argon2id).
-static RUNTIME: LazyLock<Result<tokio::runtime::Runtime, String>> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("passage")
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())
-});
+/// profile's task) and tokio's blocking pool (Argon2id). Made at the first call, ended
+/// by [`shutdown`].
+static RUNTIME: Mutex<Option<tokio::runtime::Runtime>> = Mutex::new(None);
+
+fn runtime_handle() -> Result<tokio::runtime::Handle, PassageError> {
+    let mut runtime = RUNTIME
+        .lock()
+        .map_err(|_| PassageError::Storage("the runtime lock is poisoned".into()))?;
+    if runtime.is_none() {
+        let built = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("passage")
+            .enable_all()
+            .build()
+            .map_err(|e| PassageError::Storage(format!("could not start the runtime: {e}")))?;
+        *runtime = Some(built);
+    }
+    runtime
+        .as_ref()
+        .map(|r| r.handle().clone())
+        .ok_or_else(|| PassageError::Storage("no runtime".into()))
+}
 
 /// Runs `work` on the crate's runtime and waits for it from whatever executor polls.
 async fn on_runtime<T: Send + 'static>(
     work: impl Future<Output = Result<T, PassageError>> + Send + 'static,
 ) -> Result<T, PassageError> {
-    let runtime = RUNTIME
-        .as_ref()
-        .map_err(|e| PassageError::Storage(format!("could not start the runtime: {e}")))?;
-    runtime
+    runtime_handle()?
         .spawn(work)
         .await
         .map_err(|_| PassageError::Closed("the operation was cancelled".into()))?
+}
+
+/// Ends the library's threads (waiting up to 2 s for them): call it last, after
+/// closing every profile, before the process exits. A language whose exit tears down
+/// its runtime while foreign threads may still call back into it (Python's does) needs
+/// this; a later call starts a new runtime.
+#[uniffi::export]
+pub fn shutdown() {
+    let runtime = RUNTIME.lock().ok().and_then(|mut r| r.take());
+    if let Some(runtime) = runtime {
+        runtime.shutdown_timeout(Duration::from_secs(2));
+    }
 }
 
 fn credentials(passphrase: String) -> Credentials {

@@ -96,3 +96,10 @@ def relay(tmp_path):
 @pytest.fixture
 def bindings():
     return passage_ffi
+
+
+@pytest.fixture(scope="session", autouse=True)
+def library_threads_end_before_python():
+    """The library's threads end before the interpreter does (see passage_ffi.shutdown)."""
+    yield
+    passage_ffi.shutdown()
