@@ -180,17 +180,7 @@ fn past_the_total_bytes_limit_sends_get_full_reads_and_acks_go_on_and_a_restart_
 fn below_the_disk_watermark_new_queues_and_sends_get_full() {
     let dir = tempfile::tempdir().unwrap();
     let relay = Relay::start_in(dir.path(), "", None);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
-    let sender = DhSecret::generate(&mut rng);
-    let queue = runtime().block_on(async {
-        let mut client = Client::connect(&relay, TransportMode::Tcp).await;
-        let queue = client.create_queue(None).await.unwrap();
-        client
-            .send(queue.sender_id, &sender, true, 1)
-            .await
-            .unwrap();
-        queue
-    });
+    let (queue, sender) = kit::queue_with_one_message(&relay, 9);
     relay.stop();
     // 16 TiB free is more than any test machine has.
     let relay = Relay::start_in(dir.path(), "min_free_disk_mib = 16777216\n", None);

@@ -7,11 +7,9 @@
 
 use std::num::NonZeroU16;
 
-use passage_crypto::primitives::DhSecret;
 use passage_transport::{
     ConnectOptions, RelayAddress, TransportError, TransportMode, connect_address,
 };
-use rand::SeedableRng as _;
 
 mod kit;
 
@@ -33,17 +31,7 @@ fn rotate_key_moves_old_addresses_during_the_overlap_and_destroys_the_old_key_af
     let data = dir.path().join("data");
     let relay = Relay::start_in(dir.path(), "", None);
     let old = relay.address.clone();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
-    let sender = DhSecret::generate(&mut rng);
-    let queue = runtime().block_on(async {
-        let mut client = Client::connect(&relay, TransportMode::Tcp).await;
-        let queue = client.create_queue(None).await.unwrap();
-        client
-            .send(queue.sender_id, &sender, true, 1)
-            .await
-            .unwrap();
-        queue
-    });
+    let (queue, sender) = kit::queue_with_one_message(&relay, 5);
     // Rotating while the relay runs: it goes on with the old key until restarted.
     let (status, log) = run_to_end(&["rotate-key", "--data", data.to_str().unwrap()]);
     assert!(status.success(), "{log}");

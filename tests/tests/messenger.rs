@@ -106,6 +106,13 @@ struct Pair {
     alice_id: ContactId,
 }
 
+impl Pair {
+    /// Alice, Bob, Bob's id at Alice, Alice's id at Bob.
+    fn parts(&self) -> (&Messenger, &Messenger, ContactId, ContactId) {
+        (&self.alice, &self.bob, self.bob_id, self.alice_id)
+    }
+}
+
 async fn pair() -> Pair {
     let relay = TestRelay::start(None).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -132,14 +139,8 @@ fn text_of(event: &MessengerEvent) -> Option<(ContactId, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_task_sends_while_another_waits_for_events_on_the_same_handle() {
     tokio::time::timeout(LIMIT, async {
-        let Pair {
-            alice,
-            bob,
-            bob_id,
-            alice_id,
-            ..
-        } = &pair().await;
-        let (alice, bob, bob_id, alice_id) = (alice, bob, *bob_id, *alice_id);
+        let pair = pair().await;
+        let (alice, bob, bob_id, alice_id) = pair.parts();
 
         // Bob's listener holds `next_event` the whole time; Bob sends from this task.
         let listener = bob.clone();
@@ -209,7 +210,7 @@ async fn an_idle_profile_locks_and_what_came_meanwhile_arrives_after_unlock() {
     tokio::time::timeout(LIMIT, async {
         let pair = pair().await;
         let bob_dir = pair.dir.path().join("bob");
-        let (alice, bob, bob_id, alice_id) = (&pair.alice, &pair.bob, pair.bob_id, pair.alice_id);
+        let (alice, bob, bob_id, alice_id) = pair.parts();
 
         // Bob's profile locks after 1 s without activity.
         bob.set_lock_after(Some(Duration::from_secs(1)))
@@ -281,14 +282,8 @@ const THOUSAND: usize = 1000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_messages_arrive_complete_in_order_once() {
     tokio::time::timeout(LIMIT, async {
-        let Pair {
-            alice,
-            bob,
-            bob_id,
-            alice_id,
-            ..
-        } = &pair().await;
-        let (alice, bob, bob_id, alice_id) = (alice, bob, *bob_id, *alice_id);
+        let pair = pair().await;
+        let (alice, bob, bob_id, alice_id) = pair.parts();
 
         let reader = {
             let bob = bob.clone();

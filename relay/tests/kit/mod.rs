@@ -392,6 +392,23 @@ impl Client {
     }
 }
 
+/// A new queue on `relay` holding one message (the first, which fixes the sender key),
+/// with the sender's key made from `seed`.
+pub fn queue_with_one_message(relay: &Relay, seed: u64) -> (Queue, DhSecret) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let sender = DhSecret::generate(&mut rng);
+    let queue = runtime().block_on(async {
+        let mut client = Client::connect(relay, TransportMode::Tcp).await;
+        let queue = client.create_queue(None).await.unwrap();
+        client
+            .send(queue.sender_id, &sender, true, 1)
+            .await
+            .unwrap();
+        queue
+    });
+    (queue, sender)
+}
+
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
